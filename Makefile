@@ -1,0 +1,43 @@
+# Relais developer entry points. Every target is also a plain command shown in README.md.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install gen check-gen lint test run bench
+
+$(BIN)/relais: pyproject.toml package.json package-lock.json
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## install: create .venv/ with `relais` in it, and node_modules/ with buf and protoc-gen-es
+install: $(BIN)/relais
+
+## gen: regenerate gen/ from proto/
+gen: install
+	$(BIN)/python tools/generate.py
+
+## check-gen: fail when gen/ is stale
+check-gen: install
+	$(BIN)/python tools/generate.py --check
+
+## lint: buf lint, buf breaking against the released baseline, ruff, mypy
+lint: install
+	node_modules/.bin/buf lint
+	node_modules/.bin/buf breaking --against proto/baseline.binpb
+	$(BIN)/ruff check server bridge cli clients tests bench tools
+	$(BIN)/mypy
+
+## test: the whole suite (SQLite and the local PostgreSQL)
+test: install
+	$(BIN)/pytest
+
+## run: serve gRPC on :50051 and HTTP on :8000 with the embedded defaults
+run: install
+	$(BIN)/relais serve
+
+## bench: run the benchmarks and print their tables
+bench: install
+	$(BIN)/python -m bench

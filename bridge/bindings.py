@@ -1,0 +1,148 @@
+"""The HTTP bindings declared in the descriptors, read and validated once at start-up.
+
+A binding is one (HTTP method, path template) of an RPC: its google.api.http rule or
+one of the rule's additional_bindings, with the relais.options.v1.http behaviour that
+applies to it. Every mistake a proto author can make (unknown field in a template or
+`body`, duplicate route, behaviour for a binding that does not exist) fails here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from types import ModuleType
+
+from google.api import annotations_pb2, http_pb2
+from google.protobuf import message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import Message
+
+import relais.v1
+from bridge.httprule import PathTemplate, TemplateError
+from relais.options.v1 import options_pb2
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Binding:
+    method: MethodDescriptor
+    http_method: str
+    template: PathTemplate
+    body: str
+    response_body: str
+    success_status: int
+    envelope: options_pb2.JsonEnvelope | None
+    set_cookies: tuple[options_pb2.SetCookie, ...]
+    access: options_pb2.AccessRule
+    # 0 for the rule itself, n for its n-th additional binding.
+    index: int
+
+    @property
+    def full_method(self) -> str:
+        """gRPC path, e.g. '/relais.v1.SystemService/GetHealth'."""
+        return f"/{self.method.containing_service.full_name}/{self.method.name}"
+
+    @property
+    def request_class(self) -> type[Message]:
+        return message_factory.GetMessageClass(self.method.input_type)
+
+    @property
+    def response_class(self) -> type[Message]:
+        return message_factory.GetMessageClass(self.method.output_type)
+
+    @property
+    def route_name(self) -> str:
+        return f"{self.method.containing_service.name}.{self.method.name}" + (f".{self.index}" if self.index else "")
+
+
+def contract_services(package: ModuleType = relais.v1) -> list[ServiceDescriptor]:
+    """Every service of the generated package (importing its *_pb2 modules)."""
+    services = []
+    for module_info in pkgutil.iter_modules(package.__path__):
+        if module_info.name.endswith("_pb2"):
+            module = importlib.import_module(f"{package.__name__}.{module_info.name}")
+            services.extend(module.DESCRIPTOR.services_by_name.values())
+    return sorted(services, key=lambda service: service.full_name)
+
+
+def compile_bindings(services: Iterable[ServiceDescriptor]) -> list[Binding]:
+    """All bindings, most specific path first; raises TemplateError on any inconsistency."""
+    bindings = [binding for service in services for method in service.methods for binding in _method_bindings(method)]
+    seen: dict[tuple[str, str], str] = {}
+    for binding in bindings:
+        key = (binding.http_method, binding.template.regex.pattern)
+        if key in seen:
+            raise TemplateError(f"{binding.http_method} {binding.template.source} is bound by {seen[key]} and {binding.route_name}")
+        seen[key] = binding.route_name
+    return sorted(bindings, key=lambda binding: binding.template.specificity)
+
+
+def _rules(rule: http_pb2.HttpRule) -> Iterator[http_pb2.HttpRule]:
+    yield rule
+    for additional in rule.additional_bindings:
+        if additional.additional_bindings:
+            raise TemplateError("additional_bindings cannot nest")
+        yield additional
+
+
+def _method_bindings(method: MethodDescriptor) -> list[Binding]:
+    options = method.GetOptions()
+    if not options.HasExtension(annotations_pb2.http):
+        return []
+    if method.client_streaming or method.server_streaming:
+        raise TemplateError(f"{method.full_name}: streaming RPCs need a stream framing option to be bound to HTTP")
+    behavior = options.Extensions[options_pb2.http]
+    access = options.Extensions[options_pb2.access]
+    per_binding = {(b.method.upper(), b.path): b for b in behavior.bindings}
+    bindings = []
+    for index, rule in enumerate(_rules(options.Extensions[annotations_pb2.http])):
+        verb = rule.WhichOneof("pattern")
+        if verb not in HTTP_METHODS:
+            raise TemplateError(f"{method.full_name}: unsupported pattern {verb!r}")
+        source = getattr(rule, verb)
+        template = PathTemplate.parse(source)
+        _check_fields(method, template, rule)
+        override = per_binding.pop((verb.upper(), source), None)
+        success = (override.success_status if override else 0) or behavior.success_status or 200
+        envelope = override.envelope if override and override.HasField("envelope") else None
+        bindings.append(Binding(
+            method=method, http_method=verb.upper(), template=template, body=rule.body,
+            response_body=rule.response_body, success_status=success, envelope=envelope,
+            set_cookies=tuple(behavior.set_cookies), access=access, index=index,
+        ))
+    if per_binding:
+        raise TemplateError(f"{method.full_name}: http behaviour for unknown bindings {sorted(per_binding)}")
+    return bindings
+
+
+def resolve_field(descriptor: Descriptor, field_path: str) -> FieldDescriptor:
+    """The field a dotted path names; KeyError if any step is missing."""
+    field: FieldDescriptor | None = None
+    current: Descriptor | None = descriptor
+    for name in field_path.split("."):
+        if current is None:
+            raise KeyError(field_path)
+        field = current.fields_by_name[name]
+        current = field.message_type
+    assert field is not None
+    return field
+
+
+def _check_fields(method: MethodDescriptor, template: PathTemplate, rule: http_pb2.HttpRule) -> None:
+    where = f"{method.full_name} {template.source}"
+    for variable in template.variables:
+        try:
+            field = resolve_field(method.input_type, variable.field_path)
+        except KeyError:
+            raise TemplateError(f"{where}: no field {variable.field_path!r} in {method.input_type.full_name}") from None
+        if field.is_repeated or field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+            raise TemplateError(f"{where}: path field {variable.field_path!r} must be a singular scalar")
+    if rule.body not in ("", "*") and rule.body not in method.input_type.fields_by_name:
+        raise TemplateError(f"{where}: body field {rule.body!r} not in {method.input_type.full_name}")
+    if rule.response_body and rule.response_body not in method.output_type.fields_by_name:
+        raise TemplateError(f"{where}: response_body {rule.response_body!r} not in {method.output_type.full_name}")
+    if rule.body and rule.WhichOneof("pattern") == "get":
+        raise TemplateError(f"{where}: GET bindings take no body")

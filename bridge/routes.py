@@ -1,0 +1,210 @@
+"""The route table compiled from the descriptors, and the one generic transcoding path.
+
+Each binding becomes a `ProtoRoute`; serving a request only runs the compiled plan:
+    HTTP request ─► request message (body, query, path) ─► unary RPC ─► JSON / HttpBody response
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+import orjson
+from google.protobuf.message import Message
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import Receive, Scope, Send
+
+from bridge.bindings import Binding
+from bridge.errors import error_response, rpc_error_response, validation_response
+from bridge.marshal import ParseError, json_to_message, message_to_json
+from bridge.query import apply_params, set_path_value
+from bridge.upstream import Upstream
+
+# HTTP headers passed to the server as gRPC metadata (credentials and client facts).
+FORWARDED_HEADERS = ("authorization", "cookie", "x-api-key", "x-csrf-token", "x-session-id", "user-agent")
+HTTP_BODY = "google.api.HttpBody"
+
+
+class BodyError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def request_id_of(scope: Scope) -> str:
+    return str(scope.get("state", {}).get("request_id", ""))
+
+
+class Transcoder:
+    """Runs one binding for one request."""
+
+    def __init__(self, upstream: Upstream, *, max_body_bytes: int, timeout: float = 60.0) -> None:
+        self._upstream = upstream
+        self._max_body = max_body_bytes
+        self._timeout = timeout
+
+    async def __call__(self, binding: Binding, request: Request, path_params: dict[str, str]) -> Response:
+        request_id = request_id_of(request.scope)
+        try:
+            message = await self._request_message(binding, request, path_params)
+        except ParseError as error:
+            return validation_response(error.violations, request_id)
+        except BodyError as error:
+            return error_response(error.status, code=error.code, message=error.message, request_id=request_id)
+        call = self._upstream.unary(binding)(message, metadata=self._metadata(request, request_id), timeout=self._timeout)
+        try:
+            response = await call
+        except grpc.aio.AioRpcError as error:
+            return rpc_error_response(error, request_id, _headers(error.initial_metadata(), error.trailing_metadata()))
+        headers = _headers(await call.initial_metadata(), await call.trailing_metadata())
+        return _render(binding, response, headers)
+
+    async def _request_message(self, binding: Binding, request: Request, path_params: dict[str, str]) -> Message:
+        message = binding.request_class()
+        if binding.body:
+            target = message if binding.body == "*" else getattr(message, binding.body)
+            await self._read_body(request, target, binding.body)
+        if binding.body != "*":
+            skip = {*path_params, binding.body} if binding.body else set(path_params)
+            apply_params(message, request.query_params.multi_items(), skip=skip)
+        for field_path, value in path_params.items():
+            set_path_value(message, field_path, value)
+        return message
+
+    async def _read_body(self, request: Request, target: Any, body_field: str) -> None:
+        raw = await self._bounded_body(request)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        prefix = "" if body_field == "*" else body_field
+        if not raw.strip():
+            return
+        if content_type in ("", "application/json") or content_type.endswith("+json"):
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError as error:
+                raise BodyError(400, "BAD_REQUEST", f"Malformed JSON body: {error}") from None
+            if isinstance(target, Message):
+                json_to_message(data, target, prefix)
+            return
+        if content_type == "application/x-www-form-urlencoded" and isinstance(target, Message):
+            pairs = urllib.parse.parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+            apply_params(target, pairs)
+            return
+        raise BodyError(415, "UNSUPPORTED_MEDIA_TYPE", f"Content type {content_type!r} is not accepted here; send JSON")
+
+    async def _bounded_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self._max_body:
+            raise BodyError(413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {self._max_body} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self._max_body:
+                raise BodyError(413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {self._max_body} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _metadata(request: Request, request_id: str) -> list[tuple[str, str]]:
+        metadata = [("x-request-id", request_id), ("x-http-method", request.method)]
+        if request.client:
+            metadata.append(("x-forwarded-for", request.client.host))
+        for name in FORWARDED_HEADERS:
+            value = request.headers.get(name)
+            if value and value.isascii() and value.isprintable():
+                metadata.append((name, value))
+        return metadata
+
+
+def _headers(*metadata: Any) -> dict[str, str]:
+    """Server metadata the HTTP client should see (x-ratelimit-*, …) as headers."""
+    headers: dict[str, str] = {}
+    for pairs in metadata:
+        for key, value in pairs or ():
+            if key.startswith("x-") and key != "x-request-id" and isinstance(value, str):
+                headers[key] = value
+    return headers
+
+
+def _render(binding: Binding, response: Message, headers: dict[str, str]) -> Response:
+    if response.DESCRIPTOR.full_name == HTTP_BODY:
+        return Response(response.data, status_code=binding.success_status,  # type: ignore[attr-defined]
+                        media_type=response.content_type or "application/octet-stream", headers=headers)  # type: ignore[attr-defined]
+    if binding.success_status == 204:
+        result = Response(status_code=204, headers=headers)
+    else:
+        payload = message_to_json(response)
+        if binding.response_body:
+            payload = payload[binding.response_body]
+        if binding.envelope is not None:
+            payload = {binding.envelope.data_field: payload, **dict(binding.envelope.constants)}
+        result = Response(orjson.dumps(payload), status_code=binding.success_status,
+                          media_type="application/json", headers=headers)
+    for cookie in binding.set_cookies:
+        _set_cookie(result, cookie, response)
+    return result
+
+
+def _field(message: Message, path: str) -> Any:
+    value: Any = message
+    for name in path.split("."):
+        value = getattr(value, name)
+    return value
+
+
+def _set_cookie(response: Response, cookie: Any, message: Message) -> None:
+    value = _field(message, cookie.field)
+    if not value:
+        return
+    max_age = int(_field(message, cookie.max_age_field)) if cookie.max_age_field else None
+    response.set_cookie(
+        cookie.name, str(value), max_age=max_age or None, path=cookie.path or "/",
+        secure=cookie.secure, httponly=cookie.http_only,
+        samesite=(cookie.same_site or "lax"),  # type: ignore[arg-type]
+    )
+
+
+class ProtoRoute(BaseRoute):
+    """A Starlette route for one binding: matches its method and compiled template."""
+
+    def __init__(self, binding: Binding, transcoder: Transcoder) -> None:
+        self.binding = binding
+        self.path = binding.template.source
+        self.name = binding.route_name
+        self._transcoder = transcoder
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        params = self.binding.template.match(scope["path"])
+        if params is None:
+            return Match.NONE, {}
+        child = {"path_params": params, "relais.route": self.binding.template.source}
+        if scope["method"] == self.binding.http_method:
+            return Match.FULL, child
+        return Match.PARTIAL, child
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != self.binding.http_method:
+            response = error_response(405, code="METHOD_NOT_ALLOWED", message=f"Method {scope['method']} not allowed",
+                                      request_id=request_id_of(scope), headers={"allow": self.binding.http_method})
+        else:
+            response = await self._transcoder(self.binding, Request(scope, receive), scope["path_params"])
+        await response(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        raise NoMatchFound(name, path_params)
+
+    def __repr__(self) -> str:
+        return f"ProtoRoute({self.binding.http_method} {self.path} → {self.binding.full_method})"
+
+
+def proto_routes(bindings: Iterable[Binding], transcoder: Transcoder) -> list[ProtoRoute]:
+    return [ProtoRoute(binding, transcoder) for binding in bindings]
+
+
+__all__ = ["Headers", "ProtoRoute", "Transcoder", "proto_routes"]

@@ -1,0 +1,48 @@
+"""The bridge's gRPC channel to the server, and one cached callable per RPC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from bridge.bindings import Binding
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+    ("grpc.max_send_message_length", 32 * 1024 * 1024),
+    # Keep the HTTP/2 connection warm so the first request after a pause is not slower.
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
+class Upstream:
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._channel: grpc.aio.Channel | None = None
+        self._unary: dict[str, Any] = {}
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        # Created lazily: grpc.aio channels bind to the running event loop.
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+        return self._channel
+
+    def unary(self, binding: Binding) -> Any:
+        """The unary-unary multicallable of a binding's RPC."""
+        callable_ = self._unary.get(binding.full_method)
+        if callable_ is None:
+            callable_ = self._unary[binding.full_method] = self.channel.unary_unary(
+                binding.full_method,
+                request_serializer=binding.request_class.SerializeToString,
+                response_deserializer=binding.response_class.FromString,
+            )
+        return callable_
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+            self._unary.clear()

@@ -1,0 +1,110 @@
+"""The `relais` command.
+
+    relais serve                                   # gRPC :50051 + HTTP :8000, data in ./data
+    relais serve --only grpc --grpc-port 50051
+    relais serve --only bridge --upstream grpc.internal:50051 --http-port 8080
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+
+from bridge.app import create_app
+from server.app import RelaisServer
+from server.config import Settings, load_settings
+from server.observability import configure_logging
+from server.system.service import relais_version
+
+app = typer.Typer(help="Relais: self-hostable AI platform service.", no_args_is_help=True, add_completion=False)
+log = logging.getLogger("relais")
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: `serve` stops gRPC and HTTP together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def loopback(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
+async def run_service(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set or SIGINT/SIGTERM, then shut down gracefully."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    if settings.only == "bridge" and not settings.upstream:
+        raise typer.BadParameter("--only bridge needs --upstream HOST:PORT")
+    grpc_server = RelaisServer(settings) if settings.only in ("all", "grpc") else None
+    http: _Uvicorn | None = None
+    waiters: list[asyncio.Task[object]] = [asyncio.create_task(stop.wait())]
+    try:
+        if grpc_server is not None:
+            port = await grpc_server.start()
+            waiters.append(asyncio.create_task(grpc_server.wait_for_termination()))
+        if settings.only in ("all", "bridge"):
+            upstream = settings.upstream or f"{loopback(settings.host)}:{port}"
+            http = _Uvicorn(uvicorn.Config(
+                create_app(upstream=upstream, max_body_bytes=settings.max_body_bytes),
+                host=settings.host, port=settings.http_port, log_config=None, lifespan="on",
+                timeout_graceful_shutdown=int(settings.shutdown_grace) or None, server_header=False,
+            ))
+            waiters.append(asyncio.create_task(http.serve()))
+            log.info("HTTP bridge on http://%s:%d → gRPC %s", settings.host, settings.http_port, upstream)
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        log.info("shutting down (grace %.0fs)", settings.shutdown_grace)
+        if http is not None:
+            # uvicorn stops accepting, lets in-flight requests finish, then returns.
+            http.should_exit = True
+            await asyncio.gather(waiters[-1], return_exceptions=True)
+        if grpc_server is not None:
+            await grpc_server.stop()
+        for task in waiters:
+            task.cancel()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (both ports).")] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTP bridge port [8000].")] = None,
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port [50051].")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where data lives [./data].")] = None,
+    only: Annotated[str | None, typer.Option(help="Run only 'grpc' or only 'bridge'.")] = None,
+    upstream: Annotated[str | None, typer.Option(help="gRPC server HOST:PORT for --only bridge.")] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL [SQLite under the data dir].")] = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING…")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML settings file (also RELAIS_CONFIG).", exists=True)] = None,
+) -> None:
+    """Serve gRPC and the HTTP bridge in one process (or one of them with --only)."""
+    try:
+        settings = load_settings(
+            config, host=host, http_port=http_port, grpc_port=grpc_port, data_dir=data_dir, only=only,
+            upstream=upstream, database_url=database_url, log_level=log_level,
+        )
+    except ValidationError as error:
+        raise typer.BadParameter(str(error)) from None
+    configure_logging(settings.log_level)
+    asyncio.run(run_service(settings))
+
+
+@app.command()
+def version() -> None:
+    """Print the Relais version."""
+    typer.echo(relais_version())

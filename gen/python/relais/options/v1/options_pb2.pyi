@@ -1,0 +1,77 @@
+from google.protobuf import descriptor_pb2 as _descriptor_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+ACCESS_FIELD_NUMBER: _ClassVar[int]
+access: _descriptor.FieldDescriptor
+HTTP_FIELD_NUMBER: _ClassVar[int]
+http: _descriptor.FieldDescriptor
+
+class AccessRule(_message.Message):
+    __slots__ = ("public", "allow_anonymous", "permission")
+    PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_ANONYMOUS_FIELD_NUMBER: _ClassVar[int]
+    PERMISSION_FIELD_NUMBER: _ClassVar[int]
+    public: bool
+    allow_anonymous: bool
+    permission: str
+    def __init__(self, public: _Optional[bool] = ..., allow_anonymous: _Optional[bool] = ..., permission: _Optional[str] = ...) -> None: ...
+
+class SetCookie(_message.Message):
+    __slots__ = ("name", "field", "http_only", "secure", "same_site", "path", "max_age_field")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    HTTP_ONLY_FIELD_NUMBER: _ClassVar[int]
+    SECURE_FIELD_NUMBER: _ClassVar[int]
+    SAME_SITE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    MAX_AGE_FIELD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    field: str
+    http_only: bool
+    secure: bool
+    same_site: str
+    path: str
+    max_age_field: str
+    def __init__(self, name: _Optional[str] = ..., field: _Optional[str] = ..., http_only: _Optional[bool] = ..., secure: _Optional[bool] = ..., same_site: _Optional[str] = ..., path: _Optional[str] = ..., max_age_field: _Optional[str] = ...) -> None: ...
+
+class JsonEnvelope(_message.Message):
+    __slots__ = ("data_field", "constants")
+    class ConstantsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    DATA_FIELD_FIELD_NUMBER: _ClassVar[int]
+    CONSTANTS_FIELD_NUMBER: _ClassVar[int]
+    data_field: str
+    constants: _containers.ScalarMap[str, str]
+    def __init__(self, data_field: _Optional[str] = ..., constants: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class BindingBehavior(_message.Message):
+    __slots__ = ("method", "path", "envelope", "success_status")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_STATUS_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    path: str
+    envelope: JsonEnvelope
+    success_status: int
+    def __init__(self, method: _Optional[str] = ..., path: _Optional[str] = ..., envelope: _Optional[_Union[JsonEnvelope, _Mapping]] = ..., success_status: _Optional[int] = ...) -> None: ...
+
+class HttpBehavior(_message.Message):
+    __slots__ = ("success_status", "set_cookies", "bindings")
+    SUCCESS_STATUS_FIELD_NUMBER: _ClassVar[int]
+    SET_COOKIES_FIELD_NUMBER: _ClassVar[int]
+    BINDINGS_FIELD_NUMBER: _ClassVar[int]
+    success_status: int
+    set_cookies: _containers.RepeatedCompositeFieldContainer[SetCookie]
+    bindings: _containers.RepeatedCompositeFieldContainer[BindingBehavior]
+    def __init__(self, success_status: _Optional[int] = ..., set_cookies: _Optional[_Iterable[_Union[SetCookie, _Mapping]]] = ..., bindings: _Optional[_Iterable[_Union[BindingBehavior, _Mapping]]] = ...) -> None: ...

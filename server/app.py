@@ -1,0 +1,131 @@
+"""Assemble and run the grpc.aio server: storage, services, interceptors, lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from relais.v1 import system_pb2, system_pb2_grpc
+from server.auth import AccessPolicy, Authenticator, NoIdentityAuthenticator
+from server.config import Settings
+from server.interceptors import chain
+from server.interceptors.auth import AuthScope
+from server.interceptors.errors import ErrorScope
+from server.interceptors.observe import ObserveScope
+from server.interceptors.request_id import RequestIdScope
+from server.observability import DATA_DIR_FREE_BYTES
+from server.scheduler.engine import Scheduler
+from server.storage import Database, create_database
+from server.system.probes import RedisProbe, disk_usage
+from server.system.service import SystemService
+from server.system.servicer import SystemServicer
+
+log = logging.getLogger("relais.server")
+
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRegistration:
+    """A servicer to add to the server, and the full service name reflection lists."""
+
+    add: Callable[[grpc.aio.Server], None]
+    name: str
+
+
+class RelaisServer:
+    """The gRPC half of Relais.
+
+        server = RelaisServer(settings)
+        port = await server.start()
+        ...
+        await server.stop()
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        authenticator: Authenticator | None = None,
+        extra_services: Sequence[ServiceRegistration] = (),
+    ) -> None:
+        self.settings = settings
+        self.database: Database = create_database(settings.sqlalchemy_url)
+        self.scheduler = Scheduler()
+        self.redis = RedisProbe(settings.redis_url) if settings.redis_url else None
+        self.policy = AccessPolicy()
+        self.system = SystemService(
+            database=self.database, data_dir=settings.data_dir, min_free_disk_bytes=settings.min_free_disk_bytes,
+            scheduler=self.scheduler, redis=self.redis,
+        )
+        self._authenticator = authenticator or NoIdentityAuthenticator()
+        self._extra_services = tuple(extra_services)
+        self._health = health.aio.HealthServicer()
+        self._server: grpc.aio.Server | None = None
+        self.port: int = 0
+
+    async def start(self) -> int:
+        """Migrate, start background tasks, bind and serve. Returns the bound port."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.migrate_on_start:
+            await self.database.migrate()
+        self.scheduler.add("disk-usage", 30.0, self._sample_disk)
+        self.scheduler.start()
+
+        server = grpc.aio.server(
+            interceptors=[chain(RequestIdScope(), ObserveScope(), ErrorScope(), AuthScope(self.policy, self._authenticator))],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        services = [self._registration(), *self._extra_services]
+        for service in services:
+            service.add(server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = [service.name for service in services]
+        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+
+        self.port = server.add_insecure_port(f"{self.settings.host}:{self.settings.grpc_port}")
+        if self.port == 0:
+            raise RuntimeError(f"cannot bind gRPC to {self.settings.host}:{self.settings.grpc_port}")
+        await server.start()
+        self._server = server
+        for name in ["", *names]:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("gRPC listening on %s:%d", self.settings.host, self.port)
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, let in-flight ones (streams included) finish for `grace`
+        seconds, then cancel what is left and release resources."""
+        grace = self.settings.shutdown_grace if grace is None else grace
+        if self._server is not None:
+            await self._health.enter_graceful_shutdown()
+            await self._server.stop(grace)
+            self._server = None
+        await self.scheduler.stop()
+        if self.redis:
+            await self.redis.close()
+        await self.database.dispose()
+        log.info("gRPC server stopped")
+
+    async def wait_for_termination(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    def _registration(self) -> ServiceRegistration:
+        servicer = SystemServicer(self.system)
+        return ServiceRegistration(
+            add=lambda server: system_pb2_grpc.add_SystemServiceServicer_to_server(servicer, server),
+            name=system_pb2.DESCRIPTOR.services_by_name["SystemService"].full_name,
+        )
+
+    async def _sample_disk(self) -> None:
+        DATA_DIR_FREE_BYTES.set(disk_usage(self.settings.data_dir).free_bytes)

@@ -1,0 +1,164 @@
+"""Who is calling, and may they call this method.
+
+The identity domain plugs an `Authenticator` in; this module only knows the
+contract: credentials in, principal out, and the method's AccessRule decides.
+Until an authenticator is configured, every non-public method is refused (401):
+the secure default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
+from typing import Protocol
+
+from google.protobuf import descriptor_pool
+
+from relais.options.v1 import options_pb2
+from server.errors import PermissionDenied, Unauthenticated
+
+# Infrastructure services every gRPC tool expects to reach without credentials.
+PUBLIC_SERVICES = frozenset({
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
+})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessRule:
+    public: bool = False
+    allow_anonymous: bool = False
+    permission: str = ""
+
+
+REQUIRE_AUTHENTICATION = AccessRule()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Principal:
+    """An authenticated caller (or the anonymous one)."""
+
+    subject: str
+    roles: frozenset[str] = frozenset()
+    permissions: frozenset[str] = frozenset()
+    anonymous: bool = False
+    session_id: str | None = None
+
+    def can(self, permission: str) -> bool:
+        return "*" in self.permissions or permission in self.permissions
+
+
+ANONYMOUS = Principal(subject="anonymous", roles=frozenset({"anonymous"}), anonymous=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Credentials:
+    """What a call presented, read from gRPC metadata (the bridge forwards HTTP headers)."""
+
+    bearer: str | None = None
+    api_key: str | None = None
+    cookie_token: str | None = None
+    csrf_token: str | None = None
+    session_id: str | None = None
+    client_ip: str | None = None
+    http_method: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def present(self) -> bool:
+        return bool(self.bearer or self.api_key or self.cookie_token)
+
+    @classmethod
+    def from_metadata(cls, metadata: Iterable[tuple[str, str | bytes]]) -> Credentials:
+        values = {key: value for key, value in metadata if isinstance(value, str)}
+        authorization = values.get("authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        forwarded = values.get("x-forwarded-for", "")
+        return cls(
+            bearer=token.strip() or None if scheme.lower() == "bearer" else None,
+            api_key=values.get("x-api-key") or None,
+            cookie_token=_cookie(values.get("cookie", ""), "access_token"),
+            csrf_token=values.get("x-csrf-token") or None,
+            session_id=values.get("x-session-id") or None,
+            client_ip=forwarded.split(",")[0].strip() or None,
+            http_method=values.get("x-http-method") or None,
+        )
+
+
+def _cookie(header: str, name: str) -> str | None:
+    if not header:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(header)
+    except CookieError:
+        return None
+    morsel = jar.get(name)
+    return morsel.value or None if morsel else None
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, credentials: Credentials) -> Principal | None:
+        """The principal behind the credentials; None or Unauthenticated when they prove nothing."""
+        ...
+
+
+class NoIdentityAuthenticator:
+    """Authenticates nobody: used until an identity provider is configured."""
+
+    async def authenticate(self, credentials: Credentials) -> Principal | None:
+        return None
+
+
+class AccessPolicy:
+    """Reads each method's AccessRule from the descriptors once, then admits callers."""
+
+    def __init__(self, *, allow_anonymous: bool = False, pool: descriptor_pool.DescriptorPool | None = None) -> None:
+        self._pool = pool or descriptor_pool.Default()
+        self._rules: dict[str, AccessRule] = {}
+        self.allow_anonymous = allow_anonymous
+
+    def rule_for(self, method: str) -> AccessRule:
+        """The rule of a full method name such as '/relais.v1.SystemService/GetHealth'."""
+        rule = self._rules.get(method)
+        if rule is None:
+            rule = self._rules[method] = self._read_rule(method)
+        return rule
+
+    def _read_rule(self, method: str) -> AccessRule:
+        service, _, name = method.strip("/").partition("/")
+        if service in PUBLIC_SERVICES:
+            return AccessRule(public=True)
+        try:
+            descriptor = self._pool.FindMethodByName(f"{service}.{name}")
+        except KeyError:
+            return REQUIRE_AUTHENTICATION
+        option = descriptor.GetOptions().Extensions[options_pb2.access]
+        return AccessRule(public=option.public, allow_anonymous=option.allow_anonymous, permission=option.permission)
+
+    async def admit(self, rule: AccessRule, credentials: Credentials, authenticator: Authenticator) -> Principal | None:
+        """The caller's principal, or Unauthenticated / PermissionDenied."""
+        principal = await self._authenticate(rule, credentials, authenticator)
+        if rule.public:
+            return principal
+        if principal is None:
+            if rule.allow_anonymous and self.allow_anonymous:
+                return ANONYMOUS
+            raise Unauthenticated("Authentication required")
+        if rule.permission and not principal.can(rule.permission):
+            raise PermissionDenied(f"Permission '{rule.permission}' required")
+        return principal
+
+    @staticmethod
+    async def _authenticate(rule: AccessRule, credentials: Credentials, authenticator: Authenticator) -> Principal | None:
+        if not credentials.present:
+            return None
+        try:
+            return await authenticator.authenticate(credentials)
+        except Unauthenticated:
+            # A stale token must not lock anyone out of public routes such as login.
+            if rule.public:
+                return None
+            raise

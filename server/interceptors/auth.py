@@ -1,0 +1,25 @@
+"""Enforce each method's AccessRule (relais.options.v1.access) before the servicer runs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from server.auth import AccessPolicy, Authenticator, Credentials
+from server.interceptors.call import CallState
+
+
+class AuthScope:
+    def __init__(self, policy: AccessPolicy, authenticator: Authenticator) -> None:
+        self._policy = policy
+        self._authenticator = authenticator
+
+    @contextlib.asynccontextmanager
+    async def scope(self, state: CallState, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        rule = self._policy.rule_for(state.method)
+        credentials = Credentials.from_metadata(context.invocation_metadata() or ())
+        state.principal = await self._policy.admit(rule, credentials, self._authenticator)
+        yield

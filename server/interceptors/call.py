@@ -1,0 +1,33 @@
+"""State of the RPC being served, shared by the interceptors and the servicers."""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass, field
+
+from server.auth import Principal
+
+
+@dataclass(slots=True, kw_only=True)
+class CallState:
+    method: str
+    request_id: str = ""
+    principal: Principal | None = None
+    # Metadata to send back with the status (rate-limit headers, request id...).
+    response_metadata: list[tuple[str, str]] = field(default_factory=list)
+
+
+_current: contextvars.ContextVar[CallState] = contextvars.ContextVar("relais_call")
+
+
+def current_call() -> CallState:
+    """The call being served. Only valid inside an RPC."""
+    return _current.get()
+
+
+def begin_call(state: CallState) -> contextvars.Token[CallState]:
+    return _current.set(state)
+
+
+def end_call(token: contextvars.Token[CallState]) -> None:
+    _current.reset(token)

@@ -1,0 +1,78 @@
+"""Logging set-up and the Prometheus metrics both halves of Relais record.
+
+Metric names follow the Prometheus conventions (`_total`, `_seconds`). Labels are
+bounded: gRPC method names and HTTP route *templates*, never raw paths.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+GRPC_STARTED = Counter(
+    "relais_grpc_server_started_total", "RPCs started on the server.", ["grpc_service", "grpc_method"]
+)
+GRPC_HANDLED = Counter(
+    "relais_grpc_server_handled_total",
+    "RPCs completed on the server, by status code.",
+    ["grpc_service", "grpc_method", "grpc_code"],
+)
+GRPC_LATENCY = Histogram(
+    "relais_grpc_server_handling_seconds",
+    "Time from the start of an RPC to its status.",
+    ["grpc_service", "grpc_method"],
+    buckets=LATENCY_BUCKETS,
+)
+HTTP_REQUESTS = Counter(
+    "relais_http_requests_total", "HTTP requests answered by the bridge.", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "relais_http_request_duration_seconds",
+    "Time from the request to the end of the response.",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+HTTP_IN_FLIGHT = Gauge("relais_http_requests_in_flight", "HTTP requests being answered.")
+DATA_DIR_FREE_BYTES = Gauge("relais_data_dir_free_bytes", "Free bytes on the data directory's volume.")
+SCHEDULER_RUNS = Counter(
+    "relais_scheduler_task_runs_total", "Scheduler task runs, by outcome.", ["task", "outcome"]
+)
+
+# Values that must never reach a log line, whatever logger emits them.
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key|authorization|cookie)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"),
+)
+
+
+def redact(text: str) -> str:
+    """Mask credentials in free text.
+
+    >>> redact("Authorization: Bearer abc.def password=hunter2")
+    'Authorization: Bearer *** password=***'
+    """
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(r"\1***", text)
+    return text
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats like logging.Formatter, then masks credentials (defence in depth)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # uvicorn's own access log would duplicate ours (which carries the request id).
+    logging.getLogger("uvicorn.access").disabled = True

@@ -1,0 +1,158 @@
+"""Health of the service: every value measured when asked."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from server.scheduler.engine import Scheduler, SchedulerSnapshot
+from server.storage import Database
+from server.system.probes import PROBE_TIMEOUT, DiskUsage, GpuProbe, GpuReport, RedisProbe, disk_usage
+
+log = logging.getLogger("relais.system")
+
+Counter = Callable[[], Awaitable[int]]
+Probe = Callable[[], Awaitable[bool]]
+
+
+class Status(enum.Enum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+class Dependency(enum.Enum):
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    NOT_CONFIGURED = "not_configured"
+
+
+def relais_version() -> str:
+    try:
+        return metadata.version("relais")
+    except metadata.PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthReport:
+    status: Status
+    version: str
+    measured_at: datetime
+    uptime_seconds: int
+    gpu: GpuReport
+    plugins_count: int
+    tools_count: int
+    database_ok: bool
+    database_ms: float
+    database_engine: str
+    redis_ms: float | None
+    redis_configured: bool
+    disk: DiskUsage
+    disk_ok: bool
+    inference: Dependency
+    vector_store: Dependency
+
+    @property
+    def redis_ok(self) -> bool | None:
+        return self.redis_ms is not None if self.redis_configured else None
+
+
+@dataclass(slots=True, kw_only=True)
+class Registries:
+    """What other domains contribute to the health report; absent ones count as zero
+    or "not configured"."""
+
+    counters: dict[str, Counter] = field(default_factory=dict)
+    dependencies: dict[str, Probe] = field(default_factory=dict)
+
+
+class SystemService:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        data_dir: Path,
+        min_free_disk_bytes: int,
+        scheduler: Scheduler,
+        redis: RedisProbe | None = None,
+        gpu: GpuProbe | None = None,
+        registries: Registries | None = None,
+    ) -> None:
+        self._database = database
+        self._data_dir = data_dir
+        self._min_free = min_free_disk_bytes
+        self._scheduler = scheduler
+        self._redis = redis
+        self._gpu = gpu or GpuProbe()
+        self.registries = registries or Registries()
+        self._started = time.monotonic()
+
+    async def health(self) -> HealthReport:
+        (database_ms, database_ok), redis_ms, gpu, counts, states = await asyncio.gather(
+            self._ping_database(),
+            self._redis.ping() if self._redis else _none(),
+            self._gpu.measure(),
+            self._counts(("plugins", "tools")),
+            self._dependencies(("inference", "vector_store")),
+        )
+        disk = disk_usage(self._data_dir)
+        disk_ok = disk.free_bytes >= self._min_free
+        redis_ok = redis_ms is not None if self._redis else True
+        if not database_ok:
+            status = Status.UNHEALTHY
+        elif not (disk_ok and redis_ok) or Dependency.DISCONNECTED in states.values():
+            status = Status.DEGRADED
+        else:
+            status = Status.HEALTHY
+        return HealthReport(
+            status=status, version=relais_version(), measured_at=datetime.now(UTC),
+            uptime_seconds=int(time.monotonic() - self._started), gpu=gpu,
+            plugins_count=counts["plugins"], tools_count=counts["tools"],
+            database_ok=database_ok, database_ms=database_ms, database_engine=self._database.dialect,
+            redis_ms=redis_ms, redis_configured=self._redis is not None,
+            disk=disk, disk_ok=disk_ok, inference=states["inference"], vector_store=states["vector_store"],
+        )
+
+    def scheduler_state(self) -> SchedulerSnapshot:
+        return self._scheduler.snapshot()
+
+    async def _ping_database(self) -> tuple[float, bool]:
+        try:
+            return await asyncio.wait_for(self._database.ping(), PROBE_TIMEOUT), True
+        except Exception:
+            log.warning("database probe failed", exc_info=True)
+            return 0.0, False
+
+    async def _counts(self, names: tuple[str, ...]) -> Mapping[str, int]:
+        counters = [self.registries.counters.get(name) for name in names]
+        values = await asyncio.gather(*(counter() if counter else _zero() for counter in counters))
+        return dict(zip(names, values, strict=True))
+
+    async def _dependencies(self, names: tuple[str, ...]) -> Mapping[str, Dependency]:
+        async def state(probe: Probe | None) -> Dependency:
+            if probe is None:
+                return Dependency.NOT_CONFIGURED
+            try:
+                ok = await asyncio.wait_for(probe(), PROBE_TIMEOUT)
+            except Exception:
+                ok = False
+            return Dependency.CONNECTED if ok else Dependency.DISCONNECTED
+
+        values = await asyncio.gather(*(state(self.registries.dependencies.get(name)) for name in names))
+        return dict(zip(names, values, strict=True))
+
+
+async def _none() -> None:
+    return None
+
+
+async def _zero() -> int:
+    return 0
