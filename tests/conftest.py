@@ -1,0 +1,79 @@
+"""Shared fixtures: real databases, a real Relais stack on ephemeral ports, real clients.
+
+Every stack-backed test runs twice, on SQLite and on PostgreSQL (RELAIS_TEST_POSTGRES_URL,
+default the local server CI provides). Each session gets its own PostgreSQL schema,
+dropped at the end, so parallel runs do not collide.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import psycopg
+import pytest
+
+from server.config import Settings
+from tests.support import services
+from tests.support.live import LiveStack
+
+POSTGRES_URL = os.environ.get("RELAIS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema."""
+    schema = f"relais_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    options = urllib.parse.quote(f"-csearch_path={schema}")
+    yield f"{POSTGRES_URL}?options={options}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'relais.db'}"
+    return str(request.getfixturevalue("postgres_schema_url"))
+
+
+def stack_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
+    return Settings(host="127.0.0.1", grpc_port=0, http_port=0, data_dir=data_dir, database_url=database_url,
+                    min_free_disk_bytes=0, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def test_servicer() -> services.TranscodingServicer:
+    return services.TranscodingServicer()
+
+
+@pytest.fixture(scope="session")
+def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory,
+          test_servicer: services.TranscodingServicer) -> Iterator[LiveStack]:
+    live = LiveStack(
+        stack_settings(tmp_path_factory.mktemp("data"), database_url, max_body_bytes=64 * 1024),
+        authenticator=services.TokenAuthenticator(),
+        extra_services=[services.registration(test_servicer)],
+        extra_descriptors=[services.pb.DESCRIPTOR.services_by_name["TranscodingService"]],
+    ).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def http(stack: LiveStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.base_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def channel(stack: LiveStack) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(stack.grpc_target) as opened:
+        yield opened

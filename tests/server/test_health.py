@@ -1,0 +1,95 @@
+"""GET /health and GET /manager/health: measured values, over gRPC and HTTP."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import httpx
+import pytest
+
+from relais.v1 import system_pb2, system_pb2_grpc
+from tests.conftest import stack_settings
+from tests.support.live import LiveStack
+
+
+def test_health_over_http_reports_measured_values(http: httpx.Client, stack: LiveStack) -> None:
+    response = http.get("/health")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "healthy"
+    assert body["db_ok"] is True and body["checks"]["database"] is True
+    assert body["database_engine"] == stack.server.database.dialect
+    assert body["latency"]["database_ms"] > 0
+    usage = shutil.disk_usage(stack.settings.data_dir)
+    assert abs(body["disk"]["free_bytes"] - usage.free) < 512 * 1024 * 1024
+    assert body["disk"]["total_bytes"] == usage.total
+    assert body["checks"]["redis"] is None  # not configured in this stack
+    assert body["gpu"] == {"available": bool(shutil.which("nvidia-smi")) and body["gpu"]["count"] > 0,
+                           "count": body["gpu"]["count"], "names": body["gpu"]["names"]}
+    measured = datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00"))
+    assert abs(datetime.now(UTC) - measured) < timedelta(seconds=30)
+    assert body["time"] == body["timestamp"]
+    assert isinstance(body["uptime"], int) and body["uptime"] >= 0
+    assert body["ollama"] == "not_configured" and body["chromadb"] == "not_configured"
+    assert body["plugins_count"] == 0 and body["tools_count"] == 0
+
+
+def test_health_over_grpc_matches_the_contract(channel: grpc.Channel) -> None:
+    stub = system_pb2_grpc.SystemServiceStub(channel)
+
+    reply = stub.GetHealth(system_pb2.GetHealthRequest())
+
+    assert reply.status == system_pb2.HEALTH_STATUS_HEALTHY
+    assert reply.db_ok and reply.checks.database
+    assert not reply.checks.HasField("redis")
+
+
+def test_health_reports_unhealthy_when_the_database_does_not_answer(tmp_path: Path) -> None:
+    # A real PostgreSQL URL on a port where nothing listens.
+    settings = stack_settings(tmp_path, "postgresql://postgres@127.0.0.1:1/none", migrate_on_start=False)
+    live = LiveStack(settings).start()
+    try:
+        response = httpx.get(f"{live.base_url}/health", timeout=30)
+    finally:
+        live.stop()
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "unhealthy"
+    assert body["db_ok"] is False and body["checks"]["database"] is False
+
+
+def test_manager_health_requires_authentication(http: httpx.Client) -> None:
+    response = http.get("/manager/health")
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "AUTHENTICATION_ERROR"
+
+
+def test_manager_health_reports_the_scheduler(http: httpx.Client) -> None:
+    response = http.get("/manager/health", headers={"Authorization": "Bearer user-token"})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "healthy" and body["running"] is True
+    assert body["tasks_count"] == len(body["tasks"]) >= 1
+    disk_task = next(task for task in body["tasks"] if task["name"] == "disk-usage")
+    assert disk_task["runs"] >= 1 and disk_task["failures"] == 0
+    assert disk_task["last_run"] is not None and disk_task["next_run"] > disk_task["last_run"]
+
+
+@pytest.mark.parametrize("redis_url, expected", [("redis://127.0.0.1:6379/0", True), ("redis://127.0.0.1:1/0", False)])
+def test_health_probes_redis_for_real(redis_url: str, expected: bool, tmp_path: Path, database_url: str) -> None:
+    live = LiveStack(stack_settings(tmp_path, database_url, redis_url=redis_url)).start()
+    try:
+        body = httpx.get(f"{live.base_url}/health", timeout=30).json()
+    finally:
+        live.stop()
+
+    assert body["checks"]["redis"] is expected
+    assert body["status"] == ("healthy" if expected else "degraded")
+    assert (body["latency"]["redis_ms"] is not None) is expected

@@ -1,0 +1,88 @@
+"""A real Relais stack for tests: grpc.aio server + uvicorn bridge on ephemeral ports,
+running on their own event loop in a background thread, so tests can call them
+with any client (sync or async) over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import uvicorn
+from google.protobuf.descriptor import ServiceDescriptor
+
+from bridge.app import create_app
+from bridge.bindings import contract_services
+from cli.main import _Uvicorn
+from server.app import RelaisServer, ServiceRegistration
+from server.auth import Authenticator
+from server.config import Settings
+
+T = TypeVar("T")
+
+
+@dataclass
+class LiveStack:
+    settings: Settings
+    authenticator: Authenticator | None = None
+    extra_services: Sequence[ServiceRegistration] = ()
+    extra_descriptors: Sequence[ServiceDescriptor] = ()
+    server: RelaisServer = field(init=False)
+    grpc_port: int = 0
+    http_port: int = 0
+    _loop: asyncio.AbstractEventLoop = field(init=False)
+    _thread: threading.Thread = field(init=False)
+    _http: uvicorn.Server | None = None
+    _http_task: asyncio.Task[None] | None = None
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> LiveStack:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="relais-live-stack", daemon=True)
+        self._thread.start()
+        self.run(self._start())
+        return self
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        """Run a coroutine on the stack's loop and wait for its result."""
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        return future.result(timeout)
+
+    def stop(self) -> None:
+        self.run(self._stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    async def _start(self) -> None:
+        self.server = RelaisServer(self.settings, authenticator=self.authenticator, extra_services=self.extra_services)
+        self.grpc_port = await self.server.start()
+        app = create_app(upstream=self.grpc_target, max_body_bytes=self.settings.max_body_bytes,
+                         services=[*contract_services(), *self.extra_descriptors])
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        self.http_port = listener.getsockname()[1]
+        self._http = _Uvicorn(uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=5))
+        self._http_task = asyncio.get_running_loop().create_task(self._http.serve(sockets=[listener]))
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()
+            await asyncio.sleep(0.01)
+
+    async def _stop(self) -> None:
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            await self._http_task
+        await self.server.stop(grace=1)
