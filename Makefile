@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install gen check-gen lint test run bench
+.PHONY: install gen check-gen lint test run bench baseline
 
 $(BIN)/relais: pyproject.toml package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,7 @@ lint: install
 	node_modules/.bin/buf lint
 	node_modules/.bin/buf breaking --against proto/baseline.binpb
 	$(BIN)/ruff check server bridge cli clients tests bench tools
+	$(BIN)/ruff format --check server bridge cli clients tests bench tools
 	$(BIN)/mypy
 
 ## test: the whole suite (SQLite and the local PostgreSQL)
@@ -41,3 +42,7 @@ run: install
 ## bench: run the benchmarks and print their tables
 bench: install
 	$(BIN)/python -m bench
+
+## baseline: record the current contract as the one `buf breaking` protects (after a release)
+baseline: install
+	node_modules/.bin/buf build -o proto/baseline.binpb

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,8 @@ from bridge.pages import PAGE_OPERATIONS, install_pages
 from bridge.routes import Transcoder, proto_routes, request_id_of
 from bridge.upstream import Upstream
 from server.system.service import relais_version
+
+log = logging.getLogger("relais.bridge")
 
 TITLE = "Relais"
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
@@ -51,8 +54,23 @@ def create_app(
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "HTTP_ERROR")
         message = "No route matches this path" if error.status_code == 404 else str(error.detail)
-        return error_response(error.status_code, code=code, message=message, request_id=request_id_of(request.scope),
-                              headers=getattr(error, "headers", None))
+        return error_response(
+            error.status_code,
+            code=code,
+            message=message,
+            request_id=request_id_of(request.scope),
+            headers=getattr(error, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unexpected bridge error request_id=%s", request_id_of(request.scope))
+        return error_response(
+            500,
+            code="INTERNAL_ERROR",
+            request_id=request_id_of(request.scope),
+            message=f"Internal error; the log has the details under request id {request_id_of(request.scope)}",
+        )
 
     app.add_middleware(ObservabilityMiddleware)
     app.state.bindings = bindings

@@ -13,15 +13,16 @@ import pkgutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
+from typing import cast
 
+import relais.v1
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
-
-import relais.v1
-from bridge.httprule import PathTemplate, TemplateError
 from relais.options.v1 import options_pb2
+
+from bridge.httprule import PathTemplate, TemplateError
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 
@@ -47,11 +48,11 @@ class Binding:
 
     @property
     def request_class(self) -> type[Message]:
-        return message_factory.GetMessageClass(self.method.input_type)
+        return cast(type[Message], message_factory.GetMessageClass(self.method.input_type))
 
     @property
     def response_class(self) -> type[Message]:
-        return message_factory.GetMessageClass(self.method.output_type)
+        return cast(type[Message], message_factory.GetMessageClass(self.method.output_type))
 
     @property
     def route_name(self) -> str:
@@ -75,7 +76,9 @@ def compile_bindings(services: Iterable[ServiceDescriptor]) -> list[Binding]:
     for binding in bindings:
         key = (binding.http_method, binding.template.regex.pattern)
         if key in seen:
-            raise TemplateError(f"{binding.http_method} {binding.template.source} is bound by {seen[key]} and {binding.route_name}")
+            raise TemplateError(
+                f"{binding.http_method} {binding.template.source} is bound by {seen[key]} and {binding.route_name}"
+            )
         seen[key] = binding.route_name
     return sorted(bindings, key=lambda binding: binding.template.specificity)
 
@@ -108,11 +111,20 @@ def _method_bindings(method: MethodDescriptor) -> list[Binding]:
         override = per_binding.pop((verb.upper(), source), None)
         success = (override.success_status if override else 0) or behavior.success_status or 200
         envelope = override.envelope if override and override.HasField("envelope") else None
-        bindings.append(Binding(
-            method=method, http_method=verb.upper(), template=template, body=rule.body,
-            response_body=rule.response_body, success_status=success, envelope=envelope,
-            set_cookies=tuple(behavior.set_cookies), access=access, index=index,
-        ))
+        bindings.append(
+            Binding(
+                method=method,
+                http_method=verb.upper(),
+                template=template,
+                body=rule.body,
+                response_body=rule.response_body,
+                success_status=success,
+                envelope=envelope,
+                set_cookies=tuple(behavior.set_cookies),
+                access=access,
+                index=index,
+            )
+        )
     if per_binding:
         raise TemplateError(f"{method.full_name}: http behaviour for unknown bindings {sorted(per_binding)}")
     return bindings

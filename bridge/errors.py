@@ -75,10 +75,12 @@ def http_status(code: grpc.StatusCode, reason: str = "") -> int:
 
 
 def reason_for(code: grpc.StatusCode) -> str:
-    return _DEFAULT_REASON.get(code, code.name)
+    return _DEFAULT_REASON.get(code, str(code.name))
 
 
-def error_body(*, code: str, message: str, request_id: str, details: list[FieldViolation] | None = None) -> dict[str, object]:
+def error_body(
+    *, code: str, message: str, request_id: str, details: list[FieldViolation] | None = None
+) -> dict[str, object]:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "detail": message,
@@ -97,15 +99,22 @@ def error_body(*, code: str, message: str, request_id: str, details: list[FieldV
 
 
 def error_response(
-    status: int, *, code: str, message: str, request_id: str,
-    details: list[FieldViolation] | None = None, headers: dict[str, str] | None = None,
+    status: int,
+    *,
+    code: str,
+    message: str,
+    request_id: str,
+    details: list[FieldViolation] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     body = orjson.dumps(error_body(code=code, message=message, request_id=request_id, details=details))
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def validation_response(violations: list[FieldViolation], request_id: str) -> Response:
-    return error_response(422, code="VALIDATION_ERROR", message="Validation failed", request_id=request_id, details=violations)
+    return error_response(
+        422, code="VALIDATION_ERROR", message="Validation failed", request_id=request_id, details=violations
+    )
 
 
 def rpc_error_response(error: grpc.aio.AioRpcError, request_id: str, headers: dict[str, str] | None = None) -> Response:
@@ -129,8 +138,12 @@ def rpc_error_response(error: grpc.aio.AioRpcError, request_id: str, headers: di
                 detail.Unpack(bad)
                 violations = [FieldViolation(field=v.field, message=v.description) for v in bad.field_violations]
     return error_response(
-        http_status(code, reason), code=reason or reason_for(code), message=message,
-        request_id=request_id, details=violations, headers=headers,
+        http_status(code, reason),
+        code=reason or reason_for(code),
+        message=message,
+        request_id=request_id,
+        details=violations,
+        headers=headers,
     )
 
 

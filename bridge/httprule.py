@@ -1,14 +1,14 @@
 """Path templates of google.api.HttpRule, compiled once into regular expressions.
 
-    Template = "/" Segments [ Verb ] ;
-    Segments = Segment { "/" Segment } ;
-    Segment  = "*" | "**" | LITERAL | Variable ;
-    Variable = "{" FieldPath [ "=" Segments ] "}" ;
-    Verb     = ":" LITERAL ;
+Template = "/" Segments [ Verb ] ;
+Segments = Segment { "/" Segment } ;
+Segment  = "*" | "**" | LITERAL | Variable ;
+Variable = "{" FieldPath [ "=" Segments ] "}" ;
+Verb     = ":" LITERAL ;
 
-    >>> t = PathTemplate.parse("/v1/{name=shelves/*/books/*}:publish")
-    >>> t.match("/v1/shelves/1/books/2:publish")
-    {'name': 'shelves/1/books/2'}
+>>> t = PathTemplate.parse("/v1/{name=shelves/*/books/*}:publish")
+>>> t.match("/v1/shelves/1/books/2:publish")
+{'name': 'shelves/1/books/2'}
 """
 
 from __future__ import annotations
@@ -78,11 +78,23 @@ class PathTemplate:
                 ranks.append({"*": 1, "**": 3}.get(segment, 0))
         return (*ranks, 2 if not self.verb else 0)
 
-    @property
-    def openapi_path(self) -> str:
-        """The template in OpenAPI form: /v1/{name}:publish."""
-        parts = [f"{{{s.field_path}}}" if isinstance(s, Variable) else s for s in self.segments]
+    def openapi_path(self, names: tuple[str, ...] | None = None) -> str:
+        """The template in OpenAPI form, /v1/{name}:publish, with the variables
+        renamed to `names` (OpenAPI forbids two paths differing only in names)."""
+        names = names or self.parameter_names
+        rename = dict(zip(self.variables, names, strict=True))
+        parts = [f"{{{rename[s]}}}" if isinstance(s, Variable) else s for s in self.segments]
         return "/" + "/".join(parts) + (f":{self.verb}" if self.verb else "")
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """OpenAPI parameter names of the variables (dots become underscores)."""
+        return tuple(v.field_path.replace(".", "_") for v in self.variables)
+
+    @property
+    def shape(self) -> str:
+        """The template with its variables anonymised: equal shapes match the same URLs."""
+        return self.openapi_path(tuple("{}" for _ in self.variables))
 
 
 def _split_verb(body: str, source: str) -> tuple[str, str]:

@@ -9,9 +9,9 @@
     timestamps    RFC 3339 UTC, e.g. "2024-01-15T10:30:00Z"
     bytes         base64
 
-Parsing accepts what clients of the seeds send: those forms, plus enum full names
-or numbers, numeric strings for numbers, numbers for strings, and unknown keys
-(ignored). Every problem is reported with the field's path, all at once.
+Parsing accepts those forms plus what proto3 JSON accepts (enum full names or
+numbers, numeric strings for numbers), and ignores unknown keys. Every problem
+is reported with the field's path, all at once.
 
 Per message type, the field plan is computed once and cached.
 """
@@ -117,7 +117,10 @@ def _plan(descriptor: Descriptor) -> tuple[_FieldPlan, ...]:
     plans = []
     for field in descriptor.fields:
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            key_field, value_field = field.message_type.fields_by_name["key"], field.message_type.fields_by_name["value"]
+            key_field, value_field = (
+                field.message_type.fields_by_name["key"],
+                field.message_type.fields_by_name["value"],
+            )
             plans.append(_FieldPlan(field.name, "map", _printer(value_field), _printer(key_field)))
         elif field.is_repeated:
             plans.append(_FieldPlan(field.name, "list", _printer(field)))
@@ -135,9 +138,9 @@ def message_to_json(message: Message) -> Json:
     descriptor = message.DESCRIPTOR
     full_name = descriptor.full_name
     if full_name in _STRING_FORM:
-        return message.ToJsonString()  # type: ignore[attr-defined]
+        return message.ToJsonString()
     if full_name in _WRAPPERS:
-        return _printer(descriptor.fields_by_name["value"])(message.value)  # type: ignore[attr-defined]
+        return _printer(descriptor.fields_by_name["value"])(message.value)
     if full_name in _JSON_NATIVE:
         return json_format.MessageToDict(message)
     out: dict[str, Json] = {}
@@ -194,14 +197,14 @@ def _scalar(field: FieldDescriptor, value: Json, path: str) -> Any:
     if field.type == FD.TYPE_BYTES:
         if not isinstance(value, str):
             raise _violation(path, "must be a base64 string")
+        padded = value + "=" * (-len(value) % 4)
+        altchars = b"-_" if "-" in value or "_" in value else None  # accept the URL-safe alphabet too
         try:
-            return base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_" if "-" in value or "_" in value else None)
+            return base64.b64decode(padded, altchars=altchars, validate=True)
         except (binascii.Error, ValueError):
             raise _violation(path, "must be a base64 string") from None
     if isinstance(value, str):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
     raise _violation(path, "must be a string")
 
 
@@ -299,16 +302,16 @@ def _set_map(container: Any, field: FieldDescriptor, value: Json, path: str) -> 
 def _well_known(data: Json, message: Message, path: str) -> None:
     full_name = message.DESCRIPTOR.full_name
     if full_name == "google.protobuf.Timestamp" and isinstance(data, (int, float)) and not isinstance(data, bool):
-        message.FromNanoseconds(int(data * 1_000_000_000))  # type: ignore[attr-defined]
+        message.FromNanoseconds(int(data * 1_000_000_000))
         return
     if full_name in _WRAPPERS:
-        message.value = _scalar(message.DESCRIPTOR.fields_by_name["value"], data, path)  # type: ignore[attr-defined]
+        message.value = _scalar(message.DESCRIPTOR.fields_by_name["value"], data, path)
         return
     try:
         if full_name in _STRING_FORM:
             if not isinstance(data, str):
                 raise ValueError("must be a string")
-            message.FromJsonString(data)  # type: ignore[attr-defined]
+            message.FromJsonString(data)
         else:
             json_format.ParseDict(data, message)
     except (ValueError, json_format.ParseError) as error:

@@ -62,5 +62,11 @@ class ObservabilityMiddleware:
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_LATENCY.labels(method, route).observe(elapsed)
             # The template, not the path or query: those can carry tokens (/ws/chat?token=…).
-            log.info("http method=%s route=%s status=%d duration_ms=%.2f request_id=%s",
-                     method, route, status, elapsed * 1000, request_id)
+            log.info(
+                "http method=%s route=%s status=%d duration_ms=%.2f request_id=%s",
+                method,
+                route,
+                status,
+                elapsed * 1000,
+                request_id,
+            )

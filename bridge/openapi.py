@@ -21,11 +21,16 @@ FD = FieldDescriptor
 Schema = dict[str, Any]
 
 _INTEGER = {
-    FD.TYPE_INT32: ("int32", -(2**31), 2**31 - 1), FD.TYPE_SINT32: ("int32", -(2**31), 2**31 - 1),
-    FD.TYPE_SFIXED32: ("int32", -(2**31), 2**31 - 1), FD.TYPE_UINT32: ("int32", 0, 2**32 - 1),
-    FD.TYPE_FIXED32: ("int32", 0, 2**32 - 1), FD.TYPE_INT64: ("int64", -(2**63), 2**63 - 1),
-    FD.TYPE_SINT64: ("int64", -(2**63), 2**63 - 1), FD.TYPE_SFIXED64: ("int64", -(2**63), 2**63 - 1),
-    FD.TYPE_UINT64: ("int64", 0, 2**64 - 1), FD.TYPE_FIXED64: ("int64", 0, 2**64 - 1),
+    FD.TYPE_INT32: ("int32", -(2**31), 2**31 - 1),
+    FD.TYPE_SINT32: ("int32", -(2**31), 2**31 - 1),
+    FD.TYPE_SFIXED32: ("int32", -(2**31), 2**31 - 1),
+    FD.TYPE_UINT32: ("int32", 0, 2**32 - 1),
+    FD.TYPE_FIXED32: ("int32", 0, 2**32 - 1),
+    FD.TYPE_INT64: ("int64", -(2**63), 2**63 - 1),
+    FD.TYPE_SINT64: ("int64", -(2**63), 2**63 - 1),
+    FD.TYPE_SFIXED64: ("int64", -(2**63), 2**63 - 1),
+    FD.TYPE_UINT64: ("int64", 0, 2**64 - 1),
+    FD.TYPE_FIXED64: ("int64", 0, 2**64 - 1),
 }
 _WELL_KNOWN: dict[str, Schema] = {
     "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
@@ -42,24 +47,37 @@ ERROR_SCHEMA: Schema = {
     "description": "The one error body of every route.",
     "required": ["detail", "code", "status", "timestamp", "request_id", "error"],
     "properties": {
-        "detail": {"type": "string"}, "code": {"type": "string"}, "status": {"const": "error"},
-        "timestamp": {"type": "string", "format": "date-time"}, "request_id": {"type": "string"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "status": {"const": "error"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "request_id": {"type": "string"},
         "error": {
             "type": "object",
             "properties": {
-                "code": {"type": "string"}, "message": {"type": "string"},
-                "details": {"type": "array", "items": {
-                    "type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-                }},
-                "timestamp": {"type": "string", "format": "date-time"}, "request_id": {"type": "string"},
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                    },
+                },
+                "timestamp": {"type": "string", "format": "date-time"},
+                "request_id": {"type": "string"},
             },
         },
     },
 }
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-    "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "access_token",
-                   "description": "Unsafe methods also need the X-CSRF-Token header."},
+    "cookieAuth": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "access_token",
+        "description": "Unsafe methods also need the X-CSRF-Token header.",
+    },
     "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
 }
 
@@ -142,12 +160,15 @@ class SchemaBuilder:
         if field.cpp_type == FD.CPPTYPE_BOOL:
             return {"type": "boolean"}
         if field.type == FD.TYPE_BYTES:
-            return {"type": "string", "contentEncoding": "base64"}
+            return {"type": "string", "contentEncoding": "base64", "pattern": r"^[A-Za-z0-9+/_-]*={0,2}$"}
         return {"type": "string"}
 
     def field(self, field: FieldDescriptor) -> Schema:
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            schema: Schema = {"type": "object", "additionalProperties": self.scalar(field.message_type.fields_by_name["value"])}
+            schema: Schema = {
+                "type": "object",
+                "additionalProperties": self.scalar(field.message_type.fields_by_name["value"]),
+            }
         elif field.is_repeated:
             schema = {"type": "array", "items": self.scalar(field)}
         else:
@@ -163,12 +184,13 @@ class SchemaBuilder:
         return schema
 
 
-def _query_parameters(builder: SchemaBuilder, descriptor: Descriptor, skip: set[str], prefix: str = "",
-                      depth: int = 0) -> list[Schema]:
+def _query_parameters(
+    builder: SchemaBuilder, descriptor: Descriptor, skip: set[str], prefix: str = "", depth: int = 0
+) -> list[Schema]:
     parameters: list[Schema] = []
     for field in descriptor.fields:
         name = f"{prefix}{field.name}"
-        if name in skip or field.name in skip and not prefix:
+        if name in skip or (field.name in skip and not prefix):
             continue
         is_map = field.message_type is not None and field.message_type.GetOptions().map_entry
         if field.cpp_type == FD.CPPTYPE_MESSAGE and not is_map and field.message_type.full_name not in _WELL_KNOWN:
@@ -185,7 +207,7 @@ def _query_parameters(builder: SchemaBuilder, descriptor: Descriptor, skip: set[
     return parameters
 
 
-def _operation(builder: SchemaBuilder, binding: Binding) -> Schema:
+def _operation(builder: SchemaBuilder, binding: Binding, names: tuple[str, ...]) -> Schema:
     method = binding.method
     request = method.input_type
     comment = builder.comments.get(method.full_name, "")
@@ -197,20 +219,29 @@ def _operation(builder: SchemaBuilder, binding: Binding) -> Schema:
         "parameters": [],
         "responses": {"default": {"$ref": "#/components/responses/Error"}},
     }
-    for variable in binding.template.variables:
+    for variable, name in zip(binding.template.variables, names, strict=True):
         field = resolve_field(request, variable.field_path)
-        operation["parameters"].append({
-            "name": variable.field_path, "in": "path", "required": True, "schema": builder.scalar(field),
-        })
+        operation["parameters"].append(
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": builder.scalar(field),
+                "description": f"Sets `{variable.field_path}`.",
+            }
+        )
     skip = {v.field_path for v in binding.template.variables}
     if binding.body != "*":
         if binding.body:
             skip.add(binding.body)
         operation["parameters"] += _query_parameters(builder, request, skip)
     if binding.body:
-        schema = builder.message(request) if binding.body == "*" else builder.field(request.fields_by_name[binding.body])
+        schema = (
+            builder.message(request) if binding.body == "*" else builder.field(request.fields_by_name[binding.body])
+        )
         content: Schema = {"application/json": {"schema": schema}}
-        if binding.body == "*":
+        if binding.body == "*" and _is_flat(request):
+            # Form encoding has no notation for nested objects: offered for flat messages only.
             content["application/x-www-form-urlencoded"] = {"schema": schema}
         operation["requestBody"] = {"required": False, "content": content}
     operation["responses"][str(binding.success_status)] = _success(builder, binding)
@@ -221,13 +252,22 @@ def _operation(builder: SchemaBuilder, binding: Binding) -> Schema:
     return operation
 
 
+def _is_flat(descriptor: Descriptor) -> bool:
+    """Every field is a scalar, an enum or a list of them."""
+    return all(field.cpp_type != FD.CPPTYPE_MESSAGE for field in descriptor.fields)
+
+
 def _success(builder: SchemaBuilder, binding: Binding) -> Schema:
     output = binding.method.output_type
     if binding.success_status == 204:
         return {"description": "No content"}
     if output.full_name == "google.api.HttpBody":
         return {"description": "Raw content", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
-    schema = builder.field(output.fields_by_name[binding.response_body]) if binding.response_body else builder.message(output)
+    schema = (
+        builder.field(output.fields_by_name[binding.response_body])
+        if binding.response_body
+        else builder.message(output)
+    )
     if binding.envelope is not None:
         properties: Schema = {binding.envelope.data_field: schema}
         properties.update({key: {"const": value} for key, value in binding.envelope.constants.items()})
@@ -235,22 +275,36 @@ def _success(builder: SchemaBuilder, binding: Binding) -> Schema:
     return {"description": "Success", "content": {"application/json": {"schema": schema}}}
 
 
-def build_openapi(bindings: Sequence[Binding], *, title: str, version: str, extra_paths: Iterable[tuple[str, str, Schema]] = ()) -> Schema:
+def build_openapi(
+    bindings: Sequence[Binding], *, title: str, version: str, extra_paths: Iterable[tuple[str, str, Schema]] = ()
+) -> Schema:
     """The OpenAPI document for the bindings, plus hand-declared (path, method, operation) entries."""
     builder = SchemaBuilder(load_comments())
     paths: dict[str, dict[str, Schema]] = {}
+    names_by_shape: dict[str, tuple[str, ...]] = {}
     for binding in bindings:
-        paths.setdefault(binding.template.openapi_path, {})[binding.http_method.lower()] = _operation(builder, binding)
+        template = binding.template
+        names = names_by_shape.setdefault(template.shape, template.parameter_names)
+        operation = _operation(builder, binding, names)
+        paths.setdefault(template.openapi_path(names), {})[binding.http_method.lower()] = operation
     for path, method, operation in extra_paths:
         paths.setdefault(path, {})[method] = operation
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version,
-                 "description": "Routes derived from the Relais protobuf contract (relais.v1)."},
+        "info": {
+            "title": title,
+            "version": version,
+            "description": "Routes derived from the Relais protobuf contract (relais.v1).",
+        },
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": {**dict(sorted(builder.components.items())), "ErrorBody": ERROR_SCHEMA},
-            "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}},
+            "responses": {
+                "Error": {
+                    "description": "Error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                }
+            },
             "securitySchemes": SECURITY_SCHEMES,
         },
     }

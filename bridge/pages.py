@@ -21,17 +21,51 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 # Documented in /openapi.json beside the proto routes: (path, method, operation).
 PAGE_OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
-    ("/", "get", {"operationId": "home", "tags": ["Pages"], "summary": "Home page", "security": [],
-                  "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}),
-    ("/static/{path}", "get", {
-        "operationId": "static", "tags": ["Pages"], "summary": "Static files", "security": [],
-        "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
-        "responses": {"200": {"description": "The file", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
-                      "404": {"description": "No such file"}}}),
-    ("/metrics", "get", {
-        "operationId": "metrics", "tags": ["Operations"], "summary": "Prometheus metrics", "security": [],
-        "responses": {"200": {"description": "Prometheus text format",
-                              "content": {"text/plain": {"schema": {"type": "string"}}}}}}),
+    (
+        "/",
+        "get",
+        {
+            "operationId": "home",
+            "tags": ["Pages"],
+            "summary": "Home page",
+            "security": [],
+            "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
+        },
+    ),
+    (
+        "/static/{path}",
+        "get",
+        {
+            "operationId": "static",
+            "tags": ["Pages"],
+            "summary": "Static files",
+            "security": [],
+            "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": {
+                    "description": "The file",
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "404": {"description": "No such file"},
+            },
+        },
+    ),
+    (
+        "/metrics",
+        "get",
+        {
+            "operationId": "metrics",
+            "tags": ["Operations"],
+            "summary": "Prometheus metrics",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        },
+    ),
 ]
 
 HOME = """<!doctype html>
@@ -70,7 +104,13 @@ def install_pages(app: FastAPI, *, openapi_json: bytes, title: str, version: str
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    for path, endpoint in (("/", home_page), ("/openapi.json", openapi), ("/docs", swagger),
-                           ("/redoc", redoc), ("/core-docs", redoc), ("/metrics", metrics)):
+    for path, endpoint in (
+        ("/", home_page),
+        ("/openapi.json", openapi),
+        ("/docs", swagger),
+        ("/redoc", redoc),
+        ("/core-docs", redoc),
+        ("/metrics", metrics),
+    ):
         app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -56,7 +56,9 @@ class Transcoder:
             return validation_response(error.violations, request_id)
         except BodyError as error:
             return error_response(error.status, code=error.code, message=error.message, request_id=request_id)
-        call = self._upstream.unary(binding)(message, metadata=self._metadata(request, request_id), timeout=self._timeout)
+        call = self._upstream.unary(binding)(
+            message, metadata=self._metadata(request, request_id), timeout=self._timeout
+        )
         try:
             response = await call
         except grpc.aio.AioRpcError as error:
@@ -87,7 +89,7 @@ class Transcoder:
                 data = orjson.loads(raw)
             except orjson.JSONDecodeError as error:
                 raise BodyError(400, "BAD_REQUEST", f"Malformed JSON body: {error}") from None
-            if isinstance(target, Message):
+            if data is not None and isinstance(target, Message):
                 json_to_message(data, target, prefix)
             return
         if content_type == "application/x-www-form-urlencoded" and isinstance(target, Message):
@@ -132,8 +134,12 @@ def _headers(*metadata: Any) -> dict[str, str]:
 
 def _render(binding: Binding, response: Message, headers: dict[str, str]) -> Response:
     if response.DESCRIPTOR.full_name == HTTP_BODY:
-        return Response(response.data, status_code=binding.success_status,  # type: ignore[attr-defined]
-                        media_type=response.content_type or "application/octet-stream", headers=headers)  # type: ignore[attr-defined]
+        return Response(
+            response.data,
+            status_code=binding.success_status,
+            media_type=response.content_type or "application/octet-stream",
+            headers=headers,
+        )
     if binding.success_status == 204:
         result = Response(status_code=204, headers=headers)
     else:
@@ -142,8 +148,9 @@ def _render(binding: Binding, response: Message, headers: dict[str, str]) -> Res
             payload = payload[binding.response_body]
         if binding.envelope is not None:
             payload = {binding.envelope.data_field: payload, **dict(binding.envelope.constants)}
-        result = Response(orjson.dumps(payload), status_code=binding.success_status,
-                          media_type="application/json", headers=headers)
+        result = Response(
+            orjson.dumps(payload), status_code=binding.success_status, media_type="application/json", headers=headers
+        )
     for cookie in binding.set_cookies:
         _set_cookie(result, cookie, response)
     return result
@@ -156,15 +163,23 @@ def _field(message: Message, path: str) -> Any:
     return value
 
 
+# RFC 6265 cookie-octets, minus '%' (used for escaping everything else).
+_COOKIE_SAFE = "!#$&'()*+-./:<=>?@[]^_`{|}~"
+
+
 def _set_cookie(response: Response, cookie: Any, message: Message) -> None:
-    value = _field(message, cookie.field)
+    value = urllib.parse.quote(str(_field(message, cookie.field)), safe=_COOKIE_SAFE)
     if not value:
         return
     max_age = int(_field(message, cookie.max_age_field)) if cookie.max_age_field else None
     response.set_cookie(
-        cookie.name, str(value), max_age=max_age or None, path=cookie.path or "/",
-        secure=cookie.secure, httponly=cookie.http_only,
-        samesite=(cookie.same_site or "lax"),  # type: ignore[arg-type]
+        cookie.name,
+        value,
+        max_age=max_age or None,
+        path=cookie.path or "/",
+        secure=cookie.secure,
+        httponly=cookie.http_only,
+        samesite=(cookie.same_site or "lax"),
     )
 
 
@@ -190,8 +205,13 @@ class ProtoRoute(BaseRoute):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != self.binding.http_method:
-            response = error_response(405, code="METHOD_NOT_ALLOWED", message=f"Method {scope['method']} not allowed",
-                                      request_id=request_id_of(scope), headers={"allow": self.binding.http_method})
+            response = error_response(
+                405,
+                code="METHOD_NOT_ALLOWED",
+                message=f"Method {scope['method']} not allowed",
+                request_id=request_id_of(scope),
+                headers={"allow": self.binding.http_method},
+            )
         else:
             response = await self._transcoder(self.binding, Request(scope, receive), scope["path_params"])
         await response(scope, receive, send)

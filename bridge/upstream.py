@@ -14,6 +14,10 @@ CHANNEL_OPTIONS = [
     # Keep the HTTP/2 connection warm so the first request after a pause is not slower.
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # Reconnect quickly after the server restarts: requests fail fast (503) while it is down.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
 ]
 
 

@@ -1,8 +1,8 @@
 """The `relais` command.
 
-    relais serve                                   # gRPC :50051 + HTTP :8000, data in ./data
-    relais serve --only grpc --grpc-port 50051
-    relais serve --only bridge --upstream grpc.internal:50051 --http-port 8080
+relais serve                                   # gRPC :50051 + HTTP :8000, data in ./data
+relais serve --only grpc --grpc-port 50051
+relais serve --only bridge --upstream grpc.internal:50051 --http-port 8080
 """
 
 from __future__ import annotations
@@ -60,11 +60,18 @@ async def run_service(settings: Settings, stop: asyncio.Event | None = None) -> 
             waiters.append(asyncio.create_task(grpc_server.wait_for_termination()))
         if settings.only in ("all", "bridge"):
             upstream = settings.upstream or f"{loopback(settings.host)}:{port}"
-            http = _Uvicorn(uvicorn.Config(
-                create_app(upstream=upstream, max_body_bytes=settings.max_body_bytes),
-                host=settings.host, port=settings.http_port, log_config=None, lifespan="on",
-                timeout_graceful_shutdown=int(settings.shutdown_grace) or None, server_header=False,
-            ))
+            http = _Uvicorn(
+                uvicorn.Config(
+                    create_app(upstream=upstream, max_body_bytes=settings.max_body_bytes),
+                    host=settings.host,
+                    port=settings.http_port,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="on",
+                    timeout_graceful_shutdown=int(settings.shutdown_grace) or None,
+                    server_header=False,
+                )
+            )
             waiters.append(asyncio.create_task(http.serve()))
             log.info("HTTP bridge on http://%s:%d → gRPC %s", settings.host, settings.http_port, upstream)
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -95,8 +102,15 @@ def serve(
     """Serve gRPC and the HTTP bridge in one process (or one of them with --only)."""
     try:
         settings = load_settings(
-            config, host=host, http_port=http_port, grpc_port=grpc_port, data_dir=data_dir, only=only,
-            upstream=upstream, database_url=database_url, log_level=log_level,
+            config,
+            host=host,
+            http_port=http_port,
+            grpc_port=grpc_port,
+            data_dir=data_dir,
+            only=only,
+            upstream=upstream,
+            database_url=database_url,
+            log_level=log_level,
         )
     except ValidationError as error:
         raise typer.BadParameter(str(error)) from None

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
 from relais.v1 import system_pb2, system_pb2_grpc
+
 from server.auth import AccessPolicy, Authenticator, NoIdentityAuthenticator
 from server.config import Settings
 from server.interceptors import chain
@@ -41,10 +41,10 @@ class ServiceRegistration:
 class RelaisServer:
     """The gRPC half of Relais.
 
-        server = RelaisServer(settings)
-        port = await server.start()
-        ...
-        await server.stop()
+    server = RelaisServer(settings)
+    port = await server.start()
+    ...
+    await server.stop()
     """
 
     def __init__(
@@ -60,8 +60,11 @@ class RelaisServer:
         self.redis = RedisProbe(settings.redis_url) if settings.redis_url else None
         self.policy = AccessPolicy()
         self.system = SystemService(
-            database=self.database, data_dir=settings.data_dir, min_free_disk_bytes=settings.min_free_disk_bytes,
-            scheduler=self.scheduler, redis=self.redis,
+            database=self.database,
+            data_dir=settings.data_dir,
+            min_free_disk_bytes=settings.min_free_disk_bytes,
+            scheduler=self.scheduler,
+            redis=self.redis,
         )
         self._authenticator = authenticator or NoIdentityAuthenticator()
         self._extra_services = tuple(extra_services)
@@ -78,7 +81,9 @@ class RelaisServer:
         self.scheduler.start()
 
         server = grpc.aio.server(
-            interceptors=[chain(RequestIdScope(), ObserveScope(), ErrorScope(), AuthScope(self.policy, self._authenticator))],
+            interceptors=[
+                chain(RequestIdScope(), ObserveScope(), ErrorScope(), AuthScope(self.policy, self._authenticator))
+            ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -14,16 +14,18 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Protocol
 
 from google.protobuf import descriptor_pool
-
 from relais.options.v1 import options_pb2
+
 from server.errors import PermissionDenied, Unauthenticated
 
 # Infrastructure services every gRPC tool expects to reach without credentials.
-PUBLIC_SERVICES = frozenset({
-    "grpc.health.v1.Health",
-    "grpc.reflection.v1alpha.ServerReflection",
-    "grpc.reflection.v1.ServerReflection",
-})
+PUBLIC_SERVICES = frozenset(
+    {
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,7 +154,9 @@ class AccessPolicy:
         return principal
 
     @staticmethod
-    async def _authenticate(rule: AccessRule, credentials: Credentials, authenticator: Authenticator) -> Principal | None:
+    async def _authenticate(
+        rule: AccessRule, credentials: Credentials, authenticator: Authenticator
+    ) -> Principal | None:
         if not credentials.present:
             return None
         try:

@@ -1,7 +1,7 @@
 """Settings: command-line flags > RELAIS_* environment > config file (TOML) > defaults.
 
-    RELAIS_DATA_DIR=/srv/relais RELAIS_DATABASE_URL=postgresql://relais@db/relais relais serve
-    relais serve --config /etc/relais.toml        # keys as below, e.g. http_port = 8080
+RELAIS_DATA_DIR=/srv/relais RELAIS_DATABASE_URL=postgresql://relais@db/relais relais serve
+relais serve --config /etc/relais.toml        # keys as below, e.g. http_port = 8080
 """
 
 from __future__ import annotations

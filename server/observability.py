@@ -39,14 +39,14 @@ HTTP_LATENCY = Histogram(
 )
 HTTP_IN_FLIGHT = Gauge("relais_http_requests_in_flight", "HTTP requests being answered.")
 DATA_DIR_FREE_BYTES = Gauge("relais_data_dir_free_bytes", "Free bytes on the data directory's volume.")
-SCHEDULER_RUNS = Counter(
-    "relais_scheduler_task_runs_total", "Scheduler task runs, by outcome.", ["task", "outcome"]
-)
+SCHEDULER_RUNS = Counter("relais_scheduler_task_runs_total", "Scheduler task runs, by outcome.", ["task", "outcome"])
 
 # Values that must never reach a log line, whatever logger emits them.
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key|authorization|cookie)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"),
+    re.compile(
+        r"(?i)((?:password|passwd|secret|token|api[_-]?key|authorization|cookie)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"
+    ),
 )
 
 
@@ -74,5 +74,3 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # uvicorn's own access log would duplicate ours (which carries the request id).
-    logging.getLogger("uvicorn.access").disabled = True

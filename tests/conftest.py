@@ -45,8 +45,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 def stack_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
-    return Settings(host="127.0.0.1", grpc_port=0, http_port=0, data_dir=data_dir, database_url=database_url,
-                    min_free_disk_bytes=0, **overrides)  # type: ignore[arg-type]
+    return Settings(
+        host="127.0.0.1",
+        grpc_port=0,
+        http_port=0,
+        data_dir=data_dir,
+        database_url=database_url,
+        min_free_disk_bytes=0,
+        **overrides,
+    )  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -55,8 +62,9 @@ def test_servicer() -> services.TranscodingServicer:
 
 
 @pytest.fixture(scope="session")
-def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory,
-          test_servicer: services.TranscodingServicer) -> Iterator[LiveStack]:
+def stack(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, test_servicer: services.TranscodingServicer
+) -> Iterator[LiveStack]:
     live = LiveStack(
         stack_settings(tmp_path_factory.mktemp("data"), database_url, max_body_bytes=64 * 1024),
         authenticator=services.TokenAuthenticator(),

@@ -47,13 +47,23 @@ def run(command: list[str], cwd: Path = ROOT) -> None:
 def generate_python(out: Path) -> None:
     python_out = out / "python"
     python_out.mkdir(parents=True, exist_ok=True)
-    run([
-        sys.executable, "-m", "grpc_tools.protoc",
-        f"-I{PROTO_ROOT}", f"-I{WELL_KNOWN}",
-        f"--python_out={python_out}", f"--pyi_out={python_out}", f"--grpc_python_out={python_out}",
-        f"--descriptor_set_out={python_out / 'relais' / 'descriptors.binpb'}", "--include_source_info", "--include_imports",
-        *own_protos(),
-    ], cwd=PROTO_ROOT)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{PROTO_ROOT}",
+            f"-I{WELL_KNOWN}",
+            f"--python_out={python_out}",
+            f"--pyi_out={python_out}",
+            f"--grpc_python_out={python_out}",
+            f"--descriptor_set_out={python_out / 'relais' / 'descriptors.binpb'}",
+            "--include_source_info",
+            "--include_imports",
+            *own_protos(),
+        ],
+        cwd=PROTO_ROOT,
+    )
     # protoc writes no __init__.py; regular packages keep setuptools and mypy simple.
     for directory in (python_out / "relais").rglob("*"):
         if directory.is_dir() and directory.name != "__pycache__":

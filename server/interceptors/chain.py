@@ -18,7 +18,9 @@ class CallScope(Protocol):
     including a stream's, surface at the `yield`.
     """
 
-    def scope(self, state: CallState, context: grpc.aio.ServicerContext[Any, Any]) -> contextlib.AbstractAsyncContextManager[None]: ...
+    def scope(
+        self, state: CallState, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> contextlib.AbstractAsyncContextManager[None]: ...
 
 
 class _ChainInterceptor(grpc.aio.ServerInterceptor):

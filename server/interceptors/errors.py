@@ -40,8 +40,7 @@ def to_status(error: DomainError, request_id: str) -> status_pb2.Status:
     ]
     if isinstance(error, ValidationFailed):
         violations = [
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.message)
-            for v in error.violations
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.message) for v in error.violations
         ]
         details.append(_pack(error_details_pb2.BadRequest(field_violations=violations)))
     return status_pb2.Status(code=code_pb2.Code.Value(error.code), message=error.message, details=details)

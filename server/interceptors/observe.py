@@ -23,14 +23,18 @@ def split_method(method: str) -> tuple[str, str]:
     return service, name
 
 
+# grpc.StatusCode values are (number, text) tuples; servicers may set either form.
+_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+
+
 def final_code(context: grpc.aio.ServicerContext[Any, Any], error: BaseException | None) -> str:
     if isinstance(error, asyncio.CancelledError):
         return "CANCELLED"
     code = context.code()
     if isinstance(code, grpc.StatusCode):
-        return code.name
+        return str(code.name)
     if isinstance(code, int):
-        return grpc.StatusCode(code).name if code in {c.value[0] for c in grpc.StatusCode} else "UNKNOWN"
+        return str(_CODE_NAMES.get(code, "UNKNOWN"))
     return "UNKNOWN" if error is not None else "OK"
 
 
@@ -54,6 +58,9 @@ class ObserveScope:
             # Never metadata or payloads: they carry credentials.
             log.info(
                 "rpc method=%s code=%s duration_ms=%.2f request_id=%s principal=%s",
-                state.method, code, elapsed * 1000, state.request_id,
+                state.method,
+                code,
+                elapsed * 1000,
+                state.request_id,
                 state.principal.subject if state.principal else "-",
             )

@@ -90,11 +90,15 @@ class Scheduler:
             entry.loop is not None and not entry.loop.done() for entry in self._entries.values()
         )
         uptime = int(time.monotonic() - self._started_monotonic) if self._started_at else 0
-        states = tuple(TaskState(**{f: getattr(e.state, f) for f in TaskState.__slots__}) for e in self._entries.values())
+        states = tuple(
+            TaskState(**{f: getattr(e.state, f) for f in TaskState.__slots__}) for e in self._entries.values()
+        )
         return SchedulerSnapshot(running=alive, started_at=self._started_at, uptime_seconds=uptime, tasks=states)
 
     def _launch(self, entry: _Entry) -> None:
-        entry.loop = asyncio.get_running_loop().create_task(self._run_forever(entry), name=f"scheduler:{entry.state.name}")
+        entry.loop = asyncio.get_running_loop().create_task(
+            self._run_forever(entry), name=f"scheduler:{entry.state.name}"
+        )
 
     async def _run_forever(self, entry: _Entry) -> None:
         state = entry.state

@@ -55,6 +55,9 @@ def create_database(url: str) -> Database:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": 30}
+        # Each aiosqlite connection is a thread plus PRAGMAs: keep enough of them pooled that
+        # concurrent requests reuse connections instead of opening one per query.
+        options.update(pool_size=16, max_overflow=16)
     else:
         options.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
     engine = create_async_engine(url, **options)

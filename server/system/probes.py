@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -56,8 +58,11 @@ class GpuProbe:
             return []
         try:
             process = await asyncio.create_subprocess_exec(
-                executable, "--query-gpu=name", "--format=csv,noheader",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+                executable,
+                "--query-gpu=name",
+                "--format=csv,noheader",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
             )
             output, _ = await asyncio.wait_for(process.communicate(), PROBE_TIMEOUT)
         except (OSError, TimeoutError):
@@ -90,7 +95,8 @@ class RedisProbe:
     async def ping(self) -> float | None:
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(self._client.ping(), PROBE_TIMEOUT)
+            # redis-py types commands for its sync and async clients at once; this one is async.
+            await asyncio.wait_for(cast(Awaitable[bool], self._client.ping()), PROBE_TIMEOUT)
         except (aioredis.RedisError, OSError, TimeoutError):
             return None
         return (time.perf_counter() - started) * 1000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,6 +35,7 @@ class Dependency(enum.Enum):
     NOT_CONFIGURED = "not_configured"
 
 
+@functools.cache
 def relais_version() -> str:
     try:
         return metadata.version("relais")
@@ -113,12 +115,22 @@ class SystemService:
         else:
             status = Status.HEALTHY
         return HealthReport(
-            status=status, version=relais_version(), measured_at=datetime.now(UTC),
-            uptime_seconds=int(time.monotonic() - self._started), gpu=gpu,
-            plugins_count=counts["plugins"], tools_count=counts["tools"],
-            database_ok=database_ok, database_ms=database_ms, database_engine=self._database.dialect,
-            redis_ms=redis_ms, redis_configured=self._redis is not None,
-            disk=disk, disk_ok=disk_ok, inference=states["inference"], vector_store=states["vector_store"],
+            status=status,
+            version=relais_version(),
+            measured_at=datetime.now(UTC),
+            uptime_seconds=int(time.monotonic() - self._started),
+            gpu=gpu,
+            plugins_count=counts["plugins"],
+            tools_count=counts["tools"],
+            database_ok=database_ok,
+            database_ms=database_ms,
+            database_engine=self._database.dialect,
+            redis_ms=redis_ms,
+            redis_configured=self._redis is not None,
+            disk=disk,
+            disk_ok=disk_ok,
+            inference=states["inference"],
+            vector_store=states["vector_store"],
         )
 
     def scheduler_state(self) -> SchedulerSnapshot:

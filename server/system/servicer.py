@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from relais.v1 import system_pb2, system_pb2_grpc
+
 from server.scheduler.engine import TaskState
 from server.system.service import Dependency, Status, SystemService
 
@@ -78,6 +78,11 @@ class SystemServicer(system_pb2_grpc.SystemServiceServicer):
 
 def _task(task: TaskState) -> system_pb2.ScheduledTaskState:
     return system_pb2.ScheduledTaskState(
-        name=task.name, interval_seconds=task.interval, runs=task.runs, failures=task.failures,
-        last_run=timestamp(task.last_run), next_run=timestamp(task.next_run), last_error=task.last_error,
+        name=task.name,
+        interval_seconds=task.interval,
+        runs=task.runs,
+        failures=task.failures,
+        last_run=timestamp(task.last_run),
+        next_run=timestamp(task.next_run),
+        last_error=task.last_error,
     )

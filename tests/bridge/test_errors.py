@@ -32,12 +32,15 @@ def assert_error_body(body: dict[str, object], *, code: str, message: str, reque
 
 
 @pytest.mark.parametrize("grpc_code, http_status, code", EXPECTED)
-def test_domain_error_maps_to_http_status_and_body(http: httpx.Client, grpc_code: str, http_status: int, code: str) -> None:
+def test_domain_error_maps_to_http_status_and_body(
+    http: httpx.Client, grpc_code: str, http_status: int, code: str
+) -> None:
     response = http.post("/v1/fail", json={"code": grpc_code, "message": f"boom {grpc_code}"})
 
     assert response.status_code == http_status
-    assert_error_body(response.json(), code=code, message=f"boom {grpc_code}",
-                      request_id=response.headers["x-request-id"])
+    assert_error_body(
+        response.json(), code=code, message=f"boom {grpc_code}", request_id=response.headers["x-request-id"]
+    )
 
 
 def test_field_validation_is_422_with_field_details(http: httpx.Client) -> None:
@@ -46,8 +49,10 @@ def test_field_validation_is_422_with_field_details(http: httpx.Client) -> None:
     assert response.status_code == 422
     body = response.json()
     assert body["code"] == "VALIDATION_ERROR"
-    assert body["error"]["details"] == [{"field": "email", "message": "is invalid"},
-                                        {"field": "password", "message": "is invalid"}]
+    assert body["error"]["details"] == [
+        {"field": "email", "message": "is invalid"},
+        {"field": "password", "message": "is invalid"},
+    ]
 
 
 def test_unexpected_exception_is_500_without_internal_text(http: httpx.Client) -> None:
@@ -80,14 +85,19 @@ def test_grpc_clients_get_rich_status_details(channel: grpc.Channel) -> None:
     assert request.request_id == "rid-1"
 
 
-@pytest.mark.parametrize("path, params, field", [
-    ("/v1/items/abc", {}, "item_id"),
-    ("/v1/items/1", {"page_size": "many"}, "page_size"),
-    ("/v1/items/1", {"page_size": "99999999999"}, "page_size"),
-    ("/v1/items/1", {"kind": "newspaper"}, "kind"),
-    ("/v1/items/1", {"since": "yesterday"}, "since"),
-])
-def test_bad_path_or_query_value_is_422_naming_the_field(http: httpx.Client, path: str, params: dict[str, str], field: str) -> None:
+@pytest.mark.parametrize(
+    "path, params, field",
+    [
+        ("/v1/items/abc", {}, "item_id"),
+        ("/v1/items/1", {"page_size": "many"}, "page_size"),
+        ("/v1/items/1", {"page_size": "99999999999"}, "page_size"),
+        ("/v1/items/1", {"kind": "newspaper"}, "kind"),
+        ("/v1/items/1", {"since": "yesterday"}, "since"),
+    ],
+)
+def test_bad_path_or_query_value_is_422_naming_the_field(
+    http: httpx.Client, path: str, params: dict[str, str], field: str
+) -> None:
     response = http.get(path, params=params)
 
     assert response.status_code == 422

@@ -7,9 +7,19 @@ import httpx
 
 
 def test_path_variable_and_query_parameters_fill_the_request(http: httpx.Client) -> None:
-    response = http.get("/v1/items/42", params=[("page_size", "5"), ("tags", "x"), ("tags", "y"),
-                                                ("kind", "magazine"), ("filter.q", "tea"), ("filter.active", "true"),
-                                                ("since", "2024-01-15T10:30:00Z"), ("unknown", "ignored")])
+    response = http.get(
+        "/v1/items/42",
+        params=[
+            ("page_size", "5"),
+            ("tags", "x"),
+            ("tags", "y"),
+            ("kind", "magazine"),
+            ("filter.q", "tea"),
+            ("filter.active", "true"),
+            ("since", "2024-01-15T10:30:00Z"),
+            ("unknown", "ignored"),
+        ],
+    )
 
     assert response.status_code == 200
     body = response.json()
@@ -33,15 +43,35 @@ def test_every_field_is_printed_with_the_json_conventions(http: httpx.Client) ->
     body = http.get("/v1/items/1").json()
 
     assert body == {
-        "id": 1, "shelf": "", "name": "echo", "kind": None, "tags": [], "page_size": 0, "filter": None,
-        "created_at": None, "note": None, "counts": {}, "price": 0.0, "blob": "", "big": 0,
+        "id": 1,
+        "shelf": "",
+        "name": "echo",
+        "kind": None,
+        "tags": [],
+        "page_size": 0,
+        "filter": None,
+        "created_at": None,
+        "note": None,
+        "counts": {},
+        "price": 0.0,
+        "blob": "",
+        "big": 0,
     }
 
 
 def test_body_field_binding_takes_the_body_and_path(http: httpx.Client) -> None:
-    response = http.post("/v1/shelves/poetry/items", params={"validate_only": "true"},
-                         json={"name": "Alcools", "kind": "book", "big": 18446744073709551615,
-                               "counts": {"a": 1}, "note": "x", "blob": "aGk="})
+    response = http.post(
+        "/v1/shelves/poetry/items",
+        params={"validate_only": "true"},
+        json={
+            "name": "Alcools",
+            "kind": "book",
+            "big": 18446744073709551615,
+            "counts": {"a": 1},
+            "note": "x",
+            "blob": "aGk=",
+        },
+    )
 
     assert response.status_code == 201
     body = response.json()
@@ -122,3 +152,19 @@ def test_request_id_is_echoed_and_generated(http: httpx.Client) -> None:
 
     assert given.headers["x-request-id"] == "client-chosen-1"
     assert generated.headers["x-request-id"].startswith("req_")
+
+
+def test_cookie_value_outside_header_charset_is_percent_encoded(http: httpx.Client) -> None:
+    # Found by fuzzing: a non-latin-1 cookie value used to crash the response (bare 500).
+    response = http.post("/v1/sessions", data={"user": "zoë✓"})
+
+    assert response.status_code == 200
+    assert response.headers["set-cookie"].startswith("access_token=tok-zo%C3%AB%E2%9C%93;")
+
+
+def test_null_json_body_means_no_fields(http: httpx.Client) -> None:
+    # Found by fuzzing: the schema allows null for an optional body field.
+    response = http.post("/v1/shelves/s/items", content=b"null", headers={"content-type": "application/json"})
+
+    assert response.status_code == 201
+    assert response.json()["shelf"] == "s"

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import httpx
 import pytest
-
 from relais.v1 import system_pb2, system_pb2_grpc
+
 from tests.conftest import stack_settings
 from tests.support.live import LiveStack
 
@@ -28,8 +28,11 @@ def test_health_over_http_reports_measured_values(http: httpx.Client, stack: Liv
     assert abs(body["disk"]["free_bytes"] - usage.free) < 512 * 1024 * 1024
     assert body["disk"]["total_bytes"] == usage.total
     assert body["checks"]["redis"] is None  # not configured in this stack
-    assert body["gpu"] == {"available": bool(shutil.which("nvidia-smi")) and body["gpu"]["count"] > 0,
-                           "count": body["gpu"]["count"], "names": body["gpu"]["names"]}
+    assert body["gpu"] == {
+        "available": bool(shutil.which("nvidia-smi")) and body["gpu"]["count"] > 0,
+        "count": body["gpu"]["count"],
+        "names": body["gpu"]["names"],
+    }
     measured = datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00"))
     assert abs(datetime.now(UTC) - measured) < timedelta(seconds=30)
     assert body["time"] == body["timestamp"]

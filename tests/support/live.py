@@ -68,13 +68,20 @@ class LiveStack:
     async def _start(self) -> None:
         self.server = RelaisServer(self.settings, authenticator=self.authenticator, extra_services=self.extra_services)
         self.grpc_port = await self.server.start()
-        app = create_app(upstream=self.grpc_target, max_body_bytes=self.settings.max_body_bytes,
-                         services=[*contract_services(), *self.extra_descriptors])
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        app = create_app(
+            upstream=self.grpc_target,
+            max_body_bytes=self.settings.max_body_bytes,
+            services=[*contract_services(), *self.extra_descriptors],
+        )
+        # IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on sockets that say they are TCP,
+        # and without it every response waits ~40 ms for delayed ACKs.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", 0))
         self.http_port = listener.getsockname()[1]
-        self._http = _Uvicorn(uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=5))
+        self._http = _Uvicorn(
+            uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+        )
         self._http_task = asyncio.get_running_loop().create_task(self._http.serve(sockets=[listener]))
         while not self._http.started:
             if self._http_task.done():

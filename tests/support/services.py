@@ -11,8 +11,19 @@ from google.api import httpbody_pb2
 from server.app import ServiceRegistration
 from server.auth import Credentials, Principal
 from server.errors import (
-    AlreadyExists, DeadlineExceeded, DomainError, FailedPrecondition, FieldViolation, InvalidArgument,
-    NotFound, PayloadTooLarge, PermissionDenied, ResourceExhausted, Unauthenticated, Unavailable, ValidationFailed,
+    AlreadyExists,
+    DeadlineExceeded,
+    DomainError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    ValidationFailed,
 )
 from server.interceptors.call import current_call
 from tests.support import testproto
@@ -20,10 +31,16 @@ from tests.support import testproto
 pb, pb_grpc = testproto.load()
 
 ERRORS: dict[str, type[DomainError]] = {
-    "INVALID_ARGUMENT": InvalidArgument, "NOT_FOUND": NotFound, "ALREADY_EXISTS": AlreadyExists,
-    "PERMISSION_DENIED": PermissionDenied, "UNAUTHENTICATED": Unauthenticated,
-    "FAILED_PRECONDITION": FailedPrecondition, "RESOURCE_EXHAUSTED": ResourceExhausted,
-    "PAYLOAD_TOO_LARGE": PayloadTooLarge, "UNAVAILABLE": Unavailable, "DEADLINE_EXCEEDED": DeadlineExceeded,
+    "INVALID_ARGUMENT": InvalidArgument,
+    "NOT_FOUND": NotFound,
+    "ALREADY_EXISTS": AlreadyExists,
+    "PERMISSION_DENIED": PermissionDenied,
+    "UNAUTHENTICATED": Unauthenticated,
+    "FAILED_PRECONDITION": FailedPrecondition,
+    "RESOURCE_EXHAUSTED": ResourceExhausted,
+    "PAYLOAD_TOO_LARGE": PayloadTooLarge,
+    "UNAVAILABLE": Unavailable,
+    "DEADLINE_EXCEEDED": DeadlineExceeded,
 }
 
 TOKENS = {
@@ -45,9 +62,16 @@ class TranscodingServicer(pb_grpc.TranscodingServiceServicer):  # type: ignore[m
         self.count_finished = 0
 
     async def GetItem(self, request: Any, context: Any) -> Any:
-        return pb.Item(id=request.item_id, shelf=request.shelf, page_size=request.page_size, tags=request.tags,
-                       kind=request.kind, filter=request.filter if request.HasField("filter") else None,
-                       created_at=request.since if request.HasField("since") else None, name="echo")
+        return pb.Item(
+            id=request.item_id,
+            shelf=request.shelf,
+            page_size=request.page_size,
+            tags=request.tags,
+            kind=request.kind,
+            filter=request.filter if request.HasField("filter") else None,
+            created_at=request.since if request.HasField("since") else None,
+            name="echo",
+        )
 
     async def GetSpecialItem(self, request: Any, context: Any) -> Any:
         return pb.Item(id=-1, name="special")
@@ -78,7 +102,7 @@ class TranscodingServicer(pb_grpc.TranscodingServiceServicer):  # type: ignore[m
             raise RuntimeError("secret internal detail")
         if request.invalid_fields:
             raise ValidationFailed([FieldViolation(field=f, message="is invalid") for f in request.invalid_fields])
-        raise ERRORS[request.code](request.message or request.code)
+        raise ERRORS.get(request.code, InvalidArgument)(request.message or request.code or "failed")
 
     async def OpenSession(self, request: Any, context: Any) -> Any:
         return pb.OpenSessionResponse(token=f"tok-{request.user}", expires_in=3600, user=request.user)

@@ -20,10 +20,17 @@ def load() -> tuple[ModuleType, ModuleType]:
     """(transcoding_pb2, transcoding_pb2_grpc) for relaistest.v1."""
     if "relaistest.v1.transcoding_pb2" not in sys.modules:
         well_known = Path(grpc_tools.__file__).parent / "_proto"
-        status = protoc.main([
-            "protoc", f"-I{TEST_PROTOS}", f"-I{ROOT / 'proto'}", f"-I{well_known}",
-            f"--python_out={_OUT}", f"--grpc_python_out={_OUT}", "relaistest/v1/transcoding.proto",
-        ])
+        status = protoc.main(
+            [
+                "protoc",
+                f"-I{TEST_PROTOS}",
+                f"-I{ROOT / 'proto'}",
+                f"-I{well_known}",
+                f"--python_out={_OUT}",
+                f"--grpc_python_out={_OUT}",
+                "relaistest/v1/transcoding.proto",
+            ]
+        )
         if status != 0:
             raise RuntimeError("cannot compile tests/proto")
         for package in (_OUT / "relaistest", _OUT / "relaistest" / "v1"):

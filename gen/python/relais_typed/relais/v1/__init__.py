@@ -162,9 +162,7 @@ class GetHealthResponse(betterproto2.Message):
     Health of the service: the union of the documented health bodies.
     """
 
-    status: "HealthStatus" = betterproto2.field(
-        1, betterproto2.TYPE_ENUM, default_factory=lambda: HealthStatus(0)
-    )
+    status: "HealthStatus" = betterproto2.field(1, betterproto2.TYPE_ENUM, default_factory=lambda: HealthStatus(0))
     """
     "healthy", "degraded" or "unhealthy".
     """
@@ -274,9 +272,7 @@ class GetManagerHealthResponse(betterproto2.Message):
     State of the scheduler.
     """
 
-    status: "HealthStatus" = betterproto2.field(
-        1, betterproto2.TYPE_ENUM, default_factory=lambda: HealthStatus(0)
-    )
+    status: "HealthStatus" = betterproto2.field(1, betterproto2.TYPE_ENUM, default_factory=lambda: HealthStatus(0))
     """
     "healthy" when the scheduler loop runs and no task's last run failed.
     """
@@ -465,9 +461,7 @@ class SystemServiceStub:
             GetHealthResponse.FromString,
         )(message)
 
-    def get_manager_health(
-        self, message: "GetManagerHealthRequest | None" = None
-    ) -> "GetManagerHealthResponse":
+    def get_manager_health(self, message: "GetManagerHealthRequest | None" = None) -> "GetManagerHealthResponse":
         """
         State of the background scheduler that runs periodic and planned tasks.
         """

@@ -1,0 +1,64 @@
+"""`python -m bench [NAME ...] [--quick] [...]`: run the named benchmarks (all by default)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from bench import health
+
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "health": health.run,
+}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Relais benchmarks (loopback only).")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="few requests: a smoke run, not a measurement (results go to <name>.quick.json)",
+    )
+    parser.add_argument(
+        "--requests", type=int, default=None, help="measured requests per scenario [2000; 200 with --quick]"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="unmeasured requests before each scenario [200; 20 with --quick]"
+    )
+    parser.add_argument("--concurrency", default="1,16", help="comma-separated numbers of requests in flight [1,16]")
+    parser.add_argument("--output", default=None, help="JSON results file [bench/results/<name>.json]")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    try:
+        args.concurrency = [int(value) for value in args.concurrency.split(",") if value.strip()]
+    except ValueError:
+        parser.error("--concurrency takes integers, e.g. 1,16")
+    if not args.concurrency or min(args.concurrency) < 1:
+        parser.error("--concurrency takes positive integers, e.g. 1,16")
+    if args.requests is None:
+        args.requests = 200 if args.quick else 2000
+    if args.warmup is None:
+        args.warmup = 20 if args.quick else 200
+    if args.requests < 1 or args.warmup < 0:
+        parser.error("--requests must be >= 1 and --warmup >= 0")
+    if args.output is not None and len(args.names or BENCHMARKS) > 1:
+        parser.error("--output needs a single benchmark name")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    status = 0
+    for name in args.names or list(BENCHMARKS):
+        status = BENCHMARKS[name](args) or status
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

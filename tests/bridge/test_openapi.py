@@ -1,0 +1,64 @@
+"""/openapi.json comes from the descriptors: every route, with request and response schemas."""
+
+from __future__ import annotations
+
+import httpx
+
+from bridge.bindings import compile_bindings, contract_services
+
+
+def test_every_binding_is_documented_with_schemas(http: httpx.Client) -> None:
+    document = http.get("/openapi.json").json()
+    paths = document["paths"]
+
+    for binding in compile_bindings(contract_services()):
+        operation = paths[binding.template.openapi_path()][binding.http_method.lower()]
+        success = operation["responses"][str(binding.success_status)]
+        assert "schema" in success["content"]["application/json"]
+        assert operation["responses"]["default"] == {"$ref": "#/components/responses/Error"}
+        assert operation["summary"]
+
+
+def test_health_schema_follows_the_json_conventions(http: httpx.Client) -> None:
+    schemas = http.get("/openapi.json").json()["components"]["schemas"]
+    health = schemas["relais.v1.GetHealthResponse"]["properties"]
+
+    assert health["uptime"]["type"] == "integer" and health["uptime"]["format"] == "int64"
+    assert {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]} in health["status"]["anyOf"]
+    assert health["timestamp"]["anyOf"][0] == {"type": "string", "format": "date-time"}
+    assert "measured" in health["timestamp"]["description"].lower() or health["timestamp"]["description"]
+    assert schemas["relais.v1.HealthChecks"]["properties"]["redis"]["anyOf"][1] == {"type": "null"}
+
+
+def test_request_mapping_is_documented(http: httpx.Client) -> None:
+    paths = http.get("/openapi.json").json()["paths"]
+
+    get_item = paths["/v1/items/{item_id}"]["get"]
+    create = paths["/v1/shelves/{shelf}/items"]["post"]
+    names = {p["name"]: p["in"] for p in get_item["parameters"]}
+    assert names["item_id"] == "path" and names["page_size"] == "query" and names["filter.q"] == "query"
+    assert "shelf" not in [p["name"] for p in create["parameters"] if p["in"] == "query"]
+    assert create["requestBody"]["content"]["application/json"]["schema"]["anyOf"][0]["$ref"].endswith(
+        "relaistest.v1.Item"
+    )
+    assert "201" in create["responses"]
+    assert "/v1/shelves/{shelf}/items/{item_id}" in paths  # additional binding
+    # PUT /v1/items/{item.id} and GET /v1/items/{item_id} match the same URLs: one OpenAPI path.
+    assert set(paths["/v1/items/{item_id}"]) == {"get", "put", "delete"}
+    put_parameter = paths["/v1/items/{item_id}"]["put"]["parameters"][0]
+    assert put_parameter["name"] == "item_id" and "item.id" in put_parameter["description"]
+    wrapped = paths["/v1/wrapped/sessions"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert wrapped["properties"]["status"] == {"const": "success"}
+    assert paths["/health"]["get"]["security"] == [] and paths["/v1/whoami"]["get"]["security"]
+
+
+def test_docs_pages_render_the_document(http: httpx.Client) -> None:
+    for page in ("/docs", "/redoc", "/core-docs"):
+        response = http.get(page)
+        assert response.status_code == 200 and "/openapi.json" in response.text
+
+
+def test_static_files_are_served_and_traversal_is_refused(http: httpx.Client) -> None:
+    assert http.get("/static/relais.css").headers["content-type"].startswith("text/css")
+    assert http.get("/static/../../pyproject.toml").status_code == 404
+    assert http.get("/static/%2e%2e/app.py").status_code == 404
