@@ -9,7 +9,8 @@ $(BIN)/relais: pyproject.toml package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	npm ci --no-audit --no-fund --loglevel=error
+	# `npm install` (not `npm ci`): npm 11 locks only this platform's optional buf binary, then `npm ci` rejects its own lock.
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 ## install: create .venv/ with `relais` in it, and node_modules/ with buf and protoc-gen-es
