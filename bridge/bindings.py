@@ -37,6 +37,7 @@ class Binding:
     success_status: int
     envelope: options_pb2.JsonEnvelope | None
     set_cookies: tuple[options_pb2.SetCookie, ...]
+    clear_cookies: tuple[str, ...]
     access: options_pb2.AccessRule
     # 0 for the rule itself, n for its n-th additional binding.
     index: int
@@ -121,6 +122,7 @@ def _method_bindings(method: MethodDescriptor) -> list[Binding]:
                 success_status=success,
                 envelope=envelope,
                 set_cookies=tuple(behavior.set_cookies),
+                clear_cookies=tuple(behavior.clear_cookies),
                 access=access,
                 index=index,
             )

@@ -127,7 +127,7 @@ def _headers(*metadata: Any) -> dict[str, str]:
     headers: dict[str, str] = {}
     for pairs in metadata:
         for key, value in pairs or ():
-            if key.startswith("x-") and key != "x-request-id" and isinstance(value, str):
+            if (key.startswith("x-") or key == "retry-after") and key != "x-request-id" and isinstance(value, str):
                 headers[key] = value
     return headers
 
@@ -153,6 +153,8 @@ def _render(binding: Binding, response: Message, headers: dict[str, str]) -> Res
         )
     for cookie in binding.set_cookies:
         _set_cookie(result, cookie, response)
+    for name in binding.clear_cookies:
+        result.delete_cookie(name, path="/", httponly=True, samesite="lax")
     return result
 
 

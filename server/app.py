@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from relais.v1 import system_pb2, system_pb2_grpc
 
-from server.auth import AccessPolicy, Authenticator, NoIdentityAuthenticator
+from server.auth import AccessPolicy, Authenticator, Credentials, Principal
 from server.config import Settings
+from server.identity import IdentityDomain, start_identity
 from server.interceptors import chain
 from server.interceptors.auth import AuthScope
 from server.interceptors.errors import ErrorScope
 from server.interceptors.observe import ObserveScope
+from server.interceptors.ratelimit import RateLimitScope
 from server.interceptors.request_id import RequestIdScope
 from server.observability import DATA_DIR_FREE_BYTES
+from server.ratelimit.limiter import MemoryRateLimiter, RateLimit, RateLimiter, RedisRateLimiter
+from server.registration import ServiceRegistration
 from server.scheduler.engine import Scheduler
 from server.storage import Database, create_database
 from server.system.probes import RedisProbe, disk_usage
@@ -30,12 +33,18 @@ log = logging.getLogger("relais.server")
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceRegistration:
-    """A servicer to add to the server, and the full service name reflection lists."""
+class FirstAuthenticator:
+    """Asks each authenticator in turn; the first to name a principal wins."""
 
-    add: Callable[[grpc.aio.Server], None]
-    name: str
+    def __init__(self, *authenticators: Authenticator) -> None:
+        self._authenticators = authenticators
+
+    async def authenticate(self, credentials: Credentials) -> Principal | None:
+        for authenticator in self._authenticators:
+            principal = await authenticator.authenticate(credentials)
+            if principal is not None:
+                return principal
+        return None
 
 
 class RelaisServer:
@@ -58,7 +67,13 @@ class RelaisServer:
         self.database: Database = create_database(settings.sqlalchemy_url)
         self.scheduler = Scheduler()
         self.redis = RedisProbe(settings.redis_url) if settings.redis_url else None
-        self.policy = AccessPolicy()
+        self.policy = AccessPolicy(allow_anonymous=settings.allow_anonymous)
+        self.limiter: RateLimiter = (
+            RedisRateLimiter(settings.redis_url, prefix=settings.rate_limit_prefix)
+            if settings.redis_url
+            else MemoryRateLimiter()
+        )
+        self.identity: IdentityDomain | None = None
         self.system = SystemService(
             database=self.database,
             data_dir=settings.data_dir,
@@ -66,7 +81,8 @@ class RelaisServer:
             scheduler=self.scheduler,
             redis=self.redis,
         )
-        self._authenticator = authenticator or NoIdentityAuthenticator()
+        # Tried before the identity domain (tests plug static tokens in here).
+        self._extra_authenticator = authenticator
         self._extra_services = tuple(extra_services)
         self._health = health.aio.HealthServicer()
         self._server: grpc.aio.Server | None = None
@@ -77,12 +93,27 @@ class RelaisServer:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         if self.settings.migrate_on_start:
             await self.database.migrate()
+        self.identity = await start_identity(self.settings, self.database, self.limiter)
         self.scheduler.add("disk-usage", 30.0, self._sample_disk)
         self.scheduler.start()
 
+        authenticators = [a for a in (self._extra_authenticator, self.identity.service) if a is not None]
+        settings = self.settings
+        rate_limits = RateLimitScope(
+            self.limiter,
+            anonymous=RateLimit.parse(settings.rate_limit_anonymous),
+            user=RateLimit.parse(settings.rate_limit_user),
+            admin=RateLimit.parse(settings.rate_limit_admin),
+        )
         server = grpc.aio.server(
             interceptors=[
-                chain(RequestIdScope(), ObserveScope(), ErrorScope(), AuthScope(self.policy, self._authenticator))
+                chain(
+                    RequestIdScope(),
+                    ObserveScope(),
+                    ErrorScope(),
+                    AuthScope(self.policy, FirstAuthenticator(*authenticators)),
+                    rate_limits,
+                )
             ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -90,7 +121,7 @@ class RelaisServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        services = [self._registration(), *self._extra_services]
+        services = [self._registration(), *self.identity.registrations(), *self._extra_services]
         for service in services:
             service.add(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -116,6 +147,7 @@ class RelaisServer:
             await self._server.stop(grace)
             self._server = None
         await self.scheduler.stop()
+        await self.limiter.close()
         if self.redis:
             await self.redis.close()
         await self.database.dispose()

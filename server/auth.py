@@ -16,7 +16,7 @@ from typing import Protocol
 from google.protobuf import descriptor_pool
 from relais.options.v1 import options_pb2
 
-from server.errors import PermissionDenied, Unauthenticated
+from server.errors import CsrfFailed, PermissionDenied, Unauthenticated
 
 # Infrastructure services every gRPC tool expects to reach without credentials.
 PUBLIC_SERVICES = frozenset(
@@ -46,7 +46,13 @@ class Principal:
     roles: frozenset[str] = frozenset()
     permissions: frozenset[str] = frozenset()
     anonymous: bool = False
+    user_id: int | None = None
     session_id: str | None = None
+    api_key_id: int | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles or "*" in self.permissions
 
     def can(self, permission: str) -> bool:
         return "*" in self.permissions or permission in self.permissions
@@ -73,11 +79,15 @@ class Credentials:
         return bool(self.bearer or self.api_key or self.cookie_token)
 
     @classmethod
-    def from_metadata(cls, metadata: Iterable[tuple[str, str | bytes]]) -> Credentials:
+    def from_metadata(cls, metadata: Iterable[tuple[str, str | bytes]], peer: str = "") -> Credentials:
+        """Credentials of a call. The client address is the peer's, or the x-forwarded-for
+        the peer sends when the peer is a trusted proxy (the bridge, on loopback)."""
         values = {key: value for key, value in metadata if isinstance(value, str)}
         authorization = values.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
-        forwarded = values.get("x-forwarded-for", "")
+        peer_ip = peer_address(peer)
+        forwarded = values.get("x-forwarded-for", "") if (not peer or peer_ip in TRUSTED_PROXIES) else ""
+        forwarded = forwarded or peer_ip
         return cls(
             bearer=token.strip() or None if scheme.lower() == "bearer" else None,
             api_key=values.get("x-api-key") or None,
@@ -87,6 +97,20 @@ class Credentials:
             client_ip=forwarded.split(",")[0].strip() or None,
             http_method=values.get("x-http-method") or None,
         )
+
+
+# Peers whose x-forwarded-for is believed: the bridge runs beside the server.
+TRUSTED_PROXIES = frozenset({"127.0.0.1", "::1"})
+
+
+def peer_address(peer: str) -> str:
+    """'ipv4:127.0.0.1:5000' → '127.0.0.1'; 'ipv6:[::1]:5000' → '::1'."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    if kind == "ipv6":
+        return rest.rpartition(":")[0].strip("[]")
+    return ""
 
 
 def _cookie(header: str, name: str) -> str | None:
@@ -161,8 +185,8 @@ class AccessPolicy:
             return None
         try:
             return await authenticator.authenticate(credentials)
-        except Unauthenticated:
-            # A stale token must not lock anyone out of public routes such as login.
+        except (Unauthenticated, CsrfFailed):
+            # A stale token or cookie must not lock anyone out of public routes such as login.
             if rule.public:
                 return None
             raise

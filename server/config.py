@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -46,6 +46,28 @@ class Settings(BaseSettings):
     min_free_disk_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
     # Run database migrations when the server starts.
     migrate_on_start: bool = True
+
+    # Identity. No secret has a default: the signing key is generated and stored at first
+    # start when unset, and no account exists until an operator creates one.
+    secret_key: SecretStr | None = None
+    admin_email: str | None = None
+    admin_password: SecretStr | None = None
+    access_token_ttl: int = Field(default=3600, gt=0)
+    refresh_token_ttl: int = Field(default=30 * 86400, gt=0)
+    allow_registration: bool = True
+    # Anonymous callers may use the routes marked allow_anonymous (AI Orchestrator).
+    allow_anonymous: bool = False
+    # Mark the access_token cookie Secure (set it when serving over HTTPS).
+    cookie_secure: bool = False
+
+    # Rate limits ("N/second|minute|hour|day" or "N/Ss"), per client address for anonymous
+    # callers and per identity for the others; in Redis when redis_url is set.
+    rate_limit_anonymous: str = "60/minute"
+    rate_limit_user: str = "600/minute"
+    rate_limit_admin: str = "6000/minute"
+    # Sign-in attempts per account and address.
+    rate_limit_login: str = "5/300s"
+    rate_limit_prefix: str = "relais:rl:"
 
     @field_validator("data_dir")
     @classmethod

@@ -45,15 +45,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 def stack_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
-    return Settings(
-        host="127.0.0.1",
-        grpc_port=0,
-        http_port=0,
-        data_dir=data_dir,
-        database_url=database_url,
-        min_free_disk_bytes=0,
-        **overrides,
-    )  # type: ignore[arg-type]
+    values: dict[str, object] = {
+        "host": "127.0.0.1",
+        "grpc_port": 0,
+        "http_port": 0,
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "min_free_disk_bytes": 0,
+        # Generous limits: the suite makes many calls from one address. Rate-limit tests set their own.
+        "rate_limit_anonymous": "100000/minute",
+        "rate_limit_user": "100000/minute",
+        "rate_limit_login": "100000/minute",
+    }
+    return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ class AuthScope:
     @contextlib.asynccontextmanager
     async def scope(self, state: CallState, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
         rule = self._policy.rule_for(state.method)
-        credentials = Credentials.from_metadata(context.invocation_metadata() or ())
+        credentials = Credentials.from_metadata(context.invocation_metadata() or (), context.peer() or "")
+        state.client_ip = credentials.client_ip or ""
         state.principal = await self._policy.admit(rule, credentials, self._authenticator)
         yield

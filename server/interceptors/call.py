@@ -13,6 +13,7 @@ class CallState:
     method: str
     request_id: str = ""
     principal: Principal | None = None
+    client_ip: str = ""
     # Metadata to send back with the status (rate-limit headers, request id...).
     response_metadata: list[tuple[str, str]] = field(default_factory=list)
 

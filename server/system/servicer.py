@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from relais.v1 import system_pb2, system_pb2_grpc
 
+from server.convert import timestamp
 from server.scheduler.engine import TaskState
 from server.system.service import Dependency, Status, SystemService
 
@@ -21,14 +21,6 @@ _DEPENDENCY = {
     Dependency.DISCONNECTED: system_pb2.DEPENDENCY_STATE_DISCONNECTED,
     Dependency.NOT_CONFIGURED: system_pb2.DEPENDENCY_STATE_NOT_CONFIGURED,
 }
-
-
-def timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 class SystemServicer(system_pb2_grpc.SystemServiceServicer):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import httpx
+import psycopg
 import pytest
 from relais.v1 import system_pb2, system_pb2_grpc
 
-from tests.conftest import stack_settings
+from tests.conftest import POSTGRES_URL, stack_settings
 from tests.support.live import LiveStack
 
 
@@ -51,11 +53,17 @@ def test_health_over_grpc_matches_the_contract(channel: grpc.Channel) -> None:
     assert not reply.checks.HasField("redis")
 
 
-def test_health_reports_unhealthy_when_the_database_does_not_answer(tmp_path: Path) -> None:
-    # A real PostgreSQL URL on a port where nothing listens.
-    settings = stack_settings(tmp_path, "postgresql://postgres@127.0.0.1:1/none", migrate_on_start=False)
-    live = LiveStack(settings).start()
+def test_health_reports_unhealthy_when_the_database_goes_away(tmp_path: Path) -> None:
+    # A real database, dropped under the running server.
+    name = f"relais_gone_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    live = LiveStack(stack_settings(tmp_path, url)).start()
     try:
+        assert httpx.get(f"{live.base_url}/health", timeout=30).json()["db_ok"] is True
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         response = httpx.get(f"{live.base_url}/health", timeout=30)
     finally:
         live.stop()

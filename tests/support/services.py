@@ -50,11 +50,11 @@ TOKENS = {
 
 
 class TokenAuthenticator:
+    """Static test tokens; anything else falls through to the real identity domain."""
+
     async def authenticate(self, credentials: Credentials) -> Principal | None:
         token = credentials.bearer or credentials.cookie_token or credentials.api_key
-        if token not in TOKENS:
-            raise Unauthenticated("Invalid token")
-        return TOKENS[token]
+        return TOKENS.get(token or "")
 
 
 class TranscodingServicer(pb_grpc.TranscodingServiceServicer):  # type: ignore[misc]

@@ -67,11 +67,13 @@ class BindingBehavior(_message.Message):
     def __init__(self, method: _Optional[str] = ..., path: _Optional[str] = ..., envelope: _Optional[_Union[JsonEnvelope, _Mapping]] = ..., success_status: _Optional[int] = ...) -> None: ...
 
 class HttpBehavior(_message.Message):
-    __slots__ = ("success_status", "set_cookies", "bindings")
+    __slots__ = ("success_status", "set_cookies", "bindings", "clear_cookies")
     SUCCESS_STATUS_FIELD_NUMBER: _ClassVar[int]
     SET_COOKIES_FIELD_NUMBER: _ClassVar[int]
     BINDINGS_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_COOKIES_FIELD_NUMBER: _ClassVar[int]
     success_status: int
     set_cookies: _containers.RepeatedCompositeFieldContainer[SetCookie]
     bindings: _containers.RepeatedCompositeFieldContainer[BindingBehavior]
-    def __init__(self, success_status: _Optional[int] = ..., set_cookies: _Optional[_Iterable[_Union[SetCookie, _Mapping]]] = ..., bindings: _Optional[_Iterable[_Union[BindingBehavior, _Mapping]]] = ...) -> None: ...
+    clear_cookies: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, success_status: _Optional[int] = ..., set_cookies: _Optional[_Iterable[_Union[SetCookie, _Mapping]]] = ..., bindings: _Optional[_Iterable[_Union[BindingBehavior, _Mapping]]] = ..., clear_cookies: _Optional[_Iterable[str]] = ...) -> None: ...

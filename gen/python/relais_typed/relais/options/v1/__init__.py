@@ -101,6 +101,11 @@ class HttpBehavior(betterproto2.Message):
     Per-binding behaviour.
     """
 
+    clear_cookies: "list[str]" = betterproto2.field(4, betterproto2.TYPE_STRING, repeated=True)
+    """
+    Cookies removed on success (e.g. "access_token" on logout).
+    """
+
 
 default_message_pool.register_message("relais.options.v1", "HttpBehavior", HttpBehavior)
 

@@ -1,0 +1,85 @@
+"""Identity and access: accounts, sign-in, tokens, sessions, roles, permissions, API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relais.v1 import (
+    admin_user_pb2,
+    admin_user_pb2_grpc,
+    api_key_pb2,
+    api_key_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
+    role_pb2,
+    role_pb2_grpc,
+    session_pb2,
+    session_pb2_grpc,
+    user_pb2,
+    user_pb2_grpc,
+)
+
+from server.config import Settings
+from server.identity import bootstrap
+from server.identity.api_keys import ApiKeys
+from server.identity.roles import RoleAdministration
+from server.identity.service import IdentityService
+from server.identity.servicer import (
+    AdminUserServicer,
+    ApiKeyServicer,
+    AuthServicer,
+    RoleServicer,
+    SessionServicer,
+    UserServicer,
+)
+from server.identity.tokens import TokenSigner, load_signing_key
+from server.ratelimit.limiter import RateLimit, RateLimiter
+from server.registration import ServiceRegistration
+from server.storage import Database
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdentityDomain:
+    service: IdentityService
+    roles: RoleAdministration
+    api_keys: ApiKeys
+
+    def registrations(self) -> list[ServiceRegistration]:
+        def registration(module: object, grpc_module: object, service: str, servicer: object) -> ServiceRegistration:
+            add = getattr(grpc_module, f"add_{service}Servicer_to_server")
+            return ServiceRegistration(
+                add=lambda server: add(servicer, server),
+                name=module.DESCRIPTOR.services_by_name[service].full_name,  # type: ignore[attr-defined]
+            )
+
+        return [
+            registration(auth_pb2, auth_pb2_grpc, "AuthService", AuthServicer(self.service)),
+            registration(user_pb2, user_pb2_grpc, "UserService", UserServicer(self.service)),
+            registration(admin_user_pb2, admin_user_pb2_grpc, "AdminUserService", AdminUserServicer(self.service)),
+            registration(role_pb2, role_pb2_grpc, "RoleService", RoleServicer(self.roles)),
+            registration(session_pb2, session_pb2_grpc, "SessionService", SessionServicer(self.service)),
+            registration(api_key_pb2, api_key_pb2_grpc, "ApiKeyService", ApiKeyServicer(self.api_keys)),
+        ]
+
+
+async def start_identity(settings: Settings, database: Database, limiter: RateLimiter) -> IdentityDomain:
+    """Seed built-in roles, load (or create) the signing key, create the first admin if configured."""
+    await bootstrap.seed(database)
+    configured_key = settings.secret_key.get_secret_value() if settings.secret_key else None
+    signer = TokenSigner(await load_signing_key(database, configured_key))
+    service = IdentityService(
+        database=database,
+        signer=signer,
+        limiter=limiter,
+        access_ttl=settings.access_token_ttl,
+        refresh_ttl=settings.refresh_token_ttl,
+        login_limit=RateLimit.parse(settings.rate_limit_login),
+        allow_registration=settings.allow_registration,
+    )
+    if settings.admin_email and settings.admin_password:
+        await bootstrap.ensure_admin(
+            service, database, email=settings.admin_email, password=settings.admin_password.get_secret_value()
+        )
+    return IdentityDomain(
+        service=service, roles=RoleAdministration(database=database), api_keys=ApiKeys(database=database)
+    )

@@ -1,0 +1,95 @@
+"""API keys: created by their owner, shown once, stored as a hash, revocable."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import desc, select
+
+from server.auth import Principal
+from server.errors import FieldViolation, NotFound, PermissionDenied, ValidationFailed
+from server.identity.models import ApiKey
+from server.identity.service import sha256
+from server.identity.values import now
+from server.storage import Database
+
+KEY_PREFIX = "rls_"
+MAX_KEYS_PER_USER = 100
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreatedKey:
+    row: ApiKey
+    secret: str
+
+
+def scopes_of(row: ApiKey) -> list[str]:
+    return list(json.loads(row.scopes or "[]"))
+
+
+class ApiKeys:
+    def __init__(self, *, database: Database) -> None:
+        self._database = database
+
+    async def create(self, principal: Principal, *, name: str, scopes: list[str], expires_in_days: int) -> CreatedKey:
+        owner = _owner(principal)
+        violations = []
+        name = name.strip()
+        if not 1 <= len(name) <= 128:
+            violations.append(FieldViolation(field="name", message="must be 1 to 128 characters"))
+        if not 0 <= expires_in_days <= 3650:
+            violations.append(FieldViolation(field="expires_in_days", message="must be between 0 and 3650"))
+        wanted = sorted({scope.strip().lower() for scope in scopes if scope.strip()})
+        beyond = [scope for scope in wanted if not principal.can(scope)]
+        if beyond:
+            # A key can only narrow its owner's rights, never widen them.
+            raise PermissionDenied(f"You do not hold the permissions {', '.join(beyond)}")
+        if violations:
+            raise ValidationFailed(violations)
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        row = ApiKey(
+            user_id=owner,
+            name=name,
+            prefix=secret[: len(KEY_PREFIX) + 6],
+            key_hash=sha256(secret),
+            scopes=json.dumps(wanted),
+            created_at=now(),
+            expires_at=now() + timedelta(days=expires_in_days) if expires_in_days else None,
+        )
+        async with self._database.sessions() as session, session.begin():
+            existing = await session.scalars(
+                select(ApiKey.id).where(ApiKey.user_id == owner, ApiKey.revoked_at.is_(None))
+            )
+            if len(list(existing)) >= MAX_KEYS_PER_USER:
+                raise ValidationFailed(
+                    [FieldViolation(field="name", message=f"at most {MAX_KEYS_PER_USER} active keys")]
+                )
+            session.add(row)
+        return CreatedKey(row=row, secret=secret)
+
+    async def list(self, principal: Principal, *, include_revoked: bool) -> list[ApiKey]:
+        statement = select(ApiKey).where(ApiKey.user_id == _owner(principal)).order_by(desc(ApiKey.created_at))
+        if not include_revoked:
+            statement = statement.where(ApiKey.revoked_at.is_(None))
+        async with self._database.sessions() as session:
+            return list(await session.scalars(statement))
+
+    async def revoke(self, principal: Principal, key_id: int) -> None:
+        async with self._database.sessions() as session, session.begin():
+            row = await session.get(ApiKey, key_id)
+            if row is None or row.user_id != principal.user_id:
+                raise NotFound(f"No API key {key_id}")
+            if row.revoked_at is None:
+                row.revoked_at = now()
+
+
+def _owner(principal: Principal) -> int:
+    if principal.user_id is None:
+        raise PermissionDenied("Sign in as a user to manage API keys")
+    return principal.user_id
+
+
+__all__ = ["ApiKeys", "CreatedKey", "scopes_of"]

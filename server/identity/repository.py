@@ -1,0 +1,139 @@
+"""SQLAlchemy queries of the identity domain. Returns ORM rows; never commits."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+
+from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.errors import AlreadyExists
+from server.identity.models import ApiKey, AuthSession, Permission, Role, User, role_permissions, user_roles
+
+
+@contextlib.contextmanager
+def unique_violations(message: str) -> Iterator[None]:
+    """Turn a unique-constraint race into AlreadyExists (checks before insert catch the rest)."""
+    try:
+        yield
+    except IntegrityError as error:
+        raise AlreadyExists(message) from error
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def get_user_by_login(session: AsyncSession, login: str) -> User | None:
+    """The user whose email or username is `login` (case-insensitive)."""
+    login = login.strip().lower()
+    statement = select(User).where(or_(func.lower(User.email) == login, func.lower(User.username) == login))
+    return (await session.scalars(statement.limit(1))).first()
+
+
+async def find_conflicts(
+    session: AsyncSession, *, email: str | None, username: str | None, trigramme: str | None, exclude_id: int | None
+) -> list[str]:
+    """Names of the unique fields another user already holds."""
+    taken = []
+    for name, column, value in (
+        ("email", func.lower(User.email), email),
+        ("username", func.lower(User.username), username),
+        ("trigramme", User.trigramme, trigramme),
+    ):
+        if value is None:
+            continue
+        statement = select(User.id).where(column == value.lower() if name != "trigramme" else column == value)
+        if exclude_id is not None:
+            statement = statement.where(User.id != exclude_id)
+        if await session.scalar(statement.limit(1)) is not None:
+            taken.append(name)
+    return taken
+
+
+def users_query(*, search: str, is_active: bool | None) -> Select[tuple[User]]:
+    statement = select(User)
+    if search:
+        pattern = f"%{search.lower()}%"
+        statement = statement.where(
+            or_(
+                func.lower(User.email).like(pattern),
+                func.lower(User.username).like(pattern),
+                func.lower(User.full_name).like(pattern),
+                func.lower(func.coalesce(User.trigramme, "")).like(pattern),
+            )
+        )
+    if is_active is not None:
+        statement = statement.where(User.is_active == is_active)
+    return statement
+
+
+async def count(
+    session: AsyncSession, statement: Select[tuple[User]] | Select[tuple[Role]] | Select[tuple[Permission]]
+) -> int:
+    return int(await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0)
+
+
+async def permission_names(session: AsyncSession, user_id: int) -> set[str]:
+    statement = (
+        select(Permission.name)
+        .join(role_permissions, role_permissions.c.permission_id == Permission.id)
+        .join(user_roles, user_roles.c.role_id == role_permissions.c.role_id)
+        .where(user_roles.c.user_id == user_id)
+    )
+    return set(await session.scalars(statement))
+
+
+async def get_role(session: AsyncSession, role_id: int) -> Role | None:
+    return await session.get(Role, role_id)
+
+
+async def get_role_by_name(session: AsyncSession, name: str) -> Role | None:
+    return (await session.scalars(select(Role).where(Role.name == name))).first()
+
+
+async def role_user_counts(session: AsyncSession, role_ids: list[int]) -> dict[int, int]:
+    if not role_ids:
+        return {}
+    statement = (
+        select(user_roles.c.role_id, func.count())
+        .where(user_roles.c.role_id.in_(role_ids))
+        .group_by(user_roles.c.role_id)
+    )
+    return {int(role_id): int(total) for role_id, total in (await session.execute(statement)).all()}
+
+
+async def permissions_by_name(session: AsyncSession, names: list[str]) -> list[Permission]:
+    if not names:
+        return []
+    return list(await session.scalars(select(Permission).where(Permission.name.in_(names))))
+
+
+async def get_session(session: AsyncSession, session_id: str) -> AuthSession | None:
+    return await session.get(AuthSession, session_id)
+
+
+async def revoke_sessions(session: AsyncSession, user_id: int, now: datetime, *, keep: str | None = None) -> int:
+    statement = select(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+    if keep is not None:
+        statement = statement.where(AuthSession.id != keep)
+    rows = list(await session.scalars(statement))
+    for row in rows:
+        row.revoked_at = now
+    return len(rows)
+
+
+async def get_api_key_by_hash(session: AsyncSession, key_hash: str) -> ApiKey | None:
+    return (await session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash))).first()
+
+
+async def delete_user(session: AsyncSession, user_id: int) -> None:
+    # Explicit deletes: SQLite enforces ON DELETE CASCADE only with foreign_keys=ON,
+    # and association rows must go on every engine.
+    await session.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
+    await session.execute(delete(ApiKey).where(ApiKey.user_id == user_id))
+    await session.execute(delete(user_roles).where(user_roles.c.user_id == user_id))
+    await session.execute(delete(User).where(User.id == user_id))

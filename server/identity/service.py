@@ -1,0 +1,504 @@
+"""Accounts, sign-in, tokens and sessions: the identity domain's logic.
+
+Every method takes keyword-only options, opens its own unit of work and commits it
+as a whole, so a failed call leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import asc, desc, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth import Credentials, Principal
+from server.errors import (
+    AlreadyExists,
+    CsrfFailed,
+    FailedPrecondition,
+    FieldViolation,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    ValidationFailed,
+)
+from server.identity import passwords, repository
+from server.identity.models import AuthSession, User
+from server.identity.tokens import TokenSigner
+from server.identity.values import (
+    ClientInfo,
+    Page,
+    UserView,
+    aware,
+    normalise_email,
+    normalise_name,
+    normalise_trigramme,
+    normalise_username,
+    now,
+    page_window,
+)
+from server.ratelimit.limiter import RateLimit, RateLimiter
+from server.storage import Database
+
+log = logging.getLogger("relais.identity")
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# last_activity is refreshed at most this often: a write per request would cost more than it tells.
+ACTIVITY_GRANULARITY = timedelta(seconds=60)
+USER_SORT_COLUMNS = {
+    "created_at": User.created_at,
+    "email": User.email,
+    "username": User.username,
+    "full_name": User.full_name,
+    "last_login": User.last_login,
+    "id": User.id,
+}
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    csrf_token: str
+    session_id: str
+    expires_in: int
+    user: UserView
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewAccount:
+    email: str
+    password: str
+    full_name: str = ""
+    trigramme: str = ""
+    username: str = ""
+
+
+class IdentityService:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        signer: TokenSigner,
+        limiter: RateLimiter,
+        access_ttl: int,
+        refresh_ttl: int,
+        login_limit: RateLimit,
+        allow_registration: bool,
+    ) -> None:
+        self._database = database
+        self._signer = signer
+        self._limiter = limiter
+        self._access_ttl = timedelta(seconds=access_ttl)
+        self._refresh_ttl = timedelta(seconds=refresh_ttl)
+        self._login_limit = login_limit
+        self._allow_registration = allow_registration
+
+    # ----------------------------------------------------------------- accounts
+
+    async def register(
+        self, account: NewAccount, *, roles: tuple[str, ...] = ("user",), self_service: bool = True
+    ) -> UserView:
+        if self_service and not self._allow_registration:
+            raise PermissionDenied("Registration is closed on this server")
+        violations: list[FieldViolation] = []
+        email = normalise_email(account.email, violations)
+        username = normalise_username(account.username or email, violations)
+        trigramme = normalise_trigramme(account.trigramme, violations)
+        full_name = normalise_name(account.full_name, violations)
+        violations += passwords.password_violations(account.password, email=email)
+        if violations:
+            raise ValidationFailed(violations)
+        async with self._database.sessions() as session, session.begin():
+            await self._refuse_conflicts(session, email=email, username=username, trigramme=trigramme, exclude_id=None)
+            user = User(
+                email=email,
+                username=username,
+                full_name=full_name,
+                trigramme=trigramme,
+                password_hash=passwords.hash_password(account.password),
+                is_active=True,
+            )
+            for name in roles:
+                role = await repository.get_role_by_name(session, name)
+                if role is None:
+                    raise FailedPrecondition(f"Role {name!r} does not exist")
+                user.roles.append(role)
+            session.add(user)
+            with repository.unique_violations("An account with this email, username or trigramme exists"):
+                await session.flush()
+            view = await self._view(session, user)
+        log.info("account created user_id=%d", view.user.id)
+        return view
+
+    async def _refuse_conflicts(
+        self,
+        session: AsyncSession,
+        *,
+        email: str | None,
+        username: str | None,
+        trigramme: str | None,
+        exclude_id: int | None,
+    ) -> None:
+        taken = await repository.find_conflicts(
+            session, email=email, username=username, trigramme=trigramme, exclude_id=exclude_id
+        )
+        if taken:
+            raise AlreadyExists(f"{', '.join(taken).capitalize()} already in use", metadata={"fields": ",".join(taken)})
+
+    async def _view(self, session: AsyncSession, user: User) -> UserView:
+        return UserView(user=user, permissions=frozenset(await repository.permission_names(session, user.id)))
+
+    async def me(self, principal: Principal) -> UserView:
+        async with self._database.sessions() as session:
+            user = await repository.get_user(session, _user_id(principal))
+            if user is None:
+                raise Unauthenticated("Account no longer exists")
+            return await self._view(session, user)
+
+    async def update_profile(
+        self,
+        principal: Principal,
+        *,
+        email: str | None,
+        full_name: str | None,
+        trigramme: str | None,
+        username: str | None,
+    ) -> UserView:
+        violations: list[FieldViolation] = []
+        email = normalise_email(email, violations) if email is not None else None
+        username = normalise_username(username, violations) if username is not None else None
+        trigramme_value = normalise_trigramme(trigramme, violations) if trigramme is not None else None
+        full_name = normalise_name(full_name, violations) if full_name is not None else None
+        if violations:
+            raise ValidationFailed(violations)
+        async with self._database.sessions() as session, session.begin():
+            user = await repository.get_user(session, _user_id(principal))
+            if user is None:
+                raise Unauthenticated("Account no longer exists")
+            await self._refuse_conflicts(
+                session, email=email, username=username, trigramme=trigramme_value, exclude_id=user.id
+            )
+            if email is not None:
+                user.email = email
+            if username is not None:
+                user.username = username
+            if trigramme is not None:
+                user.trigramme = trigramme_value
+            if full_name is not None:
+                user.full_name = full_name
+            with repository.unique_violations("Email, username or trigramme already in use"):
+                await session.flush()
+            return await self._view(session, user)
+
+    async def change_password(self, principal: Principal, *, current: str, new: str) -> int:
+        """Returns the number of other sessions signed out."""
+        async with self._database.sessions() as session, session.begin():
+            user = await repository.get_user(session, _user_id(principal))
+            if user is None:
+                raise Unauthenticated("Account no longer exists")
+            if not passwords.verify_password(user.password_hash, current):
+                raise ValidationFailed([FieldViolation(field="current_password", message="is incorrect")])
+            violations = passwords.password_violations(new, field="new_password", email=user.email)
+            if new == current:
+                violations.append(FieldViolation(field="new_password", message="must differ from the current one"))
+            if violations:
+                raise ValidationFailed(violations)
+            user.password_hash = passwords.hash_password(new)
+            revoked = await repository.revoke_sessions(session, user.id, now(), keep=principal.session_id)
+        log.info("password changed user_id=%d sessions_revoked=%d", user.id, revoked)
+        return revoked
+
+    # ------------------------------------------------------------------ sign-in
+
+    async def login(self, *, login: str, password: str, client: ClientInfo) -> IssuedTokens:
+        login = login.strip().lower()
+        violations = []
+        if not login:
+            violations.append(FieldViolation(field="username", message="user, username or email is required"))
+        if not password:
+            violations.append(FieldViolation(field="password", message="is required"))
+        if violations:
+            raise ValidationFailed(violations)
+        decision = await self._limiter.hit(f"login:{sha256(login)}:{client.ip_address}", self._login_limit)
+        if not decision.allowed:
+            raise ResourceExhausted(
+                "Too many sign-in attempts; try again later", metadata={"retry_at": str(decision.reset_at)}
+            )
+        async with self._database.sessions() as session, session.begin():
+            user = await repository.get_user_by_login(session, login)
+            valid = passwords.verify_password(user.password_hash if user else None, password)
+            if user is None or not valid:
+                raise Unauthenticated("Invalid credentials")
+            if not user.is_active:
+                raise PermissionDenied("This account is deactivated")
+            if passwords.needs_rehash(user.password_hash):
+                user.password_hash = passwords.hash_password(password)
+            user.last_login = now()
+            issued = await self._open_session(session, user, client)
+        log.info("signed in user_id=%d session_id=%s", user.id, issued.session_id)
+        return issued
+
+    async def _open_session(self, session: AsyncSession, user: User, client: ClientInfo) -> IssuedTokens:
+        csrf = secrets.token_urlsafe(32)
+        row = AuthSession(
+            id=str(uuid.uuid4()),
+            user_id=user.id,
+            client=client.user_agent[:512],
+            ip_address=client.ip_address[:64],
+            created_at=now(),
+            last_activity=now(),
+            expires_at=now() + self._refresh_ttl,
+            refresh_jti="",
+            csrf_hash=sha256(csrf),
+        )
+        session.add(row)
+        return await self._issue(session, row, user, csrf)
+
+    async def _issue(self, session: AsyncSession, row: AuthSession, user: User, csrf: str) -> IssuedTokens:
+        access, _ = self._signer.issue(user_id=user.id, session_id=row.id, kind="access", lifetime=self._access_ttl)
+        lifetime = min(self._refresh_ttl, aware(row.expires_at) - now())  # type: ignore[operator]
+        refresh, claims = self._signer.issue(user_id=user.id, session_id=row.id, kind="refresh", lifetime=lifetime)
+        row.refresh_jti = claims.token_id
+        await session.flush()
+        return IssuedTokens(
+            access_token=access,
+            refresh_token=refresh,
+            csrf_token=csrf,
+            session_id=row.id,
+            expires_in=int(self._access_ttl.total_seconds()),
+            user=await self._view(session, user),
+        )
+
+    async def refresh(self, *, refresh_token: str, principal: Principal | None) -> IssuedTokens:
+        """Rotate a session's tokens, from its refresh token or its live access token."""
+        async with self._database.sessions() as session, session.begin():
+            if refresh_token:
+                claims = self._signer.verify(refresh_token, "refresh")
+                row = await self._live_session(session, claims.session_id)
+                if not hmac.compare_digest(row.refresh_jti, claims.token_id):
+                    # A rotated token came back: someone holds a stolen copy. End the session.
+                    row.revoked_at = now()
+                    log.warning("refresh token reuse; session revoked session_id=%s", row.id)
+                    await session.commit()
+                    raise Unauthenticated("Refresh token already used; the session has been ended")
+            elif principal is not None and principal.session_id is not None:
+                row = await self._live_session(session, principal.session_id)
+            else:
+                raise Unauthenticated("A refresh token or a valid access token is required")
+            user = await repository.get_user(session, row.user_id)
+            if user is None or not user.is_active:
+                raise Unauthenticated("Account unavailable")
+            # The CSRF token stays the session's: a new one is issued and its hash replaced.
+            csrf = secrets.token_urlsafe(32)
+            row.csrf_hash = sha256(csrf)
+            row.last_activity = now()
+            return await self._issue(session, row, user, csrf)
+
+    async def _live_session(self, session: AsyncSession, session_id: str) -> AuthSession:
+        row = await repository.get_session(session, session_id)
+        if row is None or row.revoked_at is not None or aware(row.expires_at) <= now():  # type: ignore[operator]
+            raise Unauthenticated("Session ended")
+        return row
+
+    async def logout(self, principal: Principal) -> bool:
+        """End the caller's session. False when the caller has none (an API key)."""
+        if principal.session_id is None:
+            return False
+        async with self._database.sessions() as session, session.begin():
+            row = await repository.get_session(session, principal.session_id)
+            if row is not None and row.revoked_at is None:
+                row.revoked_at = now()
+        log.info("signed out session_id=%s", principal.session_id)
+        return True
+
+    # ---------------------------------------------------------- authentication
+
+    async def authenticate(self, credentials: Credentials) -> Principal | None:
+        if credentials.bearer or credentials.cookie_token:
+            return await self._authenticate_token(credentials)
+        if credentials.api_key:
+            return await self._authenticate_api_key(credentials.api_key)
+        return None
+
+    async def _authenticate_token(self, credentials: Credentials) -> Principal:
+        by_cookie = not credentials.bearer
+        token = credentials.bearer or credentials.cookie_token or ""
+        claims = self._signer.verify(token, "access")
+        async with self._database.sessions() as session:
+            row = await self._live_session(session, claims.session_id)
+            if row.user_id != claims.user_id:
+                raise Unauthenticated("Invalid token")
+            if by_cookie and (credentials.http_method or "POST").upper() not in SAFE_METHODS:
+                given = credentials.csrf_token or ""
+                if not given or not hmac.compare_digest(sha256(given), row.csrf_hash):
+                    raise CsrfFailed("Missing or invalid X-CSRF-Token header")
+            user = await repository.get_user(session, row.user_id)
+            if user is None or not user.is_active:
+                raise Unauthenticated("Account unavailable")
+            if now() - aware(row.last_activity) > ACTIVITY_GRANULARITY:  # type: ignore[operator]
+                row.last_activity = now()
+                await session.commit()
+            view = await self._view(session, user)
+        return Principal(
+            subject=str(user.id),
+            user_id=user.id,
+            session_id=row.id,
+            roles=frozenset(view.role_names),
+            permissions=view.permissions,
+        )
+
+    async def _authenticate_api_key(self, key: str) -> Principal:
+        async with self._database.sessions() as session:
+            row = await repository.get_api_key_by_hash(session, sha256(key))
+            if row is None or row.revoked_at is not None:
+                raise Unauthenticated("Invalid API key")
+            expires = aware(row.expires_at)
+            if expires is not None and expires <= now():
+                raise Unauthenticated("API key expired")
+            user = await repository.get_user(session, row.user_id)
+            if user is None or not user.is_active:
+                raise Unauthenticated("Account unavailable")
+            view = await self._view(session, user)
+            scopes = frozenset(json.loads(row.scopes or "[]"))
+            permissions = view.permissions
+            if scopes:
+                permissions = scopes if "*" in permissions else permissions & scopes
+            if row.last_used_at is None or now() - aware(row.last_used_at) > ACTIVITY_GRANULARITY:  # type: ignore[operator]
+                row.last_used_at = now()
+                await session.commit()
+        return Principal(
+            subject=str(user.id),
+            user_id=user.id,
+            api_key_id=row.id,
+            roles=frozenset(view.role_names),
+            permissions=permissions,
+        )
+
+    # ----------------------------------------------------------------- sessions
+
+    async def list_sessions(
+        self, principal: Principal, *, include_inactive: bool, all_users: bool
+    ) -> list[AuthSession]:
+        if all_users and not principal.can("sessions:read"):
+            raise PermissionDenied("Permission 'sessions:read' required")
+        statement = select(AuthSession).order_by(desc(AuthSession.created_at)).limit(500)
+        if not all_users:
+            statement = statement.where(AuthSession.user_id == _user_id(principal))
+        if not include_inactive:
+            statement = statement.where(AuthSession.revoked_at.is_(None), AuthSession.expires_at > now())
+        async with self._database.sessions() as session:
+            return list(await session.scalars(statement))
+
+    async def terminate_session(self, principal: Principal, session_id: str) -> AuthSession:
+        async with self._database.sessions() as session, session.begin():
+            row = await repository.get_session(session, session_id)
+            # Another user's session is invisible (404), unless the caller may manage sessions.
+            if row is None or (row.user_id != principal.user_id and not principal.can("sessions:write")):
+                raise NotFound("No such session")
+            if row.revoked_at is None:
+                row.revoked_at = now()
+        log.info("session terminated session_id=%s by=%s", session_id, principal.subject)
+        return row
+
+    async def current_session(self, principal: Principal, *, requested: str | None) -> AuthSession:
+        session_id = requested or principal.session_id
+        if not session_id:
+            raise NotFound("This call has no session (API key); send X-Session-ID")
+        async with self._database.sessions() as session:
+            row = await repository.get_session(session, session_id)
+        if row is None or (row.user_id != principal.user_id and not principal.can("sessions:read")):
+            raise NotFound("No such session")
+        return row
+
+    # ------------------------------------------------------------ administration
+
+    async def list_users(
+        self, *, skip: int, offset: int, limit: int, search: str, is_active: bool | None, sort_by: str, descending: bool
+    ) -> Page[UserView]:
+        skip, limit = page_window(skip=skip, offset=offset, limit=limit)
+        column = USER_SORT_COLUMNS.get(sort_by or "created_at")
+        if column is None:
+            raise ValidationFailed(
+                [FieldViolation(field="sort_by", message=f"must be one of {', '.join(USER_SORT_COLUMNS)}")]
+            )
+        statement = repository.users_query(search=search.strip(), is_active=is_active)
+        order = desc(column) if descending else asc(column)
+        async with self._database.sessions() as session:
+            total = await repository.count(session, statement)
+            rows = list(await session.scalars(statement.order_by(order, asc(User.id)).offset(skip).limit(limit)))
+            items = [await self._view(session, user) for user in rows]
+        return Page(items=items, total=total, skip=skip, limit=limit)
+
+    async def get_user(self, user_id: int) -> UserView:
+        async with self._database.sessions() as session:
+            user = await repository.get_user(session, user_id)
+            if user is None:
+                raise NotFound(f"No user {user_id}")
+            return await self._view(session, user)
+
+    async def delete_user(self, principal: Principal, user_id: int) -> None:
+        if user_id == principal.user_id:
+            raise FailedPrecondition("You cannot delete your own account here")
+        async with self._database.sessions() as session, session.begin():
+            if await repository.get_user(session, user_id) is None:
+                raise NotFound(f"No user {user_id}")
+            await repository.delete_user(session, user_id)
+        log.info("account deleted user_id=%d by=%s", user_id, principal.subject)
+
+    async def set_role(self, user_id: int, role_name: str) -> UserView:
+        async with self._database.sessions() as session, session.begin():
+            user = await repository.get_user(session, user_id)
+            if user is None:
+                raise NotFound(f"No user {user_id}")
+            role = await repository.get_role_by_name(session, role_name.strip())
+            if role is None:
+                raise ValidationFailed([FieldViolation(field="role", message=f"no role named {role_name!r}")])
+            user.roles = [role]
+            await session.flush()
+            return await self._view(session, user)
+
+    async def change_roles(self, user_id: int, role_id: int, *, add: bool) -> None:
+        async with self._database.sessions() as session, session.begin():
+            user = await repository.get_user(session, user_id)
+            if user is None:
+                raise NotFound(f"No user {user_id}")
+            role = await repository.get_role(session, role_id)
+            if role is None:
+                raise NotFound(f"No role {role_id}")
+            if add and role not in user.roles:
+                user.roles.append(role)
+            elif not add:
+                if role not in user.roles:
+                    raise NotFound(f"User {user_id} does not hold role {role_id}")
+                user.roles.remove(role)
+
+    async def set_active(self, principal: Principal, user_id: int, *, active: bool) -> User:
+        if not active and user_id == principal.user_id:
+            raise FailedPrecondition("You cannot deactivate your own account")
+        async with self._database.sessions() as session, session.begin():
+            user = await repository.get_user(session, user_id)
+            if user is None:
+                raise NotFound(f"No user {user_id}")
+            user.is_active = active
+            if not active:
+                await repository.revoke_sessions(session, user_id, now())
+        return user
+
+
+def _user_id(principal: Principal) -> int:
+    if principal.user_id is None:
+        raise Unauthenticated("Sign in to use this operation")
+    return principal.user_id

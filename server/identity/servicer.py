@@ -1,0 +1,363 @@
+"""The identity services over gRPC: convert, delegate, convert back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relais.v1 import (
+    admin_user_pb2,
+    admin_user_pb2_grpc,
+    api_key_pb2,
+    api_key_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
+    role_pb2,
+    role_pb2_grpc,
+    session_pb2,
+    session_pb2_grpc,
+    user_pb2,
+    user_pb2_grpc,
+)
+
+from server.auth import Credentials, Principal
+from server.convert import timestamp
+from server.errors import Unauthenticated
+from server.identity.api_keys import ApiKeys, scopes_of
+from server.identity.models import ApiKey, AuthSession, Permission
+from server.identity.roles import RoleAdministration, RoleView
+from server.identity.service import IdentityService, IssuedTokens, NewAccount
+from server.identity.values import ClientInfo, UserView, aware, now
+from server.interceptors.call import current_call
+
+
+def principal() -> Principal:
+    """The caller of a non-public RPC (the auth interceptor has admitted them)."""
+    found = current_call().principal
+    if found is None:
+        raise Unauthenticated("Authentication required")
+    return found
+
+
+def client_info(context: Any) -> ClientInfo:
+    metadata = tuple(context.invocation_metadata() or ())
+    agents = [value for key, value in metadata if key == "user-agent" and isinstance(value, str)]
+    return ClientInfo(ip_address=current_call().client_ip, user_agent=agents[0] if agents else "")
+
+
+def user_message(view: UserView) -> user_pb2.User:
+    user = view.user
+    return user_pb2.User(
+        id=user.id,
+        email=user.email,
+        username=user.username,
+        name=user.full_name,
+        full_name=user.full_name,
+        trigramme=user.trigramme or "",
+        is_active=user.is_active,
+        is_admin=view.is_admin,
+        roles=view.role_names,
+        permissions=sorted(view.permissions),
+        created_at=timestamp(user.created_at),
+        last_login=timestamp(user.last_login),
+    )
+
+
+def tokens_message(issued: IssuedTokens) -> auth_pb2.LoginResponse:
+    return auth_pb2.LoginResponse(
+        access_token=issued.access_token,
+        token_type="bearer",
+        expires_in=issued.expires_in,
+        refresh_token=issued.refresh_token,
+        csrf_token=issued.csrf_token,
+        session_id=issued.session_id,
+        user=user_message(issued.user),
+    )
+
+
+def account(request: Any) -> NewAccount:
+    return NewAccount(
+        email=request.email,
+        password=request.password,
+        full_name=request.full_name or request.name,
+        trigramme=request.trigramme,
+        username=request.username,
+    )
+
+
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self, identity: IdentityService) -> None:
+        self._identity = identity
+
+    async def Login(self, request: auth_pb2.LoginRequest, context: Any) -> auth_pb2.LoginResponse:
+        login = request.user or request.username or request.email
+        issued = await self._identity.login(login=login, password=request.password, client=client_info(context))
+        return tokens_message(issued)
+
+    async def Register(self, request: auth_pb2.RegisterRequest, context: Any) -> user_pb2.User:
+        return user_message(await self._identity.register(account(request)))
+
+    async def Refresh(self, request: auth_pb2.RefreshRequest, context: Any) -> auth_pb2.LoginResponse:
+        issued = await self._identity.refresh(refresh_token=request.refresh_token, principal=current_call().principal)
+        return tokens_message(issued)
+
+    async def Logout(self, request: auth_pb2.LogoutRequest, context: Any) -> auth_pb2.LogoutResponse:
+        ended = await self._identity.logout(principal())
+        return auth_pb2.LogoutResponse(message="Signed out" if ended else "No session to end (API key)")
+
+    async def GetMe(self, request: auth_pb2.GetMeRequest, context: Any) -> user_pb2.User:
+        return user_message(await self._identity.me(principal()))
+
+
+class UserServicer(user_pb2_grpc.UserServiceServicer):
+    def __init__(self, identity: IdentityService) -> None:
+        self._identity = identity
+
+    async def RegisterUser(self, request: user_pb2.RegisterUserRequest, context: Any) -> user_pb2.User:
+        return user_message(await self._identity.register(account(request)))
+
+    async def GetProfile(self, request: user_pb2.GetProfileRequest, context: Any) -> user_pb2.User:
+        return user_message(await self._identity.me(principal()))
+
+    async def UpdateProfile(self, request: user_pb2.UpdateProfileRequest, context: Any) -> user_pb2.User:
+        def optional(name: str) -> str | None:
+            return getattr(request, name) if request.HasField(name) else None
+
+        view = await self._identity.update_profile(
+            principal(),
+            email=optional("email"),
+            full_name=optional("full_name") if request.HasField("full_name") else optional("name"),
+            trigramme=optional("trigramme"),
+            username=optional("username"),
+        )
+        return user_message(view)
+
+    async def ChangePassword(
+        self, request: user_pb2.ChangePasswordRequest, context: Any
+    ) -> user_pb2.ChangePasswordResponse:
+        revoked = await self._identity.change_password(
+            principal(), current=request.current_password, new=request.new_password
+        )
+        return user_pb2.ChangePasswordResponse(message="Password changed", sessions_revoked=revoked)
+
+
+class AdminUserServicer(admin_user_pb2_grpc.AdminUserServiceServicer):
+    def __init__(self, identity: IdentityService) -> None:
+        self._identity = identity
+
+    async def ListUsers(
+        self, request: admin_user_pb2.ListUsersRequest, context: Any
+    ) -> admin_user_pb2.ListUsersResponse:
+        page = await self._identity.list_users(
+            skip=request.skip,
+            offset=request.offset,
+            limit=request.limit,
+            search=request.search,
+            is_active=request.is_active if request.HasField("is_active") else None,
+            sort_by=request.sort_by,
+            descending=request.sort_order != admin_user_pb2.SORT_ORDER_ASC,
+        )
+        return admin_user_pb2.ListUsersResponse(
+            total=page.total,
+            skip=page.skip,
+            limit=page.limit,
+            items=[user_message(view) for view in page.items],
+            has_more=page.has_more,
+        )
+
+    async def GetUser(self, request: admin_user_pb2.GetUserRequest, context: Any) -> user_pb2.User:
+        return user_message(await self._identity.get_user(request.id))
+
+    async def DeleteUser(
+        self, request: admin_user_pb2.DeleteUserRequest, context: Any
+    ) -> admin_user_pb2.DeleteUserResponse:
+        await self._identity.delete_user(principal(), request.id)
+        return admin_user_pb2.DeleteUserResponse()
+
+    async def SetUserRole(self, request: admin_user_pb2.SetUserRoleRequest, context: Any) -> user_pb2.User:
+        return user_message(await self._identity.set_role(request.id, request.role))
+
+    async def AssignRole(
+        self, request: admin_user_pb2.AssignRoleRequest, context: Any
+    ) -> admin_user_pb2.AssignRoleResponse:
+        await self._identity.change_roles(request.user_id, request.role_id, add=True)
+        return admin_user_pb2.AssignRoleResponse(message="Rôle assigné avec succès")
+
+    async def RemoveRole(
+        self, request: admin_user_pb2.RemoveRoleRequest, context: Any
+    ) -> admin_user_pb2.RemoveRoleResponse:
+        await self._identity.change_roles(request.user_id, request.role_id, add=False)
+        return admin_user_pb2.RemoveRoleResponse()
+
+    async def ActivateUser(
+        self, request: admin_user_pb2.ActivateUserRequest, context: Any
+    ) -> admin_user_pb2.UserActivation:
+        user = await self._identity.set_active(principal(), request.user_id, active=True)
+        return admin_user_pb2.UserActivation(id=user.id, is_active=user.is_active)
+
+    async def DeactivateUser(
+        self, request: admin_user_pb2.DeactivateUserRequest, context: Any
+    ) -> admin_user_pb2.UserActivation:
+        user = await self._identity.set_active(principal(), request.user_id, active=False)
+        return admin_user_pb2.UserActivation(id=user.id, is_active=user.is_active)
+
+
+def permission_message(permission: Permission) -> role_pb2.Permission:
+    return role_pb2.Permission(
+        id=permission.id,
+        name=permission.name,
+        description=permission.description,
+        resource=permission.resource,
+        action=permission.action,
+    )
+
+
+def role_message(view: RoleView) -> role_pb2.Role:
+    role = view.role
+    return role_pb2.Role(
+        id=role.id,
+        name=role.name,
+        description=role.description,
+        created_at=timestamp(role.created_at),
+        permissions=[permission_message(p) for p in sorted(role.permissions, key=lambda p: p.name)],
+        users_count=view.users_count,
+    )
+
+
+class RoleServicer(role_pb2_grpc.RoleServiceServicer):
+    def __init__(self, roles: RoleAdministration) -> None:
+        self._roles = roles
+
+    async def ListRoles(self, request: role_pb2.ListRolesRequest, context: Any) -> role_pb2.ListRolesResponse:
+        page = await self._roles.list_roles(skip=request.skip, offset=request.offset, limit=request.limit)
+        return role_pb2.ListRolesResponse(
+            total=page.total,
+            skip=page.skip,
+            limit=page.limit,
+            items=[role_message(view) for view in page.items],
+            has_more=page.has_more,
+        )
+
+    async def CreateRole(self, request: role_pb2.CreateRoleRequest, context: Any) -> role_pb2.Role:
+        view = await self._roles.create_role(
+            name=request.name, description=request.description, permissions=list(request.permissions)
+        )
+        return role_message(view)
+
+    async def GetRole(self, request: role_pb2.GetRoleRequest, context: Any) -> role_pb2.Role:
+        return role_message(await self._roles.get_role(request.role_id))
+
+    async def UpdateRole(self, request: role_pb2.UpdateRoleRequest, context: Any) -> role_pb2.Role:
+        view = await self._roles.update_role(
+            request.role_id,
+            name=request.name if request.HasField("name") else None,
+            description=request.description if request.HasField("description") else None,
+            permissions=list(request.permissions) if request.set_permissions or request.permissions else None,
+        )
+        return role_message(view)
+
+    async def DeleteRole(self, request: role_pb2.DeleteRoleRequest, context: Any) -> role_pb2.DeleteRoleResponse:
+        await self._roles.delete_role(request.role_id)
+        return role_pb2.DeleteRoleResponse()
+
+    async def ListPermissions(
+        self, request: role_pb2.ListPermissionsRequest, context: Any
+    ) -> role_pb2.ListPermissionsResponse:
+        page = await self._roles.list_permissions(skip=request.skip, offset=request.offset, limit=request.limit)
+        return role_pb2.ListPermissionsResponse(
+            total=page.total,
+            skip=page.skip,
+            limit=page.limit,
+            items=[permission_message(p) for p in page.items],
+            has_more=page.has_more,
+        )
+
+    async def CreatePermission(self, request: role_pb2.CreatePermissionRequest, context: Any) -> role_pb2.Permission:
+        permission = await self._roles.create_permission(
+            name=request.name, description=request.description, resource=request.resource, action=request.action
+        )
+        return permission_message(permission)
+
+
+def session_summary(row: AuthSession) -> session_pb2.SessionSummary:
+    active = row.revoked_at is None and aware(row.expires_at) > now()  # type: ignore[operator]
+    return session_pb2.SessionSummary(
+        id=row.id,
+        client=row.client,
+        start_ts=timestamp(row.created_at),
+        last_activity=timestamp(row.last_activity),
+        active=active,
+        user_id=row.user_id,
+        ip_address=row.ip_address,
+    )
+
+
+class SessionServicer(session_pb2_grpc.SessionServiceServicer):
+    def __init__(self, identity: IdentityService) -> None:
+        self._identity = identity
+
+    async def ListSessions(
+        self, request: session_pb2.ListSessionsRequest, context: Any
+    ) -> session_pb2.ListSessionsResponse:
+        rows = await self._identity.list_sessions(
+            principal(), include_inactive=request.include_inactive, all_users=request.all
+        )
+        return session_pb2.ListSessionsResponse(sessions=[session_summary(row) for row in rows])
+
+    async def TerminateSession(
+        self, request: session_pb2.TerminateSessionRequest, context: Any
+    ) -> session_pb2.TerminateSessionResponse:
+        row = await self._identity.terminate_session(principal(), request.id)
+        return session_pb2.TerminateSessionResponse(id=row.id, active=False)
+
+    async def GetCurrentSession(
+        self, request: session_pb2.GetCurrentSessionRequest, context: Any
+    ) -> session_pb2.CurrentSession:
+        requested = Credentials.from_metadata(context.invocation_metadata() or ()).session_id
+        row = await self._identity.current_session(principal(), requested=requested)
+        return session_pb2.CurrentSession(
+            id=row.id,
+            user_id=row.user_id,
+            expires_at=timestamp(row.expires_at),
+            metadata=session_pb2.SessionMetadata(user_agent=row.client, ip_address=row.ip_address),
+            created_at=timestamp(row.created_at),
+            last_activity=timestamp(row.last_activity),
+        )
+
+
+def api_key_message(row: ApiKey) -> api_key_pb2.ApiKey:
+    expires = aware(row.expires_at)
+    return api_key_pb2.ApiKey(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        scopes=scopes_of(row),
+        created_at=timestamp(row.created_at),
+        expires_at=timestamp(row.expires_at),
+        last_used_at=timestamp(row.last_used_at),
+        active=row.revoked_at is None and (expires is None or expires > now()),
+    )
+
+
+class ApiKeyServicer(api_key_pb2_grpc.ApiKeyServiceServicer):
+    def __init__(self, keys: ApiKeys) -> None:
+        self._keys = keys
+
+    async def CreateApiKey(
+        self, request: api_key_pb2.CreateApiKeyRequest, context: Any
+    ) -> api_key_pb2.CreateApiKeyResponse:
+        created = await self._keys.create(
+            principal(), name=request.name, scopes=list(request.scopes), expires_in_days=request.expires_in_days
+        )
+        return api_key_pb2.CreateApiKeyResponse(api_key=api_key_message(created.row), key=created.secret)
+
+    async def ListApiKeys(
+        self, request: api_key_pb2.ListApiKeysRequest, context: Any
+    ) -> api_key_pb2.ListApiKeysResponse:
+        rows = await self._keys.list(principal(), include_revoked=request.include_revoked)
+        return api_key_pb2.ListApiKeysResponse(items=[api_key_message(row) for row in rows], total=len(rows))
+
+    async def RevokeApiKey(
+        self, request: api_key_pb2.RevokeApiKeyRequest, context: Any
+    ) -> api_key_pb2.RevokeApiKeyResponse:
+        await self._keys.revoke(principal(), request.id)
+        return api_key_pb2.RevokeApiKeyResponse()

@@ -1,0 +1,46 @@
+"""Rate limits per caller: per client address for anonymous calls, per identity (by role
+tier) for the others. Every answer carries X-RateLimit-Limit/Remaining/Reset."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from server.auth import PUBLIC_SERVICES
+from server.errors import ResourceExhausted, Unavailable
+from server.interceptors.call import CallState
+from server.ratelimit.limiter import RateLimit, RateLimiter
+
+log = logging.getLogger("relais.ratelimit")
+
+
+class RateLimitScope:
+    def __init__(self, limiter: RateLimiter, *, anonymous: RateLimit, user: RateLimit, admin: RateLimit) -> None:
+        self._limiter = limiter
+        self._anonymous, self._user, self._admin = anonymous, user, admin
+
+    @contextlib.asynccontextmanager
+    async def scope(self, state: CallState, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        if state.method.strip("/").partition("/")[0] in PUBLIC_SERVICES:
+            yield  # health checks and reflection are infrastructure, not clients
+            return
+        principal = state.principal
+        if principal is None or principal.anonymous or principal.user_id is None:
+            key, rule = f"ip:{state.client_ip or 'unknown'}", self._anonymous
+        else:
+            key, rule = f"user:{principal.user_id}", self._admin if principal.is_admin else self._user
+        try:
+            decision = await self._limiter.hit(key, rule)
+        except Unavailable:
+            # Fail open: an unreachable Redis must not take the whole service down (health shows it).
+            log.warning("rate limiter unavailable; request let through")
+            yield
+            return
+        state.response_metadata.extend(decision.headers())
+        if not decision.allowed:
+            raise ResourceExhausted("Rate limit exceeded; retry after the reset time")
+        yield
