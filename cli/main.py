@@ -22,6 +22,11 @@ from pydantic import ValidationError
 from bridge.app import create_app
 from server.app import RelaisServer
 from server.config import Settings, load_settings
+from server.errors import DomainError
+from server.identity import start_identity
+from server.identity.bootstrap import ensure_admin
+from server.ratelimit.limiter import MemoryRateLimiter
+from server.storage import create_database
 from server.observability import configure_logging
 from server.system.service import relais_version
 
@@ -116,6 +121,44 @@ def serve(
         raise typer.BadParameter(str(error)) from None
     configure_logging(settings.log_level)
     asyncio.run(run_service(settings))
+
+
+admin = typer.Typer(help="Administration commands.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+
+
+@admin.command("create")
+def admin_create(
+    email: Annotated[str, typer.Option(prompt=True, help="The administrator's email (their login).")],
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters.")
+    ],
+    data_dir: Annotated[Path | None, typer.Option(help="Where data lives [./data].")] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL [SQLite under the data dir].")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML settings file (also RELAIS_CONFIG).", exists=True)] = None,
+) -> None:
+    """Create an administrator account (the first one, or another)."""
+    settings = load_settings(config, data_dir=data_dir, database_url=database_url)
+    configure_logging("WARNING")
+    try:
+        created = asyncio.run(create_admin(settings, email=email, password=password))
+    except DomainError as error:
+        details = "; ".join(f"{v.field} {v.message}" for v in getattr(error, "violations", []))
+        typer.echo(f"error: {error.message}{': ' + details if details else ''}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"administrator {email} created" if created else f"an account {email} already exists; nothing changed")
+
+
+async def create_admin(settings: Settings, *, email: str, password: str) -> bool:
+    database = create_database(settings.sqlalchemy_url)
+    limiter = MemoryRateLimiter()
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await database.migrate()
+        identity = await start_identity(settings, database, limiter)
+        return await ensure_admin(identity.service, database, email=email, password=password)
+    finally:
+        await database.dispose()
 
 
 @app.command()

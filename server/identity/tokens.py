@@ -105,4 +105,4 @@ async def load_signing_key(database: Database, configured: str | None) -> str:
         stored = await session.scalar(query)
     if not stored:
         raise RuntimeError("the signing key could not be stored")
-    return stored
+    return str(stored)
