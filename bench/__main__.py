@@ -6,10 +6,11 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from bench import health
+from bench import health, identity
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], int]] = {
     "health": health.run,
+    "identity": identity.run,
 }
 
 
@@ -24,28 +25,37 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="few requests: a smoke run, not a measurement (results go to <name>.quick.json)",
     )
     parser.add_argument(
-        "--requests", type=int, default=None, help="measured requests per scenario [2000; 200 with --quick]"
+        "--requests",
+        type=int,
+        default=None,
+        help="measured requests per scenario [health: 2000, 200 with --quick; "
+        "identity: 1000 for GET /auth/me and a tenth of that for login, 100 with --quick]",
     )
     parser.add_argument(
-        "--warmup", type=int, default=None, help="unmeasured requests before each scenario [200; 20 with --quick]"
+        "--warmup",
+        type=int,
+        default=None,
+        help="unmeasured requests before each scenario [a tenth of the default --requests]",
     )
-    parser.add_argument("--concurrency", default="1,16", help="comma-separated numbers of requests in flight [1,16]")
+    parser.add_argument(
+        "--concurrency",
+        default=None,
+        help="comma-separated numbers of requests in flight [health: 1,16; identity: 1,8]",
+    )
     parser.add_argument("--output", default=None, help="JSON results file [bench/results/<name>.json]")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
-    try:
-        args.concurrency = [int(value) for value in args.concurrency.split(",") if value.strip()]
-    except ValueError:
-        parser.error("--concurrency takes integers, e.g. 1,16")
-    if not args.concurrency or min(args.concurrency) < 1:
-        parser.error("--concurrency takes positive integers, e.g. 1,16")
-    if args.requests is None:
-        args.requests = 200 if args.quick else 2000
-    if args.warmup is None:
-        args.warmup = 20 if args.quick else 200
-    if args.requests < 1 or args.warmup < 0:
+    # Left as None when not given: each benchmark has its own defaults (common.resolve_defaults).
+    if args.concurrency is not None:
+        try:
+            args.concurrency = [int(value) for value in args.concurrency.split(",") if value.strip()]
+        except ValueError:
+            parser.error("--concurrency takes integers, e.g. 1,16")
+        if not args.concurrency or min(args.concurrency) < 1:
+            parser.error("--concurrency takes positive integers, e.g. 1,16")
+    if (args.requests is not None and args.requests < 1) or (args.warmup is not None and args.warmup < 0):
         parser.error("--requests must be >= 1 and --warmup >= 0")
     if args.output is not None and len(args.names or BENCHMARKS) > 1:
         parser.error("--output needs a single benchmark name")

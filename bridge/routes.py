@@ -25,8 +25,16 @@ from bridge.marshal import ParseError, json_to_message, message_to_json
 from bridge.query import apply_params, set_path_value
 from bridge.upstream import Upstream
 
-# HTTP headers passed to the server as gRPC metadata (credentials and client facts).
-FORWARDED_HEADERS = ("authorization", "cookie", "x-api-key", "x-csrf-token", "x-session-id", "user-agent")
+# HTTP headers passed to the server as gRPC metadata (credentials and client facts), and the
+# metadata key each travels under: gRPC replaces `user-agent` with its own.
+FORWARDED_HEADERS = {
+    "authorization": "authorization",
+    "cookie": "cookie",
+    "x-api-key": "x-api-key",
+    "x-csrf-token": "x-csrf-token",
+    "x-session-id": "x-session-id",
+    "user-agent": "x-forwarded-user-agent",
+}
 HTTP_BODY = "google.api.HttpBody"
 
 
@@ -115,10 +123,10 @@ class Transcoder:
         metadata = [("x-request-id", request_id), ("x-http-method", request.method)]
         if request.client:
             metadata.append(("x-forwarded-for", request.client.host))
-        for name in FORWARDED_HEADERS:
+        for name, key in FORWARDED_HEADERS.items():
             value = request.headers.get(name)
             if value and value.isascii() and value.isprintable():
-                metadata.append((name, value))
+                metadata.append((key, value))
         return metadata
 
 

@@ -22,6 +22,8 @@ from server.config import Settings
 from tests.support import services
 from tests.support.live import LiveStack
 
+ADMIN_EMAIL = "admin@relais.test"
+ADMIN_PASSWORD = "admin-pass-1234"
 POSTGRES_URL = os.environ.get("RELAIS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -70,7 +72,13 @@ def stack(
     database_url: str, tmp_path_factory: pytest.TempPathFactory, test_servicer: services.TranscodingServicer
 ) -> Iterator[LiveStack]:
     live = LiveStack(
-        stack_settings(tmp_path_factory.mktemp("data"), database_url, max_body_bytes=64 * 1024),
+        stack_settings(
+            tmp_path_factory.mktemp("data"),
+            database_url,
+            max_body_bytes=64 * 1024,
+            admin_email=ADMIN_EMAIL,
+            admin_password=ADMIN_PASSWORD,
+        ),
         authenticator=services.TokenAuthenticator(),
         extra_services=[services.registration(test_servicer)],
         extra_descriptors=[services.pb.DESCRIPTOR.services_by_name["TranscodingService"]],

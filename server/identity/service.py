@@ -327,15 +327,16 @@ class IdentityService:
     # ---------------------------------------------------------- authentication
 
     async def authenticate(self, credentials: Credentials) -> Principal | None:
-        if credentials.bearer or credentials.cookie_token:
-            return await self._authenticate_token(credentials)
+        """Explicit credentials first (Authorization, X-API-Key), the ambient cookie last."""
+        if credentials.bearer:
+            return await self._authenticate_token(credentials, token=credentials.bearer, by_cookie=False)
         if credentials.api_key:
             return await self._authenticate_api_key(credentials.api_key)
+        if credentials.cookie_token:
+            return await self._authenticate_token(credentials, token=credentials.cookie_token, by_cookie=True)
         return None
 
-    async def _authenticate_token(self, credentials: Credentials) -> Principal:
-        by_cookie = not credentials.bearer
-        token = credentials.bearer or credentials.cookie_token or ""
+    async def _authenticate_token(self, credentials: Credentials, *, token: str, by_cookie: bool) -> Principal:
         claims = self._signer.verify(token, "access")
         async with self._database.sessions() as session:
             row = await self._live_session(session, claims.session_id)

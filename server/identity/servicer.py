@@ -40,8 +40,10 @@ def principal() -> Principal:
 
 def client_info(context: Any) -> ClientInfo:
     metadata = tuple(context.invocation_metadata() or ())
-    agents = [value for key, value in metadata if key == "user-agent" and isinstance(value, str)]
-    return ClientInfo(ip_address=current_call().client_ip, user_agent=agents[0] if agents else "")
+    # The HTTP client's agent (forwarded by the bridge) before the gRPC client's own.
+    agents = {key: value for key, value in metadata if isinstance(value, str)}
+    agent = agents.get("x-forwarded-user-agent") or agents.get("user-agent", "")
+    return ClientInfo(ip_address=current_call().client_ip, user_agent=agent)
 
 
 def user_message(view: UserView) -> user_pb2.User:
