@@ -28,14 +28,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--requests",
         type=int,
         default=None,
-        help="measured requests per scenario [health: 2000, 200 with --quick; "
-        "identity: 1000 for GET /auth/me and a tenth of that for login, 100 with --quick]",
+        help="measured requests per scenario [health: 2000, 200 with --quick; identity: 1000 for "
+        "GET /auth/me, 100 with --quick, and a twentieth of the GET /auth/me numbers for login]",
     )
     parser.add_argument(
         "--warmup",
         type=int,
         default=None,
-        help="unmeasured requests before each scenario [a tenth of the default --requests]",
+        help="unmeasured requests before each scenario [health: 200, 20 with --quick; identity: 100 "
+        "for GET /auth/me, 10 with --quick, and a twentieth of the GET /auth/me numbers for login]",
     )
     parser.add_argument(
         "--concurrency",

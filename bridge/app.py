@@ -32,6 +32,7 @@ def create_app(
     *,
     upstream: str,
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    cookie_secure: bool = False,
     services: Sequence[ServiceDescriptor] | None = None,
 ) -> FastAPI:
     """The bridge for the gRPC server at `upstream` ("host:port"), serving the
@@ -48,7 +49,9 @@ def create_app(
     app = FastAPI(title=TITLE, version=version, docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     document = build_openapi(bindings, title=TITLE, version=version, extra_paths=PAGE_OPERATIONS)
     install_pages(app, openapi_json=orjson.dumps(document), title=TITLE, version=version, route_count=len(bindings))
-    app.router.routes.extend(proto_routes(bindings, Transcoder(channel, max_body_bytes=max_body_bytes)))
+    app.router.routes.extend(
+        proto_routes(bindings, Transcoder(channel, max_body_bytes=max_body_bytes, cookie_secure=cookie_secure))
+    )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:

@@ -51,9 +51,12 @@ def request_id_of(scope: Scope) -> str:
 class Transcoder:
     """Runs one binding for one request."""
 
-    def __init__(self, upstream: Upstream, *, max_body_bytes: int, timeout: float = 60.0) -> None:
+    def __init__(
+        self, upstream: Upstream, *, max_body_bytes: int, cookie_secure: bool = False, timeout: float = 60.0
+    ) -> None:
         self._upstream = upstream
         self._max_body = max_body_bytes
+        self._cookie_secure = cookie_secure
         self._timeout = timeout
 
     async def __call__(self, binding: Binding, request: Request, path_params: dict[str, str]) -> Response:
@@ -72,7 +75,7 @@ class Transcoder:
         except grpc.aio.AioRpcError as error:
             return rpc_error_response(error, request_id, _headers(error.initial_metadata(), error.trailing_metadata()))
         headers = _headers(await call.initial_metadata(), await call.trailing_metadata())
-        return _render(binding, response, headers)
+        return _render(binding, response, headers, cookie_secure=self._cookie_secure)
 
     async def _request_message(self, binding: Binding, request: Request, path_params: dict[str, str]) -> Message:
         message = binding.request_class()
@@ -140,7 +143,7 @@ def _headers(*metadata: Any) -> dict[str, str]:
     return headers
 
 
-def _render(binding: Binding, response: Message, headers: dict[str, str]) -> Response:
+def _render(binding: Binding, response: Message, headers: dict[str, str], *, cookie_secure: bool) -> Response:
     if response.DESCRIPTOR.full_name == HTTP_BODY:
         return Response(
             response.data,
@@ -160,7 +163,7 @@ def _render(binding: Binding, response: Message, headers: dict[str, str]) -> Res
             orjson.dumps(payload), status_code=binding.success_status, media_type="application/json", headers=headers
         )
     for cookie in binding.set_cookies:
-        _set_cookie(result, cookie, response)
+        _set_cookie(result, cookie, response, secure=cookie_secure)
     for name in binding.clear_cookies:
         result.delete_cookie(name, path="/", httponly=True, samesite="lax")
     return result
@@ -177,7 +180,7 @@ def _field(message: Message, path: str) -> Any:
 _COOKIE_SAFE = "!#$&'()*+-./:<=>?@[]^_`{|}~"
 
 
-def _set_cookie(response: Response, cookie: Any, message: Message) -> None:
+def _set_cookie(response: Response, cookie: Any, message: Message, *, secure: bool) -> None:
     value = urllib.parse.quote(str(_field(message, cookie.field)), safe=_COOKIE_SAFE)
     if not value:
         return
@@ -187,7 +190,7 @@ def _set_cookie(response: Response, cookie: Any, message: Message) -> None:
         value,
         max_age=max_age or None,
         path=cookie.path or "/",
-        secure=cookie.secure,
+        secure=cookie.secure or secure,
         httponly=cookie.http_only,
         samesite=(cookie.same_site or "lax"),
     )

@@ -25,9 +25,9 @@ from server.config import Settings, load_settings
 from server.errors import DomainError
 from server.identity import start_identity
 from server.identity.bootstrap import ensure_admin
+from server.observability import configure_logging
 from server.ratelimit.limiter import MemoryRateLimiter
 from server.storage import create_database
-from server.observability import configure_logging
 from server.system.service import relais_version
 
 app = typer.Typer(help="Relais: self-hostable AI platform service.", no_args_is_help=True, add_completion=False)
@@ -67,7 +67,9 @@ async def run_service(settings: Settings, stop: asyncio.Event | None = None) -> 
             upstream = settings.upstream or f"{loopback(settings.host)}:{port}"
             http = _Uvicorn(
                 uvicorn.Config(
-                    create_app(upstream=upstream, max_body_bytes=settings.max_body_bytes),
+                    create_app(
+                        upstream=upstream, max_body_bytes=settings.max_body_bytes, cookie_secure=settings.cookie_secure
+                    ),
                     host=settings.host,
                     port=settings.http_port,
                     log_config=None,

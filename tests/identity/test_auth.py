@@ -8,9 +8,9 @@ import string
 import grpc
 import httpx
 import pytest
-
 from relais.v1 import auth_pb2, auth_pb2_grpc
-from tests.identity.helpers import PASSWORD, login, new_account, register, unique_email
+
+from tests.identity.helpers import PASSWORD, new_account, register, unique_email
 from tests.support.live import LiveStack
 
 TOKEN_FIELDS = {"access_token", "token_type", "expires_in", "refresh_token", "csrf_token", "session_id", "user"}

@@ -71,6 +71,7 @@ class LiveStack:
         app = create_app(
             upstream=self.grpc_target,
             max_body_bytes=self.settings.max_body_bytes,
+            cookie_secure=self.settings.cookie_secure,
             services=[*contract_services(), *self.extra_descriptors],
         )
         # IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on sockets that say they are TCP,

@@ -111,6 +111,10 @@ class TranscodingServicer(pb_grpc.TranscodingServiceServicer):  # type: ignore[m
         principal = current_call().principal
         return pb.WhoAmIResponse(subject=principal.subject if principal else "")
 
+    async def Ping(self, request: Any, context: Any) -> Any:
+        principal = current_call().principal
+        return pb.WhoAmIResponse(subject=principal.subject if principal else "")
+
     async def DeleteItem(self, request: Any, context: Any) -> Any:
         return pb.DeleteItemResponse()
 
