@@ -17,7 +17,15 @@ from types import TracebackType
 from typing import Any
 
 import grpc
-from relais_typed.relais.v1 import SystemServiceStub
+from relais_typed.relais.v1 import (
+    AdminUserServiceStub,
+    ApiKeyServiceStub,
+    AuthServiceStub,
+    RoleServiceStub,
+    SessionServiceStub,
+    SystemServiceStub,
+    UserServiceStub,
+)
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -55,6 +63,12 @@ class RelaisClient:
     def __init__(self, channel: grpc.Channel) -> None:
         self.channel = channel
         self.system = SystemServiceStub(channel)
+        self.auth = AuthServiceStub(channel)
+        self.users = UserServiceStub(channel)
+        self.admin_users = AdminUserServiceStub(channel)
+        self.roles = RoleServiceStub(channel)
+        self.sessions = SessionServiceStub(channel)
+        self.api_keys = ApiKeyServiceStub(channel)
 
     def close(self) -> None:
         self.channel.close()
