@@ -101,6 +101,7 @@ class RelaisServer:
         settings = self.settings
         rate_limits = RateLimitScope(
             self.limiter,
+            self.policy,
             anonymous=RateLimit.parse(settings.rate_limit_anonymous),
             user=RateLimit.parse(settings.rate_limit_user),
             admin=RateLimit.parse(settings.rate_limit_admin),
@@ -111,7 +112,9 @@ class RelaisServer:
                     RequestIdScope(),
                     ObserveScope(),
                     ErrorScope(),
-                    AuthScope(self.policy, FirstAuthenticator(*authenticators)),
+                    AuthScope(
+                        self.policy, FirstAuthenticator(*authenticators), trusted_proxies=settings.trusted_proxies
+                    ),
                     rate_limits,
                 )
             ],

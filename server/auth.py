@@ -28,11 +28,16 @@ PUBLIC_SERVICES = frozenset(
 )
 
 
+# Peers whose x-forwarded-for is believed by default: the bridge running beside the server.
+DEFAULT_TRUSTED_PROXIES = frozenset({"127.0.0.1", "::1"})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AccessRule:
     public: bool = False
     allow_anonymous: bool = False
     permission: str = ""
+    unmetered: bool = False
 
 
 REQUIRE_AUTHENTICATION = AccessRule()
@@ -79,14 +84,19 @@ class Credentials:
         return bool(self.bearer or self.api_key or self.cookie_token)
 
     @classmethod
-    def from_metadata(cls, metadata: Iterable[tuple[str, str | bytes]], peer: str = "") -> Credentials:
+    def from_metadata(
+        cls,
+        metadata: Iterable[tuple[str, str | bytes]],
+        peer: str = "",
+        trusted_proxies: frozenset[str] = DEFAULT_TRUSTED_PROXIES,
+    ) -> Credentials:
         """Credentials of a call. The client address is the peer's, or the x-forwarded-for
-        the peer sends when the peer is a trusted proxy (the bridge, on loopback)."""
+        the peer sends when the peer is a trusted proxy (the bridge)."""
         values = {key: value for key, value in metadata if isinstance(value, str)}
         authorization = values.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
         peer_ip = peer_address(peer)
-        forwarded = values.get("x-forwarded-for", "") if (not peer or peer_ip in TRUSTED_PROXIES) else ""
+        forwarded = values.get("x-forwarded-for", "") if peer_ip and peer_ip in trusted_proxies else ""
         forwarded = forwarded or peer_ip
         return cls(
             bearer=token.strip() or None if scheme.lower() == "bearer" else None,
@@ -97,10 +107,6 @@ class Credentials:
             client_ip=forwarded.split(",")[0].strip() or None,
             http_method=values.get("x-http-method") or None,
         )
-
-
-# Peers whose x-forwarded-for is believed: the bridge runs beside the server.
-TRUSTED_PROXIES = frozenset({"127.0.0.1", "::1"})
 
 
 def peer_address(peer: str) -> str:
@@ -156,13 +162,18 @@ class AccessPolicy:
     def _read_rule(self, method: str) -> AccessRule:
         service, _, name = method.strip("/").partition("/")
         if service in PUBLIC_SERVICES:
-            return AccessRule(public=True)
+            return AccessRule(public=True, unmetered=True)
         try:
             descriptor = self._pool.FindMethodByName(f"{service}.{name}")
         except KeyError:
             return REQUIRE_AUTHENTICATION
         option = descriptor.GetOptions().Extensions[options_pb2.access]
-        return AccessRule(public=option.public, allow_anonymous=option.allow_anonymous, permission=option.permission)
+        return AccessRule(
+            public=option.public,
+            allow_anonymous=option.allow_anonymous,
+            permission=option.permission,
+            unmetered=option.unmetered,
+        )
 
     async def admit(self, rule: AccessRule, credentials: Credentials, authenticator: Authenticator) -> Principal | None:
         """The caller's principal, or Unauthenticated / PermissionDenied."""

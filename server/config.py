@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # Sign-in attempts per account and address.
     rate_limit_login: str = "5/300s"
     rate_limit_prefix: str = "relais:rl:"
+    # Peers whose x-forwarded-for names the real client (the bridge's address when it runs apart).
+    trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
 
     @field_validator("data_dir")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from argon2 import PasswordHasher
@@ -18,14 +19,20 @@ _hasher = PasswordHasher()  # argon2-cffi's defaults are RFC 9106's recommended 
 _DUMMY_HASH = _hasher.hash("relais-timing-equaliser-not-a-password")
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+async def hash_password(password: str) -> str:
+    # Argon2 takes ~100 ms of CPU by design; argon2-cffi releases the GIL, so a thread keeps
+    # the event loop (every other request) running meanwhile.
+    return await asyncio.to_thread(_hasher.hash, password)
 
 
-def verify_password(password_hash: str | None, password: str) -> bool:
-    """True when `password` matches; always spends one Argon2 verification."""
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    """True when `password` matches; always spends one Argon2 verification (off the event loop)."""
     if len(password) > MAX_LENGTH:
         return False
+    return await asyncio.to_thread(_verify, password_hash, password)
+
+
+def _verify(password_hash: str | None, password: str) -> bool:
     try:
         return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):

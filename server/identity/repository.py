@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import AlreadyExists
-from server.identity.models import ApiKey, AuthSession, Permission, Role, User, role_permissions, user_roles
+from server.identity.models import ApiKey, AuthSession, Permission, Role, User, user_roles
 
 
 @contextlib.contextmanager
@@ -75,16 +75,6 @@ async def count(
     session: AsyncSession, statement: Select[tuple[User]] | Select[tuple[Role]] | Select[tuple[Permission]]
 ) -> int:
     return int(await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0)
-
-
-async def permission_names(session: AsyncSession, user_id: int) -> set[str]:
-    statement = (
-        select(Permission.name)
-        .join(role_permissions, role_permissions.c.permission_id == Permission.id)
-        .join(user_roles, user_roles.c.role_id == role_permissions.c.role_id)
-        .where(user_roles.c.user_id == user_id)
-    )
-    return set(await session.scalars(statement))
 
 
 async def get_role(session: AsyncSession, role_id: int) -> Role | None:

@@ -128,7 +128,7 @@ class IdentityService:
                 username=username,
                 full_name=full_name,
                 trigramme=trigramme,
-                password_hash=passwords.hash_password(account.password),
+                password_hash=await passwords.hash_password(account.password),
                 is_active=True,
             )
             for name in roles:
@@ -159,7 +159,8 @@ class IdentityService:
             raise AlreadyExists(f"{', '.join(taken).capitalize()} already in use", metadata={"fields": ",".join(taken)})
 
     async def _view(self, session: AsyncSession, user: User) -> UserView:
-        return UserView(user=user, permissions=frozenset(await repository.permission_names(session, user.id)))
+        # Roles and their permissions are loaded with the user (selectin): no further query.
+        return UserView(user=user, permissions=user_permissions(user))
 
     async def me(self, principal: Principal) -> UserView:
         async with self._database.sessions() as session:
@@ -209,14 +210,14 @@ class IdentityService:
             user = await repository.get_user(session, _user_id(principal))
             if user is None:
                 raise Unauthenticated("Account no longer exists")
-            if not passwords.verify_password(user.password_hash, current):
+            if not await passwords.verify_password(user.password_hash, current):
                 raise ValidationFailed([FieldViolation(field="current_password", message="is incorrect")])
             violations = passwords.password_violations(new, field="new_password", email=user.email)
             if new == current:
                 violations.append(FieldViolation(field="new_password", message="must differ from the current one"))
             if violations:
                 raise ValidationFailed(violations)
-            user.password_hash = passwords.hash_password(new)
+            user.password_hash = await passwords.hash_password(new)
             revoked = await repository.revoke_sessions(session, user.id, now(), keep=principal.session_id)
         log.info("password changed user_id=%d sessions_revoked=%d", user.id, revoked)
         return revoked
@@ -232,20 +233,30 @@ class IdentityService:
             violations.append(FieldViolation(field="password", message="is required"))
         if violations:
             raise ValidationFailed(violations)
-        decision = await self._limiter.hit(f"login:{sha256(login)}:{client.ip_address}", self._login_limit)
+        # Failed attempts count against the account and address; successful ones do not.
+        attempts = f"login:{sha256(login)}:{client.ip_address}"
+        decision = await self._limiter.peek(attempts, self._login_limit)
         if not decision.allowed:
             raise ResourceExhausted(
-                "Too many sign-in attempts; try again later", metadata={"retry_at": str(decision.reset_at)}
+                "Too many failed sign-in attempts; try again later", metadata={"retry_at": str(decision.reset_at)}
             )
-        async with self._database.sessions() as session, session.begin():
+        # Read and verify outside the write transaction: Argon2 takes ~100 ms, and SQLite
+        # would hold its write lock all that time.
+        async with self._database.sessions() as session:
             user = await repository.get_user_by_login(session, login)
-            valid = passwords.verify_password(user.password_hash if user else None, password)
-            if user is None or not valid:
+        valid = await passwords.verify_password(user.password_hash if user else None, password)
+        if user is None or not valid:
+            await self._limiter.hit(attempts, self._login_limit)
+            raise Unauthenticated("Invalid credentials")
+        if not user.is_active:
+            raise PermissionDenied("This account is deactivated")
+        rehashed = await passwords.hash_password(password) if passwords.needs_rehash(user.password_hash) else None
+        async with self._database.sessions() as session, session.begin():
+            user = await repository.get_user(session, user.id)
+            if user is None or not user.is_active:
                 raise Unauthenticated("Invalid credentials")
-            if not user.is_active:
-                raise PermissionDenied("This account is deactivated")
-            if passwords.needs_rehash(user.password_hash):
-                user.password_hash = passwords.hash_password(password)
+            if rehashed:
+                user.password_hash = rehashed
             user.last_login = now()
             issued = await self._open_session(session, user, client)
         log.info("signed in user_id=%d session_id=%s", user.id, issued.session_id)
@@ -497,6 +508,10 @@ class IdentityService:
             if not active:
                 await repository.revoke_sessions(session, user_id, now())
         return user
+
+
+def user_permissions(user: User) -> frozenset[str]:
+    return frozenset(permission.name for role in user.roles for permission in role.permissions)
 
 
 def _user_id(principal: Principal) -> int:

@@ -13,14 +13,17 @@ from server.interceptors.call import CallState
 
 
 class AuthScope:
-    def __init__(self, policy: AccessPolicy, authenticator: Authenticator) -> None:
+    def __init__(self, policy: AccessPolicy, authenticator: Authenticator, *, trusted_proxies: frozenset[str]) -> None:
         self._policy = policy
         self._authenticator = authenticator
+        self._trusted_proxies = trusted_proxies
 
     @contextlib.asynccontextmanager
     async def scope(self, state: CallState, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
         rule = self._policy.rule_for(state.method)
-        credentials = Credentials.from_metadata(context.invocation_metadata() or (), context.peer() or "")
+        credentials = Credentials.from_metadata(
+            context.invocation_metadata() or (), context.peer() or "", self._trusted_proxies
+        )
         state.client_ip = credentials.client_ip or ""
         state.principal = await self._policy.admit(rule, credentials, self._authenticator)
         yield

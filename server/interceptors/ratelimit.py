@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from server.auth import PUBLIC_SERVICES
+from server.auth import AccessPolicy
 from server.errors import ResourceExhausted, Unavailable
 from server.interceptors.call import CallState
 from server.ratelimit.limiter import RateLimit, RateLimiter
@@ -19,14 +19,17 @@ log = logging.getLogger("relais.ratelimit")
 
 
 class RateLimitScope:
-    def __init__(self, limiter: RateLimiter, *, anonymous: RateLimit, user: RateLimit, admin: RateLimit) -> None:
+    def __init__(
+        self, limiter: RateLimiter, policy: AccessPolicy, *, anonymous: RateLimit, user: RateLimit, admin: RateLimit
+    ) -> None:
         self._limiter = limiter
+        self._policy = policy
         self._anonymous, self._user, self._admin = anonymous, user, admin
 
     @contextlib.asynccontextmanager
     async def scope(self, state: CallState, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
-        if state.method.strip("/").partition("/")[0] in PUBLIC_SERVICES:
-            yield  # health checks and reflection are infrastructure, not clients
+        if self._policy.rule_for(state.method).unmetered:
+            yield  # health probes and reflection: monitoring calls them constantly
             return
         principal = state.principal
         if principal is None or principal.anonymous or principal.user_id is None:

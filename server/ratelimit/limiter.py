@@ -55,7 +55,13 @@ class Decision:
 
 
 class RateLimiter(Protocol):
-    async def hit(self, key: str, rule: RateLimit) -> Decision: ...
+    async def hit(self, key: str, rule: RateLimit) -> Decision:
+        """Count one use and decide."""
+        ...
+
+    async def peek(self, key: str, rule: RateLimit) -> Decision:
+        """Decide whether one more use would be allowed, without counting it."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -83,6 +89,11 @@ class MemoryRateLimiter:
                 self._counts = {k: v for k, v in self._counts.items() if k[1] >= number - 1}
         return Decision(count <= rule.limit, rule.limit, max(0, rule.limit - count), reset)
 
+    async def peek(self, key: str, rule: RateLimit) -> Decision:
+        number, reset = _window(rule, time.time())
+        count = self._counts.get((f"{key}/{rule.window_seconds}", number), 0)
+        return Decision(count < rule.limit, rule.limit, max(0, rule.limit - count), reset)
+
     async def close(self) -> None:
         self._counts.clear()
 
@@ -94,9 +105,21 @@ class RedisRateLimiter:
         self._client = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         self._prefix = prefix
 
+    def _name(self, key: str, rule: RateLimit, number: int) -> str:
+        return f"{self._prefix}{key}/{rule.window_seconds}:{number}"
+
+    async def peek(self, key: str, rule: RateLimit) -> Decision:
+        number, reset = _window(rule, time.time())
+        try:
+            raw = await self._client.get(self._name(key, rule, number))
+        except (aioredis.RedisError, OSError) as error:
+            raise Unavailable("Rate limiter unavailable") from error
+        count = int(raw or 0)
+        return Decision(count < rule.limit, rule.limit, max(0, rule.limit - count), reset)
+
     async def hit(self, key: str, rule: RateLimit) -> Decision:
         number, reset = _window(rule, time.time())
-        name = f"{self._prefix}{key}/{rule.window_seconds}:{number}"
+        name = self._name(key, rule, number)
         try:
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.incr(name)

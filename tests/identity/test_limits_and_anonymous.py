@@ -35,13 +35,20 @@ def limited(tmp_path: Path) -> Iterator[httpx.Client]:
 
 
 def test_anonymous_calls_are_limited_per_address_with_headers(limited: httpx.Client) -> None:
-    answers = [limited.get("/health") for _ in range(4)]
+    answers = [limited.get("/v1/items/1") for _ in range(4)]
 
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
     assert all(a.headers["x-ratelimit-limit"] == "3" for a in answers)
     assert int(answers[0].headers["x-ratelimit-reset"]) > 1_700_000_000
     assert answers[3].json()["code"] == "RATE_LIMIT" and int(answers[3].headers["retry-after"]) >= 1
+
+
+def test_health_probes_are_not_rate_limited(limited: httpx.Client) -> None:
+    answers = [limited.get("/health") for _ in range(5)]
+
+    assert [a.status_code for a in answers] == [200] * 5
+    assert "x-ratelimit-limit" not in answers[0].headers
 
 
 def test_signed_in_callers_have_their_own_budget_by_role(tmp_path: Path) -> None:
@@ -68,7 +75,22 @@ def test_signed_in_callers_have_their_own_budget_by_role(tmp_path: Path) -> None
     assert boss_codes == [200, 200, 200] and boss_limit == "5"
 
 
-def test_login_attempts_are_limited_per_account_and_address(tmp_path: Path) -> None:
+def test_successful_sign_ins_do_not_use_up_the_login_limit(tmp_path: Path) -> None:
+    live = start(tmp_path, rate_limit_login="2/300s")
+    try:
+        with httpx.Client(base_url=live.base_url, timeout=30) as http:
+            email = unique_email()
+            register(http, email)
+            codes = [
+                http.post("/auth/login", json={"email": email, "password": PASSWORD}).status_code for _ in range(4)
+            ]
+    finally:
+        live.stop()
+
+    assert codes == [200] * 4
+
+
+def test_failed_login_attempts_are_limited_per_account_and_address(tmp_path: Path) -> None:
     live = start(tmp_path, rate_limit_login="5/300s")
     try:
         with httpx.Client(base_url=live.base_url, timeout=30) as http:
@@ -121,9 +143,13 @@ def test_two_processes_share_one_budget_through_redis(tmp_path: Path) -> None:
     ):
         wait_http(f"http://127.0.0.1:{ports[0][0]}/openapi.json", first)
         wait_http(f"http://127.0.0.1:{ports[1][0]}/openapi.json", second)
-        codes = [httpx.get(f"http://127.0.0.1:{ports[i % 2][0]}/health", timeout=30).status_code for i in range(6)]
+        # A public, metered operation (without a token, refresh answers 401 after being counted).
+        codes = [
+            httpx.post(f"http://127.0.0.1:{ports[i % 2][0]}/auth/refresh", json={}, timeout=30).status_code
+            for i in range(6)
+        ]
 
-    assert codes == [200, 200, 200, 200, 429, 429]
+    assert codes == [401, 401, 401, 401, 429, 429]
 
 
 def test_anonymous_access_is_off_by_default(tmp_path: Path) -> None:

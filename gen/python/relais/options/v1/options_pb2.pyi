@@ -12,14 +12,16 @@ HTTP_FIELD_NUMBER: _ClassVar[int]
 http: _descriptor.FieldDescriptor
 
 class AccessRule(_message.Message):
-    __slots__ = ("public", "allow_anonymous", "permission")
+    __slots__ = ("public", "allow_anonymous", "permission", "unmetered")
     PUBLIC_FIELD_NUMBER: _ClassVar[int]
     ALLOW_ANONYMOUS_FIELD_NUMBER: _ClassVar[int]
     PERMISSION_FIELD_NUMBER: _ClassVar[int]
+    UNMETERED_FIELD_NUMBER: _ClassVar[int]
     public: bool
     allow_anonymous: bool
     permission: str
-    def __init__(self, public: _Optional[bool] = ..., allow_anonymous: _Optional[bool] = ..., permission: _Optional[str] = ...) -> None: ...
+    unmetered: bool
+    def __init__(self, public: _Optional[bool] = ..., allow_anonymous: _Optional[bool] = ..., permission: _Optional[str] = ..., unmetered: _Optional[bool] = ...) -> None: ...
 
 class SetCookie(_message.Message):
     __slots__ = ("name", "field", "http_only", "secure", "same_site", "path", "max_age_field")

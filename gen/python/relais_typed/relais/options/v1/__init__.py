@@ -44,6 +44,11 @@ class AccessRule(betterproto2.Message):
     Empty means "any authenticated caller".
     """
 
+    unmetered: "bool" = betterproto2.field(4, betterproto2.TYPE_BOOL)
+    """
+    Not counted against rate limits: for health probes, which monitoring calls constantly.
+    """
+
 
 default_message_pool.register_message("relais.options.v1", "AccessRule", AccessRule)
 
