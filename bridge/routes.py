@@ -13,7 +13,6 @@ from typing import Any
 import grpc
 import orjson
 from google.protobuf.message import Message
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
@@ -240,4 +239,4 @@ def proto_routes(bindings: Iterable[Binding], transcoder: Transcoder) -> list[Pr
     return [ProtoRoute(binding, transcoder) for binding in bindings]
 
 
-__all__ = ["Headers", "ProtoRoute", "Transcoder", "proto_routes"]
+__all__ = ["ProtoRoute", "Transcoder", "proto_routes"]
