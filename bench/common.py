@@ -79,15 +79,6 @@ def output_path(args: argparse.Namespace, name: str) -> Path:
 # ── Server side: runs in the child processes ────────────────────────────────────────────────
 
 
-def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """The pragmas server.storage.engine sets on each new SQLite connection."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
 @dataclass(slots=True)
 class Served:
     """What a server child runs: an ASGI app under uvicorn, and optionally a gRPC server."""

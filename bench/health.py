@@ -55,12 +55,13 @@ def plain_app(data_dir: Path) -> FastAPI:
     same shape as the bridge's GET /health. The version is read once at start-up.
     """
     from fastapi import FastAPI
-    from sqlalchemy import event, text
-    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy import text
+
+    from server.storage import create_database
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(f"sqlite+aiosqlite:///{data_dir / 'plain.db'}", connect_args={"timeout": 30})
-    event.listen(engine.sync_engine, "connect", common.sqlite_pragmas)
+    # The engine exactly as Relais builds it (pool, pragmas), so only the serving code differs.
+    engine = create_database(f"sqlite+aiosqlite:///{data_dir / 'plain.db'}").engine
     started = time.monotonic()
     try:
         version = metadata.version("relais")

@@ -34,11 +34,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, Table, event, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, Table, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from bench.common import sqlite_pragmas
+from server.storage import create_database
 
 ALGORITHM = "HS256"
 ISSUER = "plain"
@@ -173,14 +173,9 @@ class Identity:
 
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.engine = create_async_engine(
-            f"sqlite+aiosqlite:///{data_dir / 'plain.db'}",
-            connect_args={"timeout": 30},
-            pool_size=16,
-            max_overflow=16,
-        )
-        event.listen(self.engine.sync_engine, "connect", sqlite_pragmas)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # The engine and session factory exactly as Relais builds them (pool, pragmas).
+        database = create_database(f"sqlite+aiosqlite:///{data_dir / 'plain.db'}")
+        self.engine, self.sessions = database.engine, database.sessions
         self.hasher = PasswordHasher()
         # Verified against for unknown accounts, so timing does not tell which accounts exist.
         self.dummy_hash = self.hasher.hash("plain-timing-equaliser")
