@@ -21,7 +21,7 @@ from server.interceptors.ratelimit import RateLimitScope
 from server.interceptors.request_id import RequestIdScope
 from server.observability import DATA_DIR_FREE_BYTES
 from server.ratelimit.limiter import MemoryRateLimiter, RateLimit, RateLimiter, RedisRateLimiter
-from server.registration import ServiceRegistration
+from server.registration import ServiceRegistration, register
 from server.scheduler.engine import Scheduler
 from server.storage import Database, create_database
 from server.system.probes import RedisProbe, disk_usage
@@ -124,7 +124,11 @@ class RelaisServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        services = [self._registration(), *self.identity.registrations(), *self._extra_services]
+        services = [
+            register(system_pb2, system_pb2_grpc, "SystemService", SystemServicer(self.system)),
+            *self.identity.registrations(),
+            *self._extra_services,
+        ]
         for service in services:
             service.add(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -159,13 +163,6 @@ class RelaisServer:
     async def wait_for_termination(self) -> None:
         if self._server is not None:
             await self._server.wait_for_termination()
-
-    def _registration(self) -> ServiceRegistration:
-        servicer = SystemServicer(self.system)
-        return ServiceRegistration(
-            add=lambda server: system_pb2_grpc.add_SystemServiceServicer_to_server(servicer, server),
-            name=system_pb2.DESCRIPTOR.services_by_name["SystemService"].full_name,
-        )
 
     async def _sample_disk(self) -> None:
         DATA_DIR_FREE_BYTES.set(disk_usage(self.settings.data_dir).free_bytes)

@@ -71,18 +71,14 @@ def test_servicer() -> services.TranscodingServicer:
 def stack(
     database_url: str, tmp_path_factory: pytest.TempPathFactory, test_servicer: services.TranscodingServicer
 ) -> Iterator[LiveStack]:
-    live = LiveStack(
-        stack_settings(
-            tmp_path_factory.mktemp("data"),
-            database_url,
-            max_body_bytes=64 * 1024,
-            admin_email=ADMIN_EMAIL,
-            admin_password=ADMIN_PASSWORD,
-        ),
-        authenticator=services.TokenAuthenticator(),
-        extra_services=[services.registration(test_servicer)],
-        extra_descriptors=[services.pb.DESCRIPTOR.services_by_name["TranscodingService"]],
-    ).start()
+    settings = stack_settings(
+        tmp_path_factory.mktemp("data"),
+        database_url,
+        max_body_bytes=64 * 1024,
+        admin_email=ADMIN_EMAIL,
+        admin_password=ADMIN_PASSWORD,
+    )
+    live = services.start_stack_with_test_service(settings, servicer=test_servicer, static_tokens=True)
     yield live
     live.stop()
 

@@ -34,7 +34,7 @@ from server.identity.servicer import (
 )
 from server.identity.tokens import TokenSigner, load_signing_key
 from server.ratelimit.limiter import RateLimit, RateLimiter
-from server.registration import ServiceRegistration
+from server.registration import ServiceRegistration, register
 from server.storage import Database
 
 
@@ -45,20 +45,13 @@ class IdentityDomain:
     api_keys: ApiKeys
 
     def registrations(self) -> list[ServiceRegistration]:
-        def registration(module: object, grpc_module: object, service: str, servicer: object) -> ServiceRegistration:
-            add = getattr(grpc_module, f"add_{service}Servicer_to_server")
-            return ServiceRegistration(
-                add=lambda server: add(servicer, server),
-                name=module.DESCRIPTOR.services_by_name[service].full_name,  # type: ignore[attr-defined]
-            )
-
         return [
-            registration(auth_pb2, auth_pb2_grpc, "AuthService", AuthServicer(self.service)),
-            registration(user_pb2, user_pb2_grpc, "UserService", UserServicer(self.service)),
-            registration(admin_user_pb2, admin_user_pb2_grpc, "AdminUserService", AdminUserServicer(self.service)),
-            registration(role_pb2, role_pb2_grpc, "RoleService", RoleServicer(self.roles)),
-            registration(session_pb2, session_pb2_grpc, "SessionService", SessionServicer(self.service)),
-            registration(api_key_pb2, api_key_pb2_grpc, "ApiKeyService", ApiKeyServicer(self.api_keys)),
+            register(auth_pb2, auth_pb2_grpc, "AuthService", AuthServicer(self.service)),
+            register(user_pb2, user_pb2_grpc, "UserService", UserServicer(self.service)),
+            register(admin_user_pb2, admin_user_pb2_grpc, "AdminUserService", AdminUserServicer(self.service)),
+            register(role_pb2, role_pb2_grpc, "RoleService", RoleServicer(self.roles)),
+            register(session_pb2, session_pb2_grpc, "SessionService", SessionServicer(self.service)),
+            register(api_key_pb2, api_key_pb2_grpc, "ApiKeyService", ApiKeyServicer(self.api_keys)),
         ]
 
 

@@ -40,12 +40,8 @@ CHECKS = ",".join(
 @pytest.fixture(scope="module")
 def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     data = tmp_path_factory.mktemp("fuzz")
-    live = LiveStack(
-        stack_settings(data, f"sqlite:///{Path(data) / 'db.sqlite'}", max_body_bytes=64 * 1024),
-        authenticator=services.TokenAuthenticator(),
-        extra_services=[services.registration(services.TranscodingServicer())],
-        extra_descriptors=[services.pb.DESCRIPTOR.services_by_name["TranscodingService"]],
-    ).start()
+    settings = stack_settings(data, f"sqlite:///{Path(data) / 'db.sqlite'}", max_body_bytes=64 * 1024)
+    live = services.start_stack_with_test_service(settings, static_tokens=True)
     yield live
     live.stop()
 

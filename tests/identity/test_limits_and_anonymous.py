@@ -19,11 +19,9 @@ from tests.test_cli import free_port, relais, wait_http
 
 
 def start(tmp_path: Path, **settings: object) -> LiveStack:
-    return LiveStack(
-        stack_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", **settings),
-        extra_services=[services.registration(services.TranscodingServicer())],
-        extra_descriptors=[services.pb.DESCRIPTOR.services_by_name["TranscodingService"]],
-    ).start()
+    return services.start_stack_with_test_service(
+        stack_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", **settings)
+    )
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 
 from tests.conftest import stack_settings
 from tests.support import services
-from tests.support.live import LiveStack
 
 
 def test_reflection_lists_every_service_like_grpcurl_list(channel: grpc.Channel) -> None:
@@ -57,10 +56,9 @@ def test_non_public_rpc_needs_credentials_over_grpc(channel: grpc.Channel) -> No
 
 def test_shutdown_drains_in_flight_streams_and_refuses_new_calls(tmp_path: Path) -> None:
     servicer = services.TranscodingServicer()
-    live = LiveStack(
-        stack_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}"),
-        extra_services=[services.registration(servicer)],
-    ).start()
+    live = services.start_stack_with_test_service(
+        stack_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}"), servicer=servicer
+    )
     received: list[int] = []
     stream_done = threading.Event()
 

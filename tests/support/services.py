@@ -8,8 +8,8 @@ from typing import Any
 
 from google.api import httpbody_pb2
 
-from server.app import ServiceRegistration
 from server.auth import Credentials, Principal
+from server.config import Settings
 from server.errors import (
     AlreadyExists,
     DeadlineExceeded,
@@ -26,7 +26,9 @@ from server.errors import (
     ValidationFailed,
 )
 from server.interceptors.call import current_call
+from server.registration import ServiceRegistration, register
 from tests.support import testproto
+from tests.support.live import LiveStack
 
 pb, pb_grpc = testproto.load()
 
@@ -126,7 +128,17 @@ class TranscodingServicer(pb_grpc.TranscodingServiceServicer):  # type: ignore[m
 
 
 def registration(servicer: TranscodingServicer) -> ServiceRegistration:
-    return ServiceRegistration(
-        add=lambda server: pb_grpc.add_TranscodingServiceServicer_to_server(servicer, server),
-        name=pb.DESCRIPTOR.services_by_name["TranscodingService"].full_name,
-    )
+    return register(pb, pb_grpc, "TranscodingService", servicer)
+
+
+def start_stack_with_test_service(
+    settings: Settings, *, servicer: TranscodingServicer | None = None, static_tokens: bool = False
+) -> LiveStack:
+    """A started stack serving the test service (gRPC and its HTTP bindings) beside the contract,
+    optionally accepting the static TOKENS before the real identity domain."""
+    return LiveStack(
+        settings,
+        authenticator=TokenAuthenticator() if static_tokens else None,
+        extra_services=[registration(servicer or TranscodingServicer())],
+        extra_descriptors=[pb.DESCRIPTOR.services_by_name["TranscodingService"]],
+    ).start()
