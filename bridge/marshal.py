@@ -160,11 +160,6 @@ def message_to_json(message: Message) -> Json:
     return out
 
 
-def field_to_json(message: Message, field_name: str) -> Json:
-    """One field of a message as JSON (for `response_body` selections)."""
-    return message_to_json(message)[field_name]
-
-
 # ------------------------------------------------------------------ JSON → message
 
 

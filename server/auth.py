@@ -2,14 +2,14 @@
 
 The identity domain plugs an `Authenticator` in; this module only knows the
 contract: credentials in, principal out, and the method's AccessRule decides.
-Until an authenticator is configured, every non-public method is refused (401):
-the secure default.
+A non-public method with no authenticator willing to vouch for the caller is
+refused (401): the secure default.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Protocol
 
@@ -77,7 +77,6 @@ class Credentials:
     session_id: str | None = None
     client_ip: str | None = None
     http_method: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def present(self) -> bool:
@@ -135,13 +134,6 @@ class Authenticator(Protocol):
     async def authenticate(self, credentials: Credentials) -> Principal | None:
         """The principal behind the credentials; None or Unauthenticated when they prove nothing."""
         ...
-
-
-class NoIdentityAuthenticator:
-    """Authenticates nobody: used until an identity provider is configured."""
-
-    async def authenticate(self, credentials: Credentials) -> Principal | None:
-        return None
 
 
 class AccessPolicy:

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import desc, select
+from sqlalchemy import desc, func, select
 
 from server.auth import Principal
 from server.errors import FieldViolation, NotFound, PermissionDenied, ValidationFailed
@@ -60,10 +60,10 @@ class ApiKeys:
             expires_at=now() + timedelta(days=expires_in_days) if expires_in_days else None,
         )
         async with self._database.sessions() as session, session.begin():
-            existing = await session.scalars(
-                select(ApiKey.id).where(ApiKey.user_id == owner, ApiKey.revoked_at.is_(None))
+            active = await session.scalar(
+                select(func.count()).select_from(ApiKey).where(ApiKey.user_id == owner, ApiKey.revoked_at.is_(None))
             )
-            if len(list(existing)) >= MAX_KEYS_PER_USER:
+            if (active or 0) >= MAX_KEYS_PER_USER:
                 raise ValidationFailed(
                     [FieldViolation(field="name", message=f"at most {MAX_KEYS_PER_USER} active keys")]
                 )

@@ -39,14 +39,15 @@ async def find_conflicts(
 ) -> list[str]:
     """Names of the unique fields another user already holds."""
     taken = []
+    # Emails and usernames are unique case-insensitively; trigrammes are stored upper-case.
     for name, column, value in (
-        ("email", func.lower(User.email), email),
-        ("username", func.lower(User.username), username),
+        ("email", func.lower(User.email), email.lower() if email is not None else None),
+        ("username", func.lower(User.username), username.lower() if username is not None else None),
         ("trigramme", User.trigramme, trigramme),
     ):
         if value is None:
             continue
-        statement = select(User.id).where(column == value.lower() if name != "trigramme" else column == value)
+        statement = select(User.id).where(column == value)
         if exclude_id is not None:
             statement = statement.where(User.id != exclude_id)
         if await session.scalar(statement.limit(1)) is not None:

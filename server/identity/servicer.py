@@ -19,7 +19,7 @@ from relais.v1 import (
     user_pb2_grpc,
 )
 
-from server.auth import Credentials, Principal
+from server.auth import Principal
 from server.convert import timestamp
 from server.errors import Unauthenticated
 from server.identity.api_keys import ApiKeys, scopes_of
@@ -314,8 +314,7 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
     async def GetCurrentSession(
         self, request: session_pb2.GetCurrentSessionRequest, context: Any
     ) -> session_pb2.CurrentSession:
-        requested = Credentials.from_metadata(context.invocation_metadata() or ()).session_id
-        row = await self._identity.current_session(principal(), requested=requested)
+        row = await self._identity.current_session(principal(), requested=current_call().credentials.session_id)
         return session_pb2.CurrentSession(
             id=row.id,
             user_id=row.user_id,

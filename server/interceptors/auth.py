@@ -24,6 +24,6 @@ class AuthScope:
         credentials = Credentials.from_metadata(
             context.invocation_metadata() or (), context.peer() or "", self._trusted_proxies
         )
-        state.client_ip = credentials.client_ip or ""
+        state.credentials = credentials
         state.principal = await self._policy.admit(rule, credentials, self._authenticator)
         yield

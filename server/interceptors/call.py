@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass, field
 
-from server.auth import Principal
+from server.auth import Credentials, Principal
 
 
 @dataclass(slots=True, kw_only=True)
@@ -13,9 +13,14 @@ class CallState:
     method: str
     request_id: str = ""
     principal: Principal | None = None
-    client_ip: str = ""
+    # What the call presented, read once by the auth interceptor.
+    credentials: Credentials = field(default_factory=Credentials)
     # Metadata to send back with the status (rate-limit headers, request id...).
     response_metadata: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def client_ip(self) -> str:
+        return self.credentials.client_ip or ""
 
 
 _current: contextvars.ContextVar[CallState] = contextvars.ContextVar("relais_call")
