@@ -13,12 +13,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bridge.bindings import compile_bindings, contract_services
+from bridge.bindings import compile_bindings, compile_websockets, contract_services
 from bridge.errors import error_response
 from bridge.middleware import ObservabilityMiddleware
 from bridge.openapi import build_openapi
 from bridge.pages import PAGE_OPERATIONS, install_pages
 from bridge.routes import Transcoder, proto_routes, request_id_of
+from bridge.sockets import websocket_routes
 from bridge.upstream import Upstream
 from server.system.service import relais_version
 
@@ -37,7 +38,9 @@ def create_app(
 ) -> FastAPI:
     """The bridge for the gRPC server at `upstream` ("host:port"), serving the
     bindings of `services` (every relais.v1 service by default)."""
-    bindings = compile_bindings(contract_services() if services is None else services)
+    services = contract_services() if services is None else services
+    bindings = compile_bindings(services)
+    sockets = compile_websockets(services)
     channel = Upstream(upstream)
 
     @asynccontextmanager
@@ -52,6 +55,7 @@ def create_app(
     app.router.routes.extend(
         proto_routes(bindings, Transcoder(channel, max_body_bytes=max_body_bytes, cookie_secure=cookie_secure))
     )
+    app.router.routes.extend(websocket_routes(sockets, channel))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -77,5 +81,6 @@ def create_app(
 
     app.add_middleware(ObservabilityMiddleware)
     app.state.bindings = bindings
+    app.state.websockets = sockets
     app.state.openapi = document
     return app

@@ -41,6 +41,12 @@ class Binding:
     access: options_pb2.AccessRule
     # 0 for the rule itself, n for its n-th additional binding.
     index: int
+    # For a server-streaming RPC: how its events are framed in the response body.
+    stream_dialect: int = options_pb2.STREAM_DIALECT_UNSPECIFIED
+
+    @property
+    def streaming(self) -> bool:
+        return bool(self.method.server_streaming)
 
     @property
     def full_method(self) -> str:
@@ -58,6 +64,54 @@ class Binding:
     @property
     def route_name(self) -> str:
         return f"{self.method.containing_service.name}.{self.method.name}" + (f".{self.index}" if self.index else "")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebSocketBinding:
+    """A WebSocket route serving a server-streaming RPC in one dialect."""
+
+    method: MethodDescriptor
+    path: str
+    dialect: int
+
+    @property
+    def full_method(self) -> str:
+        return f"/{self.method.containing_service.full_name}/{self.method.name}"
+
+    @property
+    def request_class(self) -> type[Message]:
+        return cast(type[Message], message_factory.GetMessageClass(self.method.input_type))
+
+    @property
+    def response_class(self) -> type[Message]:
+        return cast(type[Message], message_factory.GetMessageClass(self.method.output_type))
+
+    @property
+    def route_name(self) -> str:
+        return f"{self.method.containing_service.name}.{self.method.name}.ws"
+
+
+SSE_DIALECTS = {options_pb2.STREAM_DIALECT_SSE}
+WEBSOCKET_DIALECTS = {options_pb2.STREAM_DIALECT_LOCAL_ASSISTANT_WS}
+
+
+def compile_websockets(services: Iterable[ServiceDescriptor]) -> list[WebSocketBinding]:
+    """The WebSocket routes declared by the services' stream options."""
+    routes: dict[str, WebSocketBinding] = {}
+    for service in services:
+        for method in service.methods:
+            options = method.GetOptions()
+            if not options.HasExtension(options_pb2.stream):
+                continue
+            for route in options.Extensions[options_pb2.stream].websockets:
+                if not method.server_streaming or method.client_streaming:
+                    raise TemplateError(f"{method.full_name}: only server-streaming RPCs can be served on a WebSocket")
+                if route.dialect not in WEBSOCKET_DIALECTS:
+                    raise TemplateError(f"{method.full_name} {route.path}: {route.dialect} is not a WebSocket dialect")
+                if not route.path.startswith("/") or route.path in routes:
+                    raise TemplateError(f"{method.full_name}: WebSocket path {route.path!r} is invalid or taken")
+                routes[route.path] = WebSocketBinding(method=method, path=route.path, dialect=route.dialect)
+    return list(routes.values())
 
 
 def contract_services(package: ModuleType = relais.v1) -> list[ServiceDescriptor]:
@@ -96,8 +150,15 @@ def _method_bindings(method: MethodDescriptor) -> list[Binding]:
     options = method.GetOptions()
     if not options.HasExtension(annotations_pb2.http):
         return []
-    if method.client_streaming or method.server_streaming:
-        raise TemplateError(f"{method.full_name}: streaming RPCs need a stream framing option to be bound to HTTP")
+    dialect = options.Extensions[options_pb2.stream].sse if options.HasExtension(options_pb2.stream) else 0
+    if method.client_streaming:
+        raise TemplateError(f"{method.full_name}: client-streaming RPCs cannot be bound to HTTP")
+    if method.server_streaming and dialect not in SSE_DIALECTS:
+        raise TemplateError(
+            f"{method.full_name}: a server-streaming RPC needs a (relais.options.v1.stream).sse dialect"
+        )
+    if dialect and not method.server_streaming:
+        raise TemplateError(f"{method.full_name}: stream framing on a unary RPC")
     behavior = options.Extensions[options_pb2.http]
     access = options.Extensions[options_pb2.access]
     per_binding = {(b.method.upper(), b.path): b for b in behavior.bindings}
@@ -125,6 +186,7 @@ def _method_bindings(method: MethodDescriptor) -> list[Binding]:
                 clear_cookies=tuple(behavior.clear_cookies),
                 access=access,
                 index=index,
+                stream_dialect=dialect,
             )
         )
     if per_binding:

@@ -11,6 +11,7 @@ The body is a superset of the formats the seeds document (`detail` + `code` +
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import grpc
@@ -117,8 +118,21 @@ def validation_response(violations: list[FieldViolation], request_id: str) -> Re
     )
 
 
-def rpc_error_response(error: grpc.aio.AioRpcError, request_id: str, headers: dict[str, str] | None = None) -> Response:
-    """The HTTP answer for a failed RPC, from its google.rpc.Status details."""
+@dataclass(frozen=True, slots=True)
+class RpcFailure:
+    """What the HTTP client is told about a failed RPC, whatever the framing."""
+
+    status: int
+    code: str
+    message: str
+    violations: list[FieldViolation]
+
+    def body(self, request_id: str) -> dict[str, object]:
+        return error_body(code=self.code, message=self.message, request_id=request_id, details=self.violations)
+
+
+def rpc_failure(error: grpc.aio.AioRpcError) -> RpcFailure:
+    """Read a failed RPC's google.rpc.Status details."""
     code = error.code()
     status = _status_details(error)
     reason = ""
@@ -137,12 +151,18 @@ def rpc_error_response(error: grpc.aio.AioRpcError, request_id: str, headers: di
                 bad = error_details_pb2.BadRequest()
                 detail.Unpack(bad)
                 violations = [FieldViolation(field=v.field, message=v.description) for v in bad.field_violations]
+    return RpcFailure(http_status(code, reason), reason or reason_for(code), message, violations)
+
+
+def rpc_error_response(error: grpc.aio.AioRpcError, request_id: str, headers: dict[str, str] | None = None) -> Response:
+    """The HTTP answer for a failed RPC, from its google.rpc.Status details."""
+    failure = rpc_failure(error)
     return error_response(
-        http_status(code, reason),
-        code=reason or reason_for(code),
-        message=message,
+        failure.status,
+        code=failure.code,
+        message=failure.message,
         request_id=request_id,
-        details=violations,
+        details=failure.violations,
         headers=headers,
     )
 

@@ -263,6 +263,11 @@ def _success(builder: SchemaBuilder, binding: Binding) -> Schema:
         return {"description": "No content"}
     if output.full_name == "google.api.HttpBody":
         return {"description": "Raw content", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
+    if binding.streaming:
+        return {
+            "description": "Server-sent events, then `data: [DONE]`",
+            "content": {"text/event-stream": {"schema": _sse_event(builder.message(output))}},
+        }
     schema = (
         builder.field(output.fields_by_name[binding.response_body])
         if binding.response_body
@@ -273,6 +278,27 @@ def _success(builder: SchemaBuilder, binding: Binding) -> Schema:
         properties.update({key: {"const": value} for key, value in binding.envelope.constants.items()})
         schema = {"type": "object", "properties": properties}
     return {"description": "Success", "content": {"application/json": {"schema": schema}}}
+
+
+def _sse_event(message: Schema) -> Schema:
+    """One server-sent event (before OpenAPI 3.2, a text/event-stream `schema` describes each event):
+    `event: <oneof member>`, `id: <sequence>`, `data: <message JSON>` (or the error body when the
+    call fails without an error event), and finally `data: [DONE]`."""
+    payload = {"anyOf": [message, {"$ref": "#/components/schemas/ErrorBody"}]}
+    return {
+        "oneOf": [
+            {"type": "object", "required": ["data"], "properties": {"data": {"const": "[DONE]"}}},
+            {
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": {"type": "string"},
+                    "id": {"type": "string"},
+                    "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": payload},
+                },
+            },
+        ]
+    }
 
 
 def build_openapi(

@@ -22,6 +22,7 @@ from bridge.bindings import Binding
 from bridge.errors import error_response, rpc_error_response, validation_response
 from bridge.marshal import ParseError, json_to_message, message_to_json
 from bridge.query import apply_params, set_path_value
+from bridge.streams import first_message, sse_response
 from bridge.upstream import Upstream
 
 # HTTP headers passed to the server as gRPC metadata (credentials and client facts), and the
@@ -66,6 +67,8 @@ class Transcoder:
             return validation_response(error.violations, request_id)
         except BodyError as error:
             return error_response(error.status, code=error.code, message=error.message, request_id=request_id)
+        if binding.streaming:
+            return await self._stream(binding, message, request, request_id)
         call = self._upstream.unary(binding)(
             message, metadata=self._metadata(request, request_id), timeout=self._timeout
         )
@@ -75,6 +78,15 @@ class Transcoder:
             return rpc_error_response(error, request_id, _headers(error.initial_metadata(), error.trailing_metadata()))
         headers = _headers(await call.initial_metadata(), await call.trailing_metadata())
         return _render(binding, response, headers, cookie_secure=self._cookie_secure)
+
+    async def _stream(self, binding: Binding, message: Message, request: Request, request_id: str) -> Response:
+        # No deadline: a generation lasts as long as it lasts; the client ends it by leaving.
+        call = self._upstream.server_stream(binding)(message, metadata=self._metadata(request, request_id))
+        try:
+            first = await first_message(call)
+        except grpc.aio.AioRpcError as error:
+            return rpc_error_response(error, request_id, _headers(error.initial_metadata(), error.trailing_metadata()))
+        return sse_response(call, first, _headers(await call.initial_metadata()), request_id)
 
     async def _request_message(self, binding: Binding, request: Request, path_params: dict[str, str]) -> Message:
         message = binding.request_class()

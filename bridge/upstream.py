@@ -6,7 +6,7 @@ from typing import Any
 
 import grpc
 
-from bridge.bindings import Binding
+from bridge.bindings import Binding, WebSocketBinding
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 32 * 1024 * 1024),
@@ -26,6 +26,7 @@ class Upstream:
         self.target = target
         self._channel: grpc.aio.Channel | None = None
         self._unary: dict[str, Any] = {}
+        self._streams: dict[str, Any] = {}
 
     @property
     def channel(self) -> grpc.aio.Channel:
@@ -45,8 +46,34 @@ class Upstream:
             )
         return callable_
 
+    def channel_callable(self, method: str, serializer: Any, deserializer: Any) -> Any:
+        """A unary-unary callable for `method` outside the route table; created on first use."""
+        holder: dict[str, Any] = {}
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if holder.get("channel") is not self.channel:
+                holder["channel"] = self.channel
+                holder["callable"] = self.channel.unary_unary(
+                    method, request_serializer=serializer, response_deserializer=deserializer
+                )
+            return holder["callable"](*args, **kwargs)
+
+        return call
+
+    def server_stream(self, binding: Binding | WebSocketBinding) -> Any:
+        """The unary-stream multicallable of a binding's RPC."""
+        callable_ = self._streams.get(binding.full_method)
+        if callable_ is None:
+            callable_ = self._streams[binding.full_method] = self.channel.unary_stream(
+                binding.full_method,
+                request_serializer=binding.request_class.SerializeToString,
+                response_deserializer=binding.response_class.FromString,
+            )
+        return callable_
+
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
             self._unary.clear()
+            self._streams.clear()

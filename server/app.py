@@ -8,11 +8,13 @@ from collections.abc import Sequence
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from relais.v1 import system_pb2, system_pb2_grpc
+from relais.v1 import access_pb2, access_pb2_grpc, system_pb2, system_pb2_grpc
 
+from server.access import AccessServicer
 from server.auth import AccessPolicy, Authenticator, Credentials, Principal
 from server.config import Settings
 from server.identity import IdentityDomain, start_identity
+from server.inference.domain import InferenceDomain, start_inference
 from server.interceptors import chain
 from server.interceptors.auth import AuthScope
 from server.interceptors.errors import ErrorScope
@@ -74,6 +76,7 @@ class RelaisServer:
             else MemoryRateLimiter()
         )
         self.identity: IdentityDomain | None = None
+        self.inference: InferenceDomain | None = None
         self.system = SystemService(
             database=self.database,
             data_dir=settings.data_dir,
@@ -94,10 +97,13 @@ class RelaisServer:
         if self.settings.migrate_on_start:
             await self.database.migrate()
         self.identity = await start_identity(self.settings, self.database, self.limiter)
+        self.inference = await start_inference(self.settings)
+        self.system.registries.dependencies["inference"] = self.inference.probe
         self.scheduler.add("disk-usage", 30.0, self._sample_disk)
         self.scheduler.start()
 
         authenticators = [a for a in (self._extra_authenticator, self.identity.service) if a is not None]
+        authenticator = FirstAuthenticator(*authenticators)
         settings = self.settings
         rate_limits = RateLimitScope(
             self.limiter,
@@ -112,9 +118,7 @@ class RelaisServer:
                     RequestIdScope(),
                     ObserveScope(),
                     ErrorScope(),
-                    AuthScope(
-                        self.policy, FirstAuthenticator(*authenticators), trusted_proxies=settings.trusted_proxies
-                    ),
+                    AuthScope(self.policy, authenticator, trusted_proxies=settings.trusted_proxies),
                     rate_limits,
                 )
             ],
@@ -126,7 +130,9 @@ class RelaisServer:
         )
         services = [
             register(system_pb2, system_pb2_grpc, "SystemService", SystemServicer(self.system)),
+            register(access_pb2, access_pb2_grpc, "AccessService", AccessServicer(self.policy, authenticator)),
             *self.identity.registrations(),
+            *self.inference.registrations(),
             *self._extra_services,
         ]
         for service in services:
@@ -154,6 +160,9 @@ class RelaisServer:
             await self._server.stop(grace)
             self._server = None
         await self.scheduler.stop()
+        if self.inference is not None:
+            await self.inference.close()
+            self.inference = None
         await self.limiter.close()
         if self.redis:
             await self.redis.close()

@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from server.inference.config import ModelConfig
+
 CONFIG_FILE_ENV = "RELAIS_CONFIG"
 
 
@@ -70,6 +72,21 @@ class Settings(BaseSettings):
     rate_limit_prefix: str = "relais:rl:"
     # Peers whose x-forwarded-for names the real client (the bridge's address when it runs apart).
     trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
+
+    # Generation models (see server/inference/config.py); the packaged Gemma 3 270M when empty.
+    models: list[ModelConfig] = Field(default_factory=list)
+    # Model used when a request names none: "auto" (the router) unless set.
+    default_model: str | None = None
+    # Load local models at start (in the background) rather than on their first request.
+    llm_preload: bool = True
+    # Context window of the packaged model.
+    llm_context_window: int = Field(default=2048, gt=0)
+    # Requests a local model serves at once (one llama.cpp context each), and how many may wait.
+    llm_parallel: int = Field(default=2, ge=1, le=64)
+    llm_queue_limit: int = Field(default=64, ge=0)
+    # max_tokens when a request gives none, and the most a request may ask for.
+    llm_default_max_tokens: int = Field(default=256, ge=1)
+    llm_max_tokens: int = Field(default=2048, ge=1)
 
     @field_validator("data_dir")
     @classmethod

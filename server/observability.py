@@ -74,3 +74,25 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+# Generation, with genai-perf's definitions: time to first token, inter-token latency
+# ((end - first token) / (output tokens - 1), per request), output tokens.
+TOKEN_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2, 2.5, 5, 10, 30)
+LLM_TTFT = Histogram(
+    "relais_llm_time_to_first_token_seconds",
+    "Time from the request to its first generated text.",
+    ["model", "backend"],
+    buckets=TOKEN_LATENCY_BUCKETS,
+)
+LLM_ITL = Histogram(
+    "relais_llm_inter_token_latency_seconds",
+    "Mean time between output tokens of a request after the first.",
+    ["model", "backend"],
+    buckets=TOKEN_LATENCY_BUCKETS,
+)
+LLM_OUTPUT_TOKENS = Counter("relais_llm_output_tokens_total", "Tokens generated.", ["model", "backend"])
+LLM_ACTIVE_STREAMS = Gauge("relais_llm_active_streams", "Generations in progress.", ["model", "backend"])
+LLM_REQUESTS = Counter(
+    "relais_llm_requests_total", "Generations by outcome (complete, cancelled, error).", ["model", "backend", "outcome"]
+)

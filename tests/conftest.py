@@ -58,6 +58,8 @@ def stack_settings(data_dir: Path, database_url: str, **overrides: object) -> Se
         "rate_limit_anonymous": "100000/minute",
         "rate_limit_user": "100000/minute",
         "rate_limit_login": "100000/minute",
+        # The local model loads on its first request: most stacks never generate.
+        "llm_preload": False,
     }
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from dataclasses import dataclass, field
 
@@ -36,4 +37,7 @@ def begin_call(state: CallState) -> contextvars.Token[CallState]:
 
 
 def end_call(token: contextvars.Token[CallState]) -> None:
-    _current.reset(token)
+    # A stream closed by grpc from another task (client gone) ends in a different context,
+    # where there is nothing to restore.
+    with contextlib.suppress(ValueError):
+        _current.reset(token)

@@ -21,6 +21,8 @@ import pytest
 from tests.conftest import stack_settings
 from tests.support import services
 from tests.support.live import LiveStack
+from tests.support.triton_live import LiveTriton
+from tests.support.triton_standin import StandInModel
 
 pytestmark = pytest.mark.slow
 
@@ -40,10 +42,15 @@ CHECKS = ",".join(
 @pytest.fixture(scope="module")
 def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     data = tmp_path_factory.mktemp("fuzz")
-    settings = stack_settings(data, f"sqlite:///{Path(data) / 'db.sqlite'}", max_body_bytes=64 * 1024)
+    # Generation is served by the Triton stand-in: fuzzed requests ask for up to max_tokens tokens,
+    # which the real CPU model would take minutes to write.
+    triton = LiveTriton([StandInModel(name="echo")]).start()
+    model = {"key": "echo", "backend": "triton", "url": triton.url, "model_name": "echo", "context_window": 8192}
+    settings = stack_settings(data, f"sqlite:///{Path(data) / 'db.sqlite'}", max_body_bytes=64 * 1024, models=[model])
     live = services.start_stack_with_test_service(settings, static_tokens=True)
     yield live
     live.stop()
+    triton.close()
 
 
 @pytest.mark.parametrize("credentials", ["Bearer admin-token", ""])

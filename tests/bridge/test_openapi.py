@@ -16,6 +16,9 @@ def test_every_binding_is_documented_with_schemas(http: httpx.Client) -> None:
         success = operation["responses"][str(binding.success_status)]
         if binding.success_status == 204:
             assert "content" not in success
+        elif binding.streaming:
+            event = success["content"]["text/event-stream"]["schema"]["oneOf"][1]
+            assert "$ref" in event["properties"]["data"]["contentSchema"]["anyOf"][0]
         else:
             assert "schema" in success["content"]["application/json"]
         assert operation["responses"]["default"] == {"$ref": "#/components/responses/Error"}

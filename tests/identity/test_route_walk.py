@@ -9,8 +9,10 @@ import grpc
 import httpx
 import pytest
 from google.protobuf import message_factory
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
-from bridge.bindings import Binding, compile_bindings, contract_services
+from bridge.bindings import Binding, WebSocketBinding, compile_bindings, compile_websockets, contract_services
 from tests.identity.helpers import new_account
 
 PUBLIC_ROUTES = {
@@ -22,6 +24,7 @@ PUBLIC_ROUTES = {
     ("POST", "/user/register"),
     ("POST", "/auth/refresh"),
     ("POST", "/api/auth/refresh"),
+    ("GET", "/api/models"),
 }
 BINDINGS = compile_bindings(contract_services())
 
@@ -78,11 +81,15 @@ def test_rpc_refuses_anonymous_callers_unless_public(
     descriptor = method
     request_class = message_factory.GetMessageClass(descriptor.input_type)  # type: ignore[attr-defined]
     response_class = message_factory.GetMessageClass(descriptor.output_type)  # type: ignore[attr-defined]
-    call = channel.unary_unary(f"/{service}/{name}", request_class.SerializeToString, response_class.FromString)
+    streaming = descriptor.server_streaming  # type: ignore[attr-defined]
+    factory = channel.unary_stream if streaming else channel.unary_unary
+    call = factory(f"/{service}/{name}", request_class.SerializeToString, response_class.FromString)
     public = any(b.access.public for b in BINDINGS if b.method is descriptor)
 
     try:
-        call(request_class(), timeout=10)
+        result = call(request_class(), timeout=10)
+        if streaming:
+            list(result)
         code = grpc.StatusCode.OK
     except grpc.RpcError as error:
         code = error.code()
@@ -93,3 +100,14 @@ def test_rpc_refuses_anonymous_callers_unless_public(
         assert code != grpc.StatusCode.UNAUTHENTICATED or name == "Refresh"
     else:
         assert code == grpc.StatusCode.UNAUTHENTICATED
+
+
+SOCKETS = compile_websockets(contract_services())
+
+
+@pytest.mark.parametrize("socket", SOCKETS, ids=lambda s: s.path)
+def test_websocket_refuses_anonymous_callers(stack: object, socket: WebSocketBinding) -> None:
+    port = stack.http_port  # type: ignore[attr-defined]
+    with pytest.raises(InvalidStatus) as caught, connect(f"ws://127.0.0.1:{port}{socket.path}"):
+        pass
+    assert caught.value.response.status_code == 401

@@ -21,6 +21,8 @@ from relais_typed.relais.v1 import (
     AdminUserServiceStub,
     ApiKeyServiceStub,
     AuthServiceStub,
+    InferenceServiceStub,
+    ModelServiceStub,
     RoleServiceStub,
     SessionServiceStub,
     SystemServiceStub,
@@ -69,6 +71,8 @@ class RelaisClient:
         self.roles = RoleServiceStub(channel)
         self.sessions = SessionServiceStub(channel)
         self.api_keys = ApiKeyServiceStub(channel)
+        self.inference = InferenceServiceStub(channel)
+        self.models = ModelServiceStub(channel)
 
     def close(self) -> None:
         self.channel.close()

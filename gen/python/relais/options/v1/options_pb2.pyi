@@ -1,15 +1,27 @@
 from google.protobuf import descriptor_pb2 as _descriptor_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class StreamDialect(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STREAM_DIALECT_UNSPECIFIED: _ClassVar[StreamDialect]
+    STREAM_DIALECT_SSE: _ClassVar[StreamDialect]
+    STREAM_DIALECT_LOCAL_ASSISTANT_WS: _ClassVar[StreamDialect]
+STREAM_DIALECT_UNSPECIFIED: StreamDialect
+STREAM_DIALECT_SSE: StreamDialect
+STREAM_DIALECT_LOCAL_ASSISTANT_WS: StreamDialect
 ACCESS_FIELD_NUMBER: _ClassVar[int]
 access: _descriptor.FieldDescriptor
 HTTP_FIELD_NUMBER: _ClassVar[int]
 http: _descriptor.FieldDescriptor
+STREAM_FIELD_NUMBER: _ClassVar[int]
+stream: _descriptor.FieldDescriptor
 
 class AccessRule(_message.Message):
     __slots__ = ("public", "allow_anonymous", "permission", "unmetered")
@@ -79,3 +91,19 @@ class HttpBehavior(_message.Message):
     bindings: _containers.RepeatedCompositeFieldContainer[BindingBehavior]
     clear_cookies: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, success_status: _Optional[int] = ..., set_cookies: _Optional[_Iterable[_Union[SetCookie, _Mapping]]] = ..., bindings: _Optional[_Iterable[_Union[BindingBehavior, _Mapping]]] = ..., clear_cookies: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class WebSocketRoute(_message.Message):
+    __slots__ = ("path", "dialect")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    DIALECT_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    dialect: StreamDialect
+    def __init__(self, path: _Optional[str] = ..., dialect: _Optional[_Union[StreamDialect, str]] = ...) -> None: ...
+
+class StreamBehavior(_message.Message):
+    __slots__ = ("sse", "websockets")
+    SSE_FIELD_NUMBER: _ClassVar[int]
+    WEBSOCKETS_FIELD_NUMBER: _ClassVar[int]
+    sse: StreamDialect
+    websockets: _containers.RepeatedCompositeFieldContainer[WebSocketRoute]
+    def __init__(self, sse: _Optional[_Union[StreamDialect, str]] = ..., websockets: _Optional[_Iterable[_Union[WebSocketRoute, _Mapping]]] = ...) -> None: ...

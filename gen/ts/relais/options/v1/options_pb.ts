@@ -8,8 +8,8 @@
 // authentication interceptor, `http` by the bridge's route compiler. No route
 // has hand-written handler code.
 
-import type { GenExtension, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { extDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenExtension, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, extDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { MethodOptions } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file relais/options/v1/options.proto.
  */
 export const file_relais_options_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("Ch9yZWxhaXMvb3B0aW9ucy92MS9vcHRpb25zLnByb3RvEhFyZWxhaXMub3B0aW9ucy52MSJcCgpBY2Nlc3NSdWxlEg4KBnB1YmxpYxgBIAEoCBIXCg9hbGxvd19hbm9ueW1vdXMYAiABKAgSEgoKcGVybWlzc2lvbhgDIAEoCRIRCgl1bm1ldGVyZWQYBCABKAgigwEKCVNldENvb2tpZRIMCgRuYW1lGAEgASgJEg0KBWZpZWxkGAIgASgJEhEKCWh0dHBfb25seRgDIAEoCBIOCgZzZWN1cmUYBCABKAgSEQoJc2FtZV9zaXRlGAUgASgJEgwKBHBhdGgYBiABKAkSFQoNbWF4X2FnZV9maWVsZBgHIAEoCSKXAQoMSnNvbkVudmVsb3BlEhIKCmRhdGFfZmllbGQYASABKAkSQQoJY29uc3RhbnRzGAIgAygLMi4ucmVsYWlzLm9wdGlvbnMudjEuSnNvbkVudmVsb3BlLkNvbnN0YW50c0VudHJ5GjAKDkNvbnN0YW50c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiegoPQmluZGluZ0JlaGF2aW9yEg4KBm1ldGhvZBgBIAEoCRIMCgRwYXRoGAIgASgJEjEKCGVudmVsb3BlGAMgASgLMh8ucmVsYWlzLm9wdGlvbnMudjEuSnNvbkVudmVsb3BlEhYKDnN1Y2Nlc3Nfc3RhdHVzGAQgASgFIqYBCgxIdHRwQmVoYXZpb3ISFgoOc3VjY2Vzc19zdGF0dXMYASABKAUSMQoLc2V0X2Nvb2tpZXMYAiADKAsyHC5yZWxhaXMub3B0aW9ucy52MS5TZXRDb29raWUSNAoIYmluZGluZ3MYAyADKAsyIi5yZWxhaXMub3B0aW9ucy52MS5CaW5kaW5nQmVoYXZpb3ISFQoNY2xlYXJfY29va2llcxgEIAMoCTpXCgZhY2Nlc3MSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi1hwMgASgLMh0ucmVsYWlzLm9wdGlvbnMudjEuQWNjZXNzUnVsZVIGYWNjZXNzOlUKBGh0dHASHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi2hwMgASgLMh8ucmVsYWlzLm9wdGlvbnMudjEuSHR0cEJlaGF2aW9yUgRodHRwYgZwcm90bzM", [file_google_protobuf_descriptor]);
+  fileDesc("Ch9yZWxhaXMvb3B0aW9ucy92MS9vcHRpb25zLnByb3RvEhFyZWxhaXMub3B0aW9ucy52MSJcCgpBY2Nlc3NSdWxlEg4KBnB1YmxpYxgBIAEoCBIXCg9hbGxvd19hbm9ueW1vdXMYAiABKAgSEgoKcGVybWlzc2lvbhgDIAEoCRIRCgl1bm1ldGVyZWQYBCABKAgigwEKCVNldENvb2tpZRIMCgRuYW1lGAEgASgJEg0KBWZpZWxkGAIgASgJEhEKCWh0dHBfb25seRgDIAEoCBIOCgZzZWN1cmUYBCABKAgSEQoJc2FtZV9zaXRlGAUgASgJEgwKBHBhdGgYBiABKAkSFQoNbWF4X2FnZV9maWVsZBgHIAEoCSKXAQoMSnNvbkVudmVsb3BlEhIKCmRhdGFfZmllbGQYASABKAkSQQoJY29uc3RhbnRzGAIgAygLMi4ucmVsYWlzLm9wdGlvbnMudjEuSnNvbkVudmVsb3BlLkNvbnN0YW50c0VudHJ5GjAKDkNvbnN0YW50c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiegoPQmluZGluZ0JlaGF2aW9yEg4KBm1ldGhvZBgBIAEoCRIMCgRwYXRoGAIgASgJEjEKCGVudmVsb3BlGAMgASgLMh8ucmVsYWlzLm9wdGlvbnMudjEuSnNvbkVudmVsb3BlEhYKDnN1Y2Nlc3Nfc3RhdHVzGAQgASgFIqYBCgxIdHRwQmVoYXZpb3ISFgoOc3VjY2Vzc19zdGF0dXMYASABKAUSMQoLc2V0X2Nvb2tpZXMYAiADKAsyHC5yZWxhaXMub3B0aW9ucy52MS5TZXRDb29raWUSNAoIYmluZGluZ3MYAyADKAsyIi5yZWxhaXMub3B0aW9ucy52MS5CaW5kaW5nQmVoYXZpb3ISFQoNY2xlYXJfY29va2llcxgEIAMoCSJRCg5XZWJTb2NrZXRSb3V0ZRIMCgRwYXRoGAEgASgJEjEKB2RpYWxlY3QYAiABKA4yIC5yZWxhaXMub3B0aW9ucy52MS5TdHJlYW1EaWFsZWN0InYKDlN0cmVhbUJlaGF2aW9yEi0KA3NzZRgBIAEoDjIgLnJlbGFpcy5vcHRpb25zLnYxLlN0cmVhbURpYWxlY3QSNQoKd2Vic29ja2V0cxgCIAMoCzIhLnJlbGFpcy5vcHRpb25zLnYxLldlYlNvY2tldFJvdXRlKm4KDVN0cmVhbURpYWxlY3QSHgoaU1RSRUFNX0RJQUxFQ1RfVU5TUEVDSUZJRUQQABIWChJTVFJFQU1fRElBTEVDVF9TU0UQARIlCiFTVFJFQU1fRElBTEVDVF9MT0NBTF9BU1NJU1RBTlRfV1MQAjpXCgZhY2Nlc3MSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi1hwMgASgLMh0ucmVsYWlzLm9wdGlvbnMudjEuQWNjZXNzUnVsZVIGYWNjZXNzOlUKBGh0dHASHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi2hwMgASgLMh8ucmVsYWlzLm9wdGlvbnMudjEuSHR0cEJlaGF2aW9yUgRodHRwOlsKBnN0cmVhbRIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLeHAyABKAsyIS5yZWxhaXMub3B0aW9ucy52MS5TdHJlYW1CZWhhdmlvclIGc3RyZWFtYgZwcm90bzM", [file_google_protobuf_descriptor]);
 
 /**
  * Who may call an RPC. Enforced by the server, so it holds over gRPC and HTTP alike.
@@ -244,6 +244,97 @@ export const HttpBehaviorSchema: GenMessage<HttpBehavior> = /*@__PURE__*/
   messageDesc(file_relais_options_v1_options, 4);
 
 /**
+ * A WebSocket route carrying a server-streaming RPC.
+ *
+ * @generated from message relais.options.v1.WebSocketRoute
+ */
+export type WebSocketRoute = Message<"relais.options.v1.WebSocketRoute"> & {
+  /**
+   * Path of the route, e.g. "/llm/stream".
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * Message schema spoken on the socket.
+   *
+   * @generated from field: relais.options.v1.StreamDialect dialect = 2;
+   */
+  dialect: StreamDialect;
+};
+
+/**
+ * Describes the message relais.options.v1.WebSocketRoute.
+ * Use `create(WebSocketRouteSchema)` to create a new message.
+ */
+export const WebSocketRouteSchema: GenMessage<WebSocketRoute> = /*@__PURE__*/
+  messageDesc(file_relais_options_v1_options, 5);
+
+/**
+ * How a server-streaming RPC is served over HTTP.
+ *
+ * @generated from message relais.options.v1.StreamBehavior
+ */
+export type StreamBehavior = Message<"relais.options.v1.StreamBehavior"> & {
+  /**
+   * Framing of the RPC's google.api.http bindings (the response body is a stream).
+   *
+   * @generated from field: relais.options.v1.StreamDialect sse = 1;
+   */
+  sse: StreamDialect;
+
+  /**
+   * WebSocket routes serving the RPC.
+   *
+   * @generated from field: repeated relais.options.v1.WebSocketRoute websockets = 2;
+   */
+  websockets: WebSocketRoute[];
+};
+
+/**
+ * Describes the message relais.options.v1.StreamBehavior.
+ * Use `create(StreamBehaviorSchema)` to create a new message.
+ */
+export const StreamBehaviorSchema: GenMessage<StreamBehavior> = /*@__PURE__*/
+  messageDesc(file_relais_options_v1_options, 6);
+
+/**
+ * How the bridge frames the events of a server-streaming RPC for one documented dialect.
+ *
+ * @generated from enum relais.options.v1.StreamDialect
+ */
+export enum StreamDialect {
+  /**
+   * @generated from enum value: STREAM_DIALECT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Server-sent events: each stream message as `event: <oneof case>`, `id: <sequence>`,
+   * `data: <message JSON>`, and a final `data: [DONE]`.
+   *
+   * @generated from enum value: STREAM_DIALECT_SSE = 1;
+   */
+  SSE = 1,
+
+  /**
+   * The local assistant's WebSocket: requests {type: "request", req_id, event: "start"|"cancel",
+   * payload} multiplexed on one socket; events {type, req_id, source, event: token|status|error|end,
+   * payload, ts}.
+   *
+   * @generated from enum value: STREAM_DIALECT_LOCAL_ASSISTANT_WS = 2;
+   */
+  LOCAL_ASSISTANT_WS = 2,
+}
+
+/**
+ * Describes the enum relais.options.v1.StreamDialect.
+ */
+export const StreamDialectSchema: GenEnum<StreamDialect> = /*@__PURE__*/
+  enumDesc(file_relais_options_v1_options, 0);
+
+/**
  * Access rule of the RPC. An RPC without one requires an authenticated caller.
  *
  * @generated from extension: relais.options.v1.AccessRule access = 50101;
@@ -258,4 +349,12 @@ export const access: GenExtension<MethodOptions, AccessRule> = /*@__PURE__*/
  */
 export const http: GenExtension<MethodOptions, HttpBehavior> = /*@__PURE__*/
   extDesc(file_relais_options_v1_options, 1);
+
+/**
+ * Stream framing of a server-streaming RPC's bindings and WebSocket routes.
+ *
+ * @generated from extension: relais.options.v1.StreamBehavior stream = 50103;
+ */
+export const stream: GenExtension<MethodOptions, StreamBehavior> = /*@__PURE__*/
+  extDesc(file_relais_options_v1_options, 2);
 

@@ -9,6 +9,9 @@ __all__ = (
     "HttpBehavior",
     "JsonEnvelope",
     "SetCookie",
+    "StreamBehavior",
+    "StreamDialect",
+    "WebSocketRoute",
 )
 
 from dataclasses import dataclass
@@ -19,6 +22,43 @@ from ....message_pool import default_message_pool
 
 _COMPILER_VERSION = "0.10.1"
 betterproto2.check_compiler_version(_COMPILER_VERSION)
+
+
+class StreamDialect(betterproto2.Enum):
+    """
+    How the bridge frames the events of a server-streaming RPC for one documented dialect.
+    """
+
+    UNSPECIFIED = 0
+
+    SSE = 1
+    """
+    Server-sent events: each stream message as `event: <oneof case>`, `id: <sequence>`,
+    `data: <message JSON>`, and a final `data: [DONE]`.
+    """
+
+    LOCAL_ASSISTANT_WS = 2
+    """
+    The local assistant's WebSocket: requests {type: "request", req_id, event: "start"|"cancel",
+    payload} multiplexed on one socket; events {type, req_id, source, event: token|status|error|end,
+    payload, ts}.
+    """
+
+    @classmethod
+    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
+        return {
+            0: "STREAM_DIALECT_UNSPECIFIED",
+            1: "STREAM_DIALECT_SSE",
+            2: "STREAM_DIALECT_LOCAL_ASSISTANT_WS",
+        }
+
+    @classmethod
+    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
+        return {
+            "STREAM_DIALECT_UNSPECIFIED": 0,
+            "STREAM_DIALECT_SSE": 1,
+            "STREAM_DIALECT_LOCAL_ASSISTANT_WS": 2,
+        }
 
 
 @dataclass(eq=False, repr=False)
@@ -182,3 +222,43 @@ class SetCookie(betterproto2.Message):
 
 
 default_message_pool.register_message("relais.options.v1", "SetCookie", SetCookie)
+
+
+@dataclass(eq=False, repr=False)
+class StreamBehavior(betterproto2.Message):
+    """
+    How a server-streaming RPC is served over HTTP.
+    """
+
+    sse: "StreamDialect" = betterproto2.field(1, betterproto2.TYPE_ENUM, default_factory=lambda: StreamDialect(0))
+    """
+    Framing of the RPC's google.api.http bindings (the response body is a stream).
+    """
+
+    websockets: "list[WebSocketRoute]" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, repeated=True)
+    """
+    WebSocket routes serving the RPC.
+    """
+
+
+default_message_pool.register_message("relais.options.v1", "StreamBehavior", StreamBehavior)
+
+
+@dataclass(eq=False, repr=False)
+class WebSocketRoute(betterproto2.Message):
+    """
+    A WebSocket route carrying a server-streaming RPC.
+    """
+
+    path: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    Path of the route, e.g. "/llm/stream".
+    """
+
+    dialect: "StreamDialect" = betterproto2.field(2, betterproto2.TYPE_ENUM, default_factory=lambda: StreamDialect(0))
+    """
+    Message schema spoken on the socket.
+    """
+
+
+default_message_pool.register_message("relais.options.v1", "WebSocketRoute", WebSocketRoute)

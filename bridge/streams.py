@@ -1,0 +1,264 @@
+"""Server-streaming RPCs as HTTP: server-sent events and WebSocket dialects.
+
+Both framings share the same rules:
+- the RPC's first message is awaited before anything is committed, so a call that
+  fails at once (bad request, backend down) still gets a proper HTTP status and error
+  body (for SSE) or one `error` event (for WebSockets);
+- a client that goes away cancels the RPC, and the server cancels the generation.
+
+The event's kind is the name of the set member of the stream message's oneof
+(`token`, `status`, `final`, `error` for relais.v1.GenerateEvent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator
+from functools import cache
+from typing import Any
+
+import grpc
+import orjson
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import Message
+from starlette.responses import Response, StreamingResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from bridge.bindings import WebSocketBinding
+from bridge.errors import rpc_failure
+from bridge.marshal import ParseError, json_to_message, message_to_json
+from bridge.upstream import Upstream
+
+log = logging.getLogger("relais.bridge.streams")
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+@cache
+def _oneof_name(descriptor: Descriptor) -> str | None:
+    """The stream message's event oneof (the first real one)."""
+    for oneof in descriptor.oneofs:
+        if not (len(oneof.fields) == 1 and oneof.name == f"_{oneof.fields[0].name}"):
+            return str(oneof.name)
+    return None
+
+
+def event_kind(message: Message) -> str:
+    oneof = _oneof_name(message.DESCRIPTOR)
+    return (message.WhichOneof(oneof) if oneof else None) or "message"
+
+
+async def first_message(call: Any) -> Message | None:
+    """The stream's first message (None if it ended empty); raises the call's error."""
+    message = await call.read()
+    return None if message is grpc.aio.EOF else message
+
+
+# ------------------------------------------------------------------------------- SSE
+
+
+def sse_frame(kind: str, data: bytes, event_id: Any = None) -> bytes:
+    head = f"event: {kind}\n" + (f"id: {event_id}\n" if event_id is not None else "")
+    return head.encode() + b"data: " + data + b"\n\n"
+
+
+def _sequence(message: Message) -> Any:
+    return getattr(message, "sequence", None)
+
+
+def sse_response(call: Any, first: Message | None, headers: dict[str, str], request_id: str) -> Response:
+    """Stream the rest of `call` as server-sent events, ending with `data: [DONE]`."""
+
+    async def body() -> AsyncIterator[bytes]:
+        error_sent = False
+        try:
+            message = first
+            while message is not None:
+                kind = event_kind(message)
+                error_sent = error_sent or kind == "error"
+                yield sse_frame(kind, orjson.dumps(message_to_json(message)), _sequence(message))
+                message = await first_message(call)
+            yield b"data: [DONE]\n\n"
+        except grpc.aio.AioRpcError as error:
+            if not error_sent:
+                failure = rpc_failure(error)
+                yield sse_frame("error", orjson.dumps(failure.body(request_id)))
+        finally:
+            # The client went away (or the stream ended): stop the RPC, hence the generation.
+            call.cancel()
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+
+
+# ------------------------------------------------------------- WebSocket dialects
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _forget(tasks: dict[str, asyncio.Task[None]], req_id: str, _: object) -> None:
+    tasks.pop(req_id, None)
+
+
+class WebSocketError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class LocalAssistantSocket:
+    """The local assistant's WebSocket (`/llm/stream`).
+
+    In:  {"type": "request", "req_id": "1", "source": "demo", "event": "start",
+          "payload": {"prompt": "Bonjour", ...request fields}, "ts": 1700000000000}
+         {"type": "request", "req_id": "1", "event": "cancel"}
+    Out: {"type": "event", "req_id": "1", "source": "llm", "event": "status"|"token"|"end",
+          "payload": ..., "ts": ...}   and   {"type": "error", ..., "event": "error",
+          "payload": {"code", "message"}}
+
+    Several requests run at once on one socket, told apart by req_id.
+    """
+
+    SOURCE = "llm"
+    MAX_CONCURRENT = 16
+
+    def __init__(self, binding: WebSocketBinding, upstream: Upstream) -> None:
+        self._binding = binding
+        self._upstream = upstream
+
+    async def serve(self, websocket: WebSocket, metadata: list[tuple[str, str]]) -> None:
+        self._socket = websocket
+        self._send_lock = asyncio.Lock()
+        tasks: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                try:
+                    raw = await websocket.receive_text()
+                except KeyError:  # a binary frame
+                    await self._send_error(None, "BAD_REQUEST", "Send JSON text frames")
+                    continue
+                try:
+                    request = self._parse(raw)
+                except WebSocketError as error:
+                    await self._send_error(None, error.code, error.message)
+                    continue
+                req_id, event = request["req_id"], request.get("event", "start")
+                if event == "cancel":
+                    task = tasks.get(req_id)
+                    if task is not None:
+                        task.cancel()
+                    continue
+                if event != "start":
+                    await self._send_error(req_id, "BAD_REQUEST", f"Unknown event {event!r}; use start or cancel")
+                elif req_id in tasks:
+                    await self._send_error(req_id, "CONFLICT", f"Request {req_id!r} is already running")
+                elif len(tasks) >= self.MAX_CONCURRENT:
+                    await self._send_error(
+                        req_id, "RATE_LIMIT", f"At most {self.MAX_CONCURRENT} requests may run at once per socket"
+                    )
+                else:
+                    try:
+                        message = self._request_message(request.get("payload"))
+                    except WebSocketError as error:
+                        await self._send_error(req_id, error.code, error.message)
+                        continue
+                    task = asyncio.create_task(self._run(req_id, message, metadata))
+                    tasks[req_id] = task
+                    task.add_done_callback(functools.partial(_forget, tasks, req_id))
+        except WebSocketDisconnect:
+            pass
+        finally:
+            for task in list(tasks.values()):
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+    @staticmethod
+    def _parse(raw: str) -> dict[str, Any]:
+        try:
+            request = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            raise WebSocketError("BAD_REQUEST", f"Malformed JSON: {error}") from None
+        if not isinstance(request, dict) or request.get("type", "request") != "request":
+            raise WebSocketError("BAD_REQUEST", 'Expected {"type": "request", "req_id", "event", "payload"}')
+        req_id = request.get("req_id")
+        if not isinstance(req_id, str | int) or isinstance(req_id, bool) or str(req_id) == "":
+            raise WebSocketError("BAD_REQUEST", "req_id is required (a string or number)")
+        request["req_id"] = str(req_id)
+        return request
+
+    def _request_message(self, payload: Any) -> Message:
+        message = self._binding.request_class()
+        if isinstance(payload, str):
+            payload = {"prompt": payload}
+        if not isinstance(payload, dict):
+            raise WebSocketError("BAD_REQUEST", 'payload must be an object such as {"prompt": "..."}')
+        try:
+            json_to_message(payload, message)
+        except ParseError as error:
+            raise WebSocketError("VALIDATION_ERROR", str(error)) from None
+        return message
+
+    async def _run(self, req_id: str, message: Message, metadata: list[tuple[str, str]]) -> None:
+        call = self._upstream.server_stream(self._binding)(message, metadata=[*metadata, ("x-ws-req-id", req_id)])
+        error_sent = False
+        try:
+            async for event in call:
+                kind = event_kind(event)
+                if kind == "error":
+                    error_sent = True
+                    await self._send_error(req_id, event.error.code, event.error.message)
+                elif kind == "token":
+                    await self._send_event(req_id, "token", event.token.text)
+                elif kind == "final":
+                    await self._send_event(req_id, "end", message_to_json(event))
+                else:
+                    await self._send_event(req_id, "status", message_to_json(event))
+        except grpc.aio.AioRpcError as error:
+            if not error_sent:
+                failure = rpc_failure(error)
+                await self._send_error(req_id, failure.code, failure.message, status=failure.status)
+        except asyncio.CancelledError:
+            call.cancel()
+            with contextlib.suppress(Exception):
+                await self._send_event(req_id, "end", {"finish_reason": "cancelled"})
+        finally:
+            call.cancel()
+
+    async def _send(self, payload: dict[str, Any]) -> None:
+        if self._socket.application_state != WebSocketState.CONNECTED:
+            return
+        async with self._send_lock:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await self._socket.send_text(orjson.dumps(payload).decode())
+
+    async def _send_event(self, req_id: str, event: str, payload: Any) -> None:
+        await self._send(
+            {
+                "type": "event",
+                "req_id": req_id,
+                "source": self.SOURCE,
+                "event": event,
+                "payload": payload,
+                "ts": _now_ms(),
+            }
+        )
+
+    async def _send_error(self, req_id: str | None, code: str, message: str, status: int | None = None) -> None:
+        payload: dict[str, Any] = {"code": code, "message": message}
+        if status is not None:
+            payload["status"] = status
+        await self._send(
+            {
+                "type": "error",
+                "req_id": req_id,
+                "source": self.SOURCE,
+                "event": "error",
+                "payload": payload,
+                "ts": _now_ms(),
+            }
+        )

@@ -1,0 +1,56 @@
+"""The inference domain as the server assembles it: catalogue, backends, servicers."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from relais.v1 import inference_pb2, inference_pb2_grpc, model_pb2, model_pb2_grpc
+
+from server.config import Settings
+from server.inference.catalogue import Catalogue, ServedModel, build_backend
+from server.inference.config import default_models
+from server.inference.service import InferenceService, Limits
+from server.inference.servicer import InferenceServicer, ModelServicer
+from server.registration import ServiceRegistration, register
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceDomain:
+    catalogue: Catalogue
+    service: InferenceService
+
+    def registrations(self) -> list[ServiceRegistration]:
+        return [
+            register(inference_pb2, inference_pb2_grpc, "InferenceService", InferenceServicer(self.service)),
+            register(model_pb2, model_pb2_grpc, "ModelService", ModelServicer(self.catalogue)),
+        ]
+
+    async def probe(self) -> bool:
+        """Every configured backend can serve."""
+        return all(await asyncio.gather(*(model.backend.probe() for model in self.catalogue.models)))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(model.backend.close() for model in self.catalogue.models))
+
+
+async def start_inference(settings: Settings) -> InferenceDomain:
+    """Build a backend per configured model and start them (model loading goes on in the background)."""
+    configs = settings.models or default_models(settings.llm_context_window)
+    models = [
+        ServedModel(
+            config,
+            build_backend(
+                config,
+                models_dir=settings.data_dir / "models",
+                parallel=settings.llm_parallel,
+                max_waiting=settings.llm_queue_limit,
+                preload=settings.llm_preload,
+            ),
+        )
+        for config in configs
+    ]
+    catalogue = Catalogue(models, default=settings.default_model)
+    await asyncio.gather(*(model.backend.start() for model in models))
+    limits = Limits(default_max_tokens=settings.llm_default_max_tokens, max_tokens=settings.llm_max_tokens)
+    return InferenceDomain(catalogue, InferenceService(catalogue, limits))
