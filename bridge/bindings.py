@@ -43,6 +43,8 @@ class Binding:
     index: int
     # For a server-streaming RPC: how its events are framed in the response body.
     stream_dialect: int = options_pb2.STREAM_DIALECT_UNSPECIFIED
+    # Deadline of a unary call through the bridge, in seconds.
+    timeout: float = 60.0
 
     @property
     def streaming(self) -> bool:
@@ -187,6 +189,7 @@ def _method_bindings(method: MethodDescriptor) -> list[Binding]:
                 access=access,
                 index=index,
                 stream_dialect=dialect,
+                timeout=float(behavior.timeout_seconds or 60),
             )
         )
     if per_binding:

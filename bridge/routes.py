@@ -51,13 +51,10 @@ def request_id_of(scope: Scope) -> str:
 class Transcoder:
     """Runs one binding for one request."""
 
-    def __init__(
-        self, upstream: Upstream, *, max_body_bytes: int, cookie_secure: bool = False, timeout: float = 60.0
-    ) -> None:
+    def __init__(self, upstream: Upstream, *, max_body_bytes: int, cookie_secure: bool = False) -> None:
         self._upstream = upstream
         self._max_body = max_body_bytes
         self._cookie_secure = cookie_secure
-        self._timeout = timeout
 
     async def __call__(self, binding: Binding, request: Request, path_params: dict[str, str]) -> Response:
         request_id = request_id_of(request.scope)
@@ -70,7 +67,7 @@ class Transcoder:
         if binding.streaming:
             return await self._stream(binding, message, request, request_id)
         call = self._upstream.unary(binding)(
-            message, metadata=self._metadata(request, request_id), timeout=self._timeout
+            message, metadata=self._metadata(request, request_id), timeout=binding.timeout
         )
         try:
             response = await call

@@ -204,7 +204,7 @@ class LocalAssistantSocket:
         return message
 
     async def _run(self, req_id: str, message: Message, metadata: list[tuple[str, str]]) -> None:
-        call = self._upstream.server_stream(self._binding)(message, metadata=[*metadata, ("x-ws-req-id", req_id)])
+        call = self._upstream.server_stream(self._binding)(message, metadata=metadata)
         error_sent = False
         try:
             async for event in call:

@@ -55,6 +55,10 @@ class ValidationFailed(InvalidArgument):
         super().__init__(message)
         self.violations = violations
 
+    def __str__(self) -> str:
+        # Where no client reads the details (start-up, logs), say which fields and why.
+        return f"{self.message}: " + "; ".join(f"{v.field} {v.message}" for v in self.violations)
+
 
 class Unauthenticated(DomainError):
     code = "UNAUTHENTICATED"

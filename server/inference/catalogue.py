@@ -49,7 +49,13 @@ class UnknownModel(InvalidArgument):
 
 
 def build_backend(
-    config: ModelConfig, *, models_dir: Path, parallel: int, max_waiting: int, preload: bool = True
+    config: ModelConfig,
+    *,
+    models_dir: Path,
+    parallel: int,
+    max_waiting: int,
+    preload: bool = True,
+    threads: int | None = None,
 ) -> Backend:
     if config.backend == "local":
         return LocalBackend(
@@ -59,6 +65,7 @@ def build_backend(
             parallel=parallel,
             max_waiting=max_waiting,
             preload=preload,
+            threads=threads,
         )
     if config.backend == "triton":
         assert config.url is not None

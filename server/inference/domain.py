@@ -46,6 +46,7 @@ async def start_inference(settings: Settings) -> InferenceDomain:
                 parallel=settings.llm_parallel,
                 max_waiting=settings.llm_queue_limit,
                 preload=settings.llm_preload,
+                threads=settings.llm_threads,
             ),
         )
         for config in configs

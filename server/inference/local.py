@@ -80,7 +80,7 @@ class LocalBackend:
         self._model_path = model_path
         self._models_dir = models_dir
         self._context_window = context_window
-        self._threads = threads or os.cpu_count() or 1
+        self._threads = threads or max(1, (os.cpu_count() or 1) - 1)
         self._parallel = parallel
         self._slots = FairSlots(parallel, max_waiting=max_waiting)
         self._engines: list[Any] = []

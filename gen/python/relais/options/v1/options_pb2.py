@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frelais/options/v1/options.proto\x12\x11relais.options.v1\x1a google/protobuf/descriptor.proto\"\\\n\nAccessRule\x12\x0e\n\x06public\x18\x01 \x01(\x08\x12\x17\n\x0f\x61llow_anonymous\x18\x02 \x01(\x08\x12\x12\n\npermission\x18\x03 \x01(\t\x12\x11\n\tunmetered\x18\x04 \x01(\x08\"\x83\x01\n\tSetCookie\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x11\n\thttp_only\x18\x03 \x01(\x08\x12\x0e\n\x06secure\x18\x04 \x01(\x08\x12\x11\n\tsame_site\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\x12\x15\n\rmax_age_field\x18\x07 \x01(\t\"\x97\x01\n\x0cJsonEnvelope\x12\x12\n\ndata_field\x18\x01 \x01(\t\x12\x41\n\tconstants\x18\x02 \x03(\x0b\x32..relais.options.v1.JsonEnvelope.ConstantsEntry\x1a\x30\n\x0e\x43onstantsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"z\n\x0f\x42indingBehavior\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x31\n\x08\x65nvelope\x18\x03 \x01(\x0b\x32\x1f.relais.options.v1.JsonEnvelope\x12\x16\n\x0esuccess_status\x18\x04 \x01(\x05\"\xa6\x01\n\x0cHttpBehavior\x12\x16\n\x0esuccess_status\x18\x01 \x01(\x05\x12\x31\n\x0bset_cookies\x18\x02 \x03(\x0b\x32\x1c.relais.options.v1.SetCookie\x12\x34\n\x08\x62indings\x18\x03 \x03(\x0b\x32\".relais.options.v1.BindingBehavior\x12\x15\n\rclear_cookies\x18\x04 \x03(\t\"Q\n\x0eWebSocketRoute\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x31\n\x07\x64ialect\x18\x02 \x01(\x0e\x32 .relais.options.v1.StreamDialect\"v\n\x0eStreamBehavior\x12-\n\x03sse\x18\x01 \x01(\x0e\x32 .relais.options.v1.StreamDialect\x12\x35\n\nwebsockets\x18\x02 \x03(\x0b\x32!.relais.options.v1.WebSocketRoute*n\n\rStreamDialect\x12\x1e\n\x1aSTREAM_DIALECT_UNSPECIFIED\x10\x00\x12\x16\n\x12STREAM_DIALECT_SSE\x10\x01\x12%\n!STREAM_DIALECT_LOCAL_ASSISTANT_WS\x10\x02:O\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xb5\x87\x03 \x01(\x0b\x32\x1d.relais.options.v1.AccessRule:O\n\x04http\x12\x1e.google.protobuf.MethodOptions\x18\xb6\x87\x03 \x01(\x0b\x32\x1f.relais.options.v1.HttpBehavior:S\n\x06stream\x12\x1e.google.protobuf.MethodOptions\x18\xb7\x87\x03 \x01(\x0b\x32!.relais.options.v1.StreamBehaviorb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frelais/options/v1/options.proto\x12\x11relais.options.v1\x1a google/protobuf/descriptor.proto\"\\\n\nAccessRule\x12\x0e\n\x06public\x18\x01 \x01(\x08\x12\x17\n\x0f\x61llow_anonymous\x18\x02 \x01(\x08\x12\x12\n\npermission\x18\x03 \x01(\t\x12\x11\n\tunmetered\x18\x04 \x01(\x08\"\x83\x01\n\tSetCookie\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x11\n\thttp_only\x18\x03 \x01(\x08\x12\x0e\n\x06secure\x18\x04 \x01(\x08\x12\x11\n\tsame_site\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\x12\x15\n\rmax_age_field\x18\x07 \x01(\t\"\x97\x01\n\x0cJsonEnvelope\x12\x12\n\ndata_field\x18\x01 \x01(\t\x12\x41\n\tconstants\x18\x02 \x03(\x0b\x32..relais.options.v1.JsonEnvelope.ConstantsEntry\x1a\x30\n\x0e\x43onstantsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"z\n\x0f\x42indingBehavior\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x31\n\x08\x65nvelope\x18\x03 \x01(\x0b\x32\x1f.relais.options.v1.JsonEnvelope\x12\x16\n\x0esuccess_status\x18\x04 \x01(\x05\"\xbf\x01\n\x0cHttpBehavior\x12\x16\n\x0esuccess_status\x18\x01 \x01(\x05\x12\x31\n\x0bset_cookies\x18\x02 \x03(\x0b\x32\x1c.relais.options.v1.SetCookie\x12\x34\n\x08\x62indings\x18\x03 \x03(\x0b\x32\".relais.options.v1.BindingBehavior\x12\x15\n\rclear_cookies\x18\x04 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x05\"Q\n\x0eWebSocketRoute\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x31\n\x07\x64ialect\x18\x02 \x01(\x0e\x32 .relais.options.v1.StreamDialect\"v\n\x0eStreamBehavior\x12-\n\x03sse\x18\x01 \x01(\x0e\x32 .relais.options.v1.StreamDialect\x12\x35\n\nwebsockets\x18\x02 \x03(\x0b\x32!.relais.options.v1.WebSocketRoute*n\n\rStreamDialect\x12\x1e\n\x1aSTREAM_DIALECT_UNSPECIFIED\x10\x00\x12\x16\n\x12STREAM_DIALECT_SSE\x10\x01\x12%\n!STREAM_DIALECT_LOCAL_ASSISTANT_WS\x10\x02:O\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xb5\x87\x03 \x01(\x0b\x32\x1d.relais.options.v1.AccessRule:O\n\x04http\x12\x1e.google.protobuf.MethodOptions\x18\xb6\x87\x03 \x01(\x0b\x32\x1f.relais.options.v1.HttpBehavior:S\n\x06stream\x12\x1e.google.protobuf.MethodOptions\x18\xb7\x87\x03 \x01(\x0b\x32!.relais.options.v1.StreamBehaviorb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_JSONENVELOPE_CONSTANTSENTRY']._loaded_options = None
   _globals['_JSONENVELOPE_CONSTANTSENTRY']._serialized_options = b'8\001'
-  _globals['_STREAMDIALECT']._serialized_start=966
-  _globals['_STREAMDIALECT']._serialized_end=1076
+  _globals['_STREAMDIALECT']._serialized_start=991
+  _globals['_STREAMDIALECT']._serialized_end=1101
   _globals['_ACCESSRULE']._serialized_start=88
   _globals['_ACCESSRULE']._serialized_end=180
   _globals['_SETCOOKIE']._serialized_start=183
@@ -47,9 +47,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BINDINGBEHAVIOR']._serialized_start=470
   _globals['_BINDINGBEHAVIOR']._serialized_end=592
   _globals['_HTTPBEHAVIOR']._serialized_start=595
-  _globals['_HTTPBEHAVIOR']._serialized_end=761
-  _globals['_WEBSOCKETROUTE']._serialized_start=763
-  _globals['_WEBSOCKETROUTE']._serialized_end=844
-  _globals['_STREAMBEHAVIOR']._serialized_start=846
-  _globals['_STREAMBEHAVIOR']._serialized_end=964
+  _globals['_HTTPBEHAVIOR']._serialized_end=786
+  _globals['_WEBSOCKETROUTE']._serialized_start=788
+  _globals['_WEBSOCKETROUTE']._serialized_end=869
+  _globals['_STREAMBEHAVIOR']._serialized_start=871
+  _globals['_STREAMBEHAVIOR']._serialized_end=989
 # @@protoc_insertion_point(module_scope)

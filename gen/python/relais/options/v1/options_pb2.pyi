@@ -81,16 +81,18 @@ class BindingBehavior(_message.Message):
     def __init__(self, method: _Optional[str] = ..., path: _Optional[str] = ..., envelope: _Optional[_Union[JsonEnvelope, _Mapping]] = ..., success_status: _Optional[int] = ...) -> None: ...
 
 class HttpBehavior(_message.Message):
-    __slots__ = ("success_status", "set_cookies", "bindings", "clear_cookies")
+    __slots__ = ("success_status", "set_cookies", "bindings", "clear_cookies", "timeout_seconds")
     SUCCESS_STATUS_FIELD_NUMBER: _ClassVar[int]
     SET_COOKIES_FIELD_NUMBER: _ClassVar[int]
     BINDINGS_FIELD_NUMBER: _ClassVar[int]
     CLEAR_COOKIES_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     success_status: int
     set_cookies: _containers.RepeatedCompositeFieldContainer[SetCookie]
     bindings: _containers.RepeatedCompositeFieldContainer[BindingBehavior]
     clear_cookies: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, success_status: _Optional[int] = ..., set_cookies: _Optional[_Iterable[_Union[SetCookie, _Mapping]]] = ..., bindings: _Optional[_Iterable[_Union[BindingBehavior, _Mapping]]] = ..., clear_cookies: _Optional[_Iterable[str]] = ...) -> None: ...
+    timeout_seconds: int
+    def __init__(self, success_status: _Optional[int] = ..., set_cookies: _Optional[_Iterable[_Union[SetCookie, _Mapping]]] = ..., bindings: _Optional[_Iterable[_Union[BindingBehavior, _Mapping]]] = ..., clear_cookies: _Optional[_Iterable[str]] = ..., timeout_seconds: _Optional[int] = ...) -> None: ...
 
 class WebSocketRoute(_message.Message):
     __slots__ = ("path", "dialect")

@@ -151,6 +151,12 @@ class HttpBehavior(betterproto2.Message):
     Cookies removed on success (e.g. "access_token" on logout).
     """
 
+    timeout_seconds: "int" = betterproto2.field(5, betterproto2.TYPE_INT32)
+    """
+    Deadline the bridge gives the RPC, in seconds; 60 when unset. Not applied to
+    server-streaming RPCs, which last as long as the client stays.
+    """
+
 
 default_message_pool.register_message("relais.options.v1", "HttpBehavior", HttpBehavior)
 
