@@ -163,6 +163,8 @@ class RelaisServer:
         if self.inference is not None:
             await self.inference.close()
             self.inference = None
+        if self.identity is not None:
+            await self.identity.close()
         await self.limiter.close()
         if self.redis:
             await self.redis.close()

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     access_token_ttl: int = Field(default=3600, gt=0)
     refresh_token_ttl: int = Field(default=30 * 86400, gt=0)
     allow_registration: bool = True
+    # Seconds an authenticated token or API key is answered from memory. Any identity change
+    # (logout, revocation, roles...) empties the cache at once, in every process sharing Redis.
+    principal_cache_ttl: float = Field(default=5.0, ge=0)
     # Anonymous callers may use the routes marked allow_anonymous (AI Orchestrator).
     allow_anonymous: bool = False
     # Mark the access_token cookie Secure (set it when serving over HTTPS).

@@ -22,6 +22,7 @@ from relais.v1 import (
 from server.config import Settings
 from server.identity import bootstrap
 from server.identity.api_keys import ApiKeys
+from server.identity.cache import IdentityChangeBus
 from server.identity.roles import RoleAdministration
 from server.identity.service import IdentityService
 from server.identity.servicer import (
@@ -43,6 +44,12 @@ class IdentityDomain:
     service: IdentityService
     roles: RoleAdministration
     api_keys: ApiKeys
+    # Empties the other processes' principal caches on identity changes (with Redis only).
+    change_bus: IdentityChangeBus | None = None
+
+    async def close(self) -> None:
+        if self.change_bus is not None:
+            await self.change_bus.close()
 
     def registrations(self) -> list[ServiceRegistration]:
         return [
@@ -68,11 +75,19 @@ async def start_identity(settings: Settings, database: Database, limiter: RateLi
         refresh_ttl=settings.refresh_token_ttl,
         login_limit=RateLimit.parse(settings.rate_limit_login),
         allow_registration=settings.allow_registration,
+        principal_cache_ttl=settings.principal_cache_ttl,
     )
     if settings.admin_email and settings.admin_password:
         await bootstrap.ensure_admin(
             service, database, email=settings.admin_email, password=settings.admin_password.get_secret_value()
         )
+    change_bus = None
+    if settings.redis_url and settings.principal_cache_ttl > 0:
+        change_bus = IdentityChangeBus(settings.redis_url)
+        await change_bus.start()
     return IdentityDomain(
-        service=service, roles=RoleAdministration(database=database), api_keys=ApiKeys(database=database)
+        service=service,
+        roles=RoleAdministration(database=database),
+        api_keys=ApiKeys(database=database),
+        change_bus=change_bus,
     )

@@ -128,3 +128,5 @@ async def delete_user(session: AsyncSession, user_id: int) -> None:
     await session.execute(delete(ApiKey).where(ApiKey.user_id == user_id))
     await session.execute(delete(user_roles).where(user_roles.c.user_id == user_id))
     await session.execute(delete(User).where(User.id == user_id))
+    # Bulk statements bypass the ORM's change tracking that empties the principal caches.
+    session.info["relais.identity_changed"] = True

@@ -10,7 +10,9 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +33,7 @@ from server.errors import (
     ValidationFailed,
 )
 from server.identity import passwords, repository
+from server.identity.cache import CachedPrincipal, PrincipalCache
 from server.identity.models import AuthSession, User
 from server.identity.tokens import TokenSigner
 from server.identity.values import (
@@ -97,8 +100,10 @@ class IdentityService:
         refresh_ttl: int,
         login_limit: RateLimit,
         allow_registration: bool,
+        principal_cache_ttl: float = 5.0,
     ) -> None:
         self._database = database
+        self._cache = PrincipalCache(ttl=principal_cache_ttl)
         self._signer = signer
         self._limiter = limiter
         self._access_ttl = timedelta(seconds=access_ttl)
@@ -348,15 +353,23 @@ class IdentityService:
         return None
 
     async def _authenticate_token(self, credentials: Credentials, *, token: str, by_cookie: bool) -> Principal:
+        key = PrincipalCache.key("token", token)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = await self._load_token_principal(token)
+            self._cache.put(key, cached)
+        if by_cookie and (credentials.http_method or "POST").upper() not in SAFE_METHODS:
+            given = credentials.csrf_token or ""
+            if not given or not cached.csrf_hash or not hmac.compare_digest(sha256(given), cached.csrf_hash):
+                raise CsrfFailed("Missing or invalid X-CSRF-Token header")
+        return cached.principal
+
+    async def _load_token_principal(self, token: str) -> CachedPrincipal:
         claims = self._signer.verify(token, "access")
         async with self._database.sessions() as session:
             row = await self._live_session(session, claims.session_id)
             if row.user_id != claims.user_id:
                 raise Unauthenticated("Invalid token")
-            if by_cookie and (credentials.http_method or "POST").upper() not in SAFE_METHODS:
-                given = credentials.csrf_token or ""
-                if not given or not hmac.compare_digest(sha256(given), row.csrf_hash):
-                    raise CsrfFailed("Missing or invalid X-CSRF-Token header")
             user = await repository.get_user(session, row.user_id)
             if user is None or not user.is_active:
                 raise Unauthenticated("Account unavailable")
@@ -364,15 +377,29 @@ class IdentityService:
                 row.last_activity = now()
                 await session.commit()
             view = await self._view(session, user)
-        return Principal(
-            subject=str(user.id),
-            user_id=user.id,
-            session_id=row.id,
-            roles=frozenset(view.role_names),
-            permissions=view.permissions,
-        )
+            principal = Principal(
+                subject=str(user.id),
+                user_id=user.id,
+                session_id=row.id,
+                roles=frozenset(view.role_names),
+                permissions=view.permissions,
+            )
+            return CachedPrincipal(
+                principal=principal,
+                csrf_hash=row.csrf_hash,
+                token_expires_at=claims.expires_at.timestamp(),
+                cached_at=time.time(),
+            )
 
     async def _authenticate_api_key(self, key: str) -> Principal:
+        cache_key = PrincipalCache.key("api-key", key)
+        cached = self._cache.get(cache_key)
+        if cached is None:
+            cached = await self._load_api_key_principal(key)
+            self._cache.put(cache_key, cached)
+        return cached.principal
+
+    async def _load_api_key_principal(self, key: str) -> CachedPrincipal:
         async with self._database.sessions() as session:
             row = await repository.get_api_key_by_hash(session, sha256(key))
             if row is None or row.revoked_at is not None:
@@ -391,12 +418,18 @@ class IdentityService:
             if row.last_used_at is None or now() - aware(row.last_used_at) > ACTIVITY_GRANULARITY:  # type: ignore[operator]
                 row.last_used_at = now()
                 await session.commit()
-        return Principal(
+        principal = Principal(
             subject=str(user.id),
             user_id=user.id,
             api_key_id=row.id,
             roles=frozenset(view.role_names),
             permissions=permissions,
+        )
+        return CachedPrincipal(
+            principal=principal,
+            csrf_hash=None,
+            token_expires_at=expires.timestamp() if expires is not None else math.inf,
+            cached_at=time.time(),
         )
 
     # ----------------------------------------------------------------- sessions

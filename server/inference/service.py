@@ -21,6 +21,9 @@ from server.inference.backend import Chunk, Finish, GenerationRequest
 from server.inference.catalogue import Catalogue, ServedModel
 from server.observability import LLM_ACTIVE_STREAMS, LLM_ITL, LLM_OUTPUT_TOKENS, LLM_REQUESTS, LLM_TTFT
 
+# A reader that takes longer than this to accept a chunk is slower than the model.
+SLOW_READER = 0.002
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
@@ -104,30 +107,35 @@ class Generation:
         self._first_token_at: float | None = None
         self._on_unavailable = on_unavailable
         self._labels = (model.key, model.backend.kind)
+        # Bound once: a labels() lookup per token is measurable at relay speed.
+        self._output_tokens = LLM_OUTPUT_TOKENS.labels(*self._labels)
 
     @property
     def text(self) -> str:
         return "".join(self.text_parts)
 
     async def chunks(self) -> AsyncIterator[Chunk]:
-        """The rest of the stream, coalesced; the generation ends when this iterator is closed."""
+        """The rest of the stream; the generation ends when this iterator is closed.
+
+        While the reader keeps up, chunks are read straight from the backend (no extra task per
+        token). Once handing a chunk over takes longer than SLOW_READER seconds, the reader has
+        fallen behind: a pump task takes over reading, and what piles up meanwhile is merged.
+        """
         LLM_ACTIVE_STREAMS.labels(*self._labels).inc()
         outcome = "cancelled"
         coalescer: _Coalescer | None = None
         try:
             first, self._first = self._first, None
-            if first is not None:
-                self._account(first)
-                yield first
-                if first.finish:
-                    outcome = "complete"
-                    return
-            coalescer = _Coalescer(self._source)
-            while (chunk := await coalescer.next()) is not None:
+            chunk: Chunk | None = first
+            while chunk is not None:
                 self._account(chunk)
+                handed_at = time.perf_counter()
                 yield chunk
                 if chunk.finish:
                     break
+                if coalescer is None and time.perf_counter() - handed_at > SLOW_READER:
+                    coalescer = _Coalescer(self._source)
+                chunk = await (coalescer.next() if coalescer is not None else anext(self._source, None))
             if self.finish is None:
                 self.finish = Finish.STOP
             outcome = "complete"
@@ -159,7 +167,7 @@ class Generation:
             self.text_parts.append(chunk.text)
         if chunk.tokens:
             self.completion_tokens += chunk.tokens
-            LLM_OUTPUT_TOKENS.labels(*self._labels).inc(chunk.tokens)
+            self._output_tokens.inc(chunk.tokens)
         self.prompt_tokens = chunk.prompt_tokens or self.prompt_tokens
         self.finish = chunk.finish or self.finish
 

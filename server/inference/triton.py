@@ -23,19 +23,21 @@ from __future__ import annotations
 import asyncio
 import codecs
 import json
+import struct
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import grpc
 import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
-from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
+from tritonclient.utils import serialize_byte_tensor
 
 from server.inference.backend import BackendFailed, BackendUnavailable, Chunk, Finish, GenerationRequest
 from server.inference.prompt import render, stops
 
 Convention = Literal["vllm", "tensorrtllm"]
 PROBE_TIMEOUT = 2.0
+_LENGTH = struct.Struct("<I")
 
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
@@ -110,8 +112,13 @@ def output_text(response: service_pb2.ModelInferResponse, name: str = "text_outp
         if output.name != name:
             continue
         if index < len(response.raw_output_contents):
-            elements = deserialize_bytes_tensor(response.raw_output_contents[index])
-            return bytes(elements.flat[0]) if elements.size else b""
+            raw = response.raw_output_contents[index]
+            # Read the first element's length prefix directly: this runs once per token, and going
+            # through numpy (deserialize_bytes_tensor) costs more than the rest of the relay.
+            if len(raw) < 4:
+                return b""
+            (length,) = _LENGTH.unpack_from(raw)
+            return bytes(raw[4 : 4 + length])
         if output.contents.bytes_contents:
             return bytes(output.contents.bytes_contents[0])
     return b""

@@ -209,3 +209,41 @@ def test_secure_cookie_when_the_operator_asks_for_it(tmp_path: Path) -> None:
         live.stop()
 
     assert "; Secure" in response.headers["set-cookie"] and "HttpOnly" in response.headers["set-cookie"]
+
+
+def test_a_logout_reaches_the_other_processes_caches_through_redis(tmp_path: Path, postgres_schema_url: str) -> None:
+    # Both processes answer authenticated calls from their principal caches; a logout on one
+    # must still be refused at once by the other.
+    env = {
+        "RELAIS_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "RELAIS_DATABASE_URL": postgres_schema_url,
+        "RELAIS_PRINCIPAL_CACHE_TTL": "300",
+        "RELAIS_LLM_PRELOAD": "false",
+    }
+    ports = [(free_port(), free_port()) for _ in range(2)]
+    urls = [f"http://127.0.0.1:{http_port}" for http_port, _ in ports]
+
+    def serve(index: int, data: str) -> object:
+        http_port, grpc_port = ports[index]
+        return relais(
+            "serve", "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--data-dir", data, env=env
+        )
+
+    with serve(0, str(tmp_path / "a")) as first:  # type: ignore[attr-defined]
+        wait_http(f"{urls[0]}/openapi.json", first)
+        with serve(1, str(tmp_path / "b")) as second:  # type: ignore[attr-defined]
+            wait_http(f"{urls[1]}/openapi.json", second)
+            with httpx.Client(timeout=30) as http:
+                email = unique_email("cache")
+                assert http.post(f"{urls[0]}/auth/register", json={"email": email, "password": PASSWORD}).is_success
+                token = http.post(f"{urls[0]}/auth/login", json={"email": email, "password": PASSWORD}).json()
+                bearer = {"authorization": f"Bearer {token['access_token']}"}
+                assert http.get(f"{urls[1]}/auth/me", headers=bearer).status_code == 200  # cached on B now
+
+                assert http.post(f"{urls[0]}/auth/logout", headers=bearer).status_code == 200
+
+                deadline = 50
+                while http.get(f"{urls[1]}/auth/me", headers=bearer).status_code == 200 and deadline:
+                    deadline -= 1  # the announcement travels through Redis: milliseconds
+                assert http.get(f"{urls[1]}/auth/me", headers=bearer).status_code == 401
+                assert deadline >= 45
