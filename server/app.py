@@ -8,9 +8,11 @@ from collections.abc import Sequence
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from relais.v1 import access_pb2, access_pb2_grpc, system_pb2, system_pb2_grpc
+from relais.v1 import access_pb2, access_pb2_grpc, agent_pb2, agent_pb2_grpc, system_pb2, system_pb2_grpc
 
 from server.access import AccessServicer
+from server.agents.service import AgentService
+from server.agents.servicer import AgentServicer
 from server.auth import AccessPolicy, Authenticator, Credentials, Principal
 from server.config import Settings
 from server.identity import IdentityDomain, start_identity
@@ -133,6 +135,7 @@ class RelaisServer:
             register(access_pb2, access_pb2_grpc, "AccessService", AccessServicer(self.policy, authenticator)),
             *self.identity.registrations(),
             *self.inference.registrations(),
+            register(agent_pb2, agent_pb2_grpc, "AgentService", AgentServicer(AgentService(self.database))),
             *self._extra_services,
         ]
         for service in services:

@@ -25,6 +25,8 @@ PUBLIC_ROUTES = {
     ("POST", "/auth/refresh"),
     ("POST", "/api/auth/refresh"),
     ("GET", "/api/models"),
+    ("GET", "/api/agents"),
+    ("GET", "/api/agents/{agent_id}"),
 }
 BINDINGS = compile_bindings(contract_services())
 

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 from relais_typed.relais.v1 import (
     AdminUserServiceStub,
+    AgentServiceStub,
     ApiKeyServiceStub,
     AuthServiceStub,
     InferenceServiceStub,
@@ -73,6 +74,7 @@ class RelaisClient:
         self.api_keys = ApiKeyServiceStub(channel)
         self.inference = InferenceServiceStub(channel)
         self.models = ModelServiceStub(channel)
+        self.agents = AgentServiceStub(channel)
 
     def close(self) -> None:
         self.channel.close()

@@ -1,0 +1,171 @@
+"""Agents: who may see, change and create them, and what a valid agent is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from server.agents.models import Agent
+from server.auth import Principal
+from server.errors import FailedPrecondition, FieldViolation, NotFound, PermissionDenied, ValidationFailed
+from server.identity.models import User
+from server.storage import Database
+
+MAX_AGENTS_PER_USER = 50
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_MODEL = "auto"
+PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
+LIMITS = {"name": 100, "system_prompt": 20_000, "model": 100, "avatar_url": 500}
+
+
+class AgentQuotaReached(FailedPrecondition):
+    reason = "AGENT_LIMIT_REACHED"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentFields:
+    """Values given for an agent; None means "not given" (kept on update, defaulted on create)."""
+
+    name: str | None = None
+    system_prompt: str | None = None
+    learn_from_interaction: bool | None = None
+    is_public: bool | None = None
+    model: str | None = None
+    temperature: float | None = None
+    avatar_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPage:
+    agents: list[Agent]
+    total: int
+    limit: int
+    offset: int
+
+
+def _violations(fields: AgentFields, *, creating: bool) -> list[FieldViolation]:
+    violations = []
+    for name in ("name", "system_prompt"):
+        value = getattr(fields, name)
+        if (creating and value is None) or (value is not None and not value.strip()):
+            violations.append(FieldViolation(field=name, message="is required"))
+    for name, limit in LIMITS.items():
+        value = getattr(fields, name)
+        if value is not None and len(value) > limit:
+            violations.append(FieldViolation(field=name, message=f"must be at most {limit} characters"))
+    if fields.temperature is not None and not 0 <= fields.temperature <= 2:
+        violations.append(FieldViolation(field="temperature", message="must be between 0 and 2"))
+    avatar = fields.avatar_url
+    if avatar and not (
+        (avatar.startswith("/") and not avatar.startswith("//")) or avatar.startswith(("https://", "http://"))
+    ):
+        violations.append(FieldViolation(field="avatar_url", message="must be an absolute path or an http(s) URL"))
+    if fields.model is not None and fields.model and not fields.model.isprintable():
+        violations.append(FieldViolation(field="model", message="must be a model key"))
+    return violations
+
+
+class AgentService:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def list_public(self, *, limit: int, offset: int) -> AgentPage:
+        limit = min(limit or PAGE_SIZE, MAX_PAGE_SIZE)
+        if limit < 0 or offset < 0:
+            raise ValidationFailed(
+                [FieldViolation(field="limit" if limit < 0 else "offset", message="must not be negative")]
+            )
+        async with self._database.sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(Agent).where(Agent.is_public))
+            rows = await session.scalars(
+                select(Agent)
+                .where(Agent.is_public)
+                .order_by(Agent.created_at.desc(), Agent.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            return AgentPage(list(rows), int(total or 0), limit, offset)
+
+    async def list_mine(self, principal: Principal) -> list[Agent]:
+        async with self._database.sessions() as session:
+            rows = await session.scalars(
+                select(Agent).where(Agent.owner_id == _user_id(principal)).order_by(Agent.created_at.desc())
+            )
+            return list(rows)
+
+    async def create(self, principal: Principal, fields: AgentFields) -> Agent:
+        if violations := _violations(fields, creating=True):
+            raise ValidationFailed(violations)
+        owner_id = _user_id(principal)
+        async with self._database.sessions() as session, session.begin():
+            # Lock the owner's row (PostgreSQL) so that concurrent creations cannot both pass the quota.
+            await session.execute(select(User.id).where(User.id == owner_id).with_for_update())
+            owned = await session.scalar(select(func.count()).select_from(Agent).where(Agent.owner_id == owner_id))
+            if (owned or 0) >= MAX_AGENTS_PER_USER:
+                raise AgentQuotaReached(f"A user may own at most {MAX_AGENTS_PER_USER} agents; delete one first")
+            agent = Agent(
+                owner_id=owner_id,
+                name=(fields.name or "").strip(),
+                system_prompt=fields.system_prompt or "",
+                learn_from_interaction=bool(fields.learn_from_interaction),
+                is_public=bool(fields.is_public),
+                model=(fields.model or DEFAULT_MODEL).strip(),
+                temperature=DEFAULT_TEMPERATURE if fields.temperature is None else fields.temperature,
+                avatar_url=fields.avatar_url or None,
+            )
+            session.add(agent)
+        return await self.get(principal, agent.id)
+
+    async def get(self, principal: Principal | None, agent_id: int) -> Agent:
+        """A public agent, or one of the caller's; 404 for anything else, so that private
+        agents cannot even be discovered."""
+        async with self._database.sessions() as session:
+            agent = await session.get(Agent, agent_id)
+            if agent is None or not (agent.is_public or _owns(principal, agent)):
+                raise NotFound(f"No agent {agent_id}")
+            return agent
+
+    async def update(self, principal: Principal, agent_id: int, fields: AgentFields) -> Agent:
+        if violations := _violations(fields, creating=False):
+            raise ValidationFailed(violations)
+        async with self._database.sessions() as session, session.begin():
+            agent = await self._owned(session, principal, agent_id)
+            changes: dict[str, Any] = {
+                "name": fields.name.strip() if fields.name is not None else None,
+                "system_prompt": fields.system_prompt,
+                "learn_from_interaction": fields.learn_from_interaction,
+                "is_public": fields.is_public,
+                "model": (fields.model.strip() or DEFAULT_MODEL) if fields.model is not None else None,
+                "temperature": fields.temperature,
+            }
+            for name, value in changes.items():
+                if value is not None:
+                    setattr(agent, name, value)
+            if fields.avatar_url is not None:
+                agent.avatar_url = fields.avatar_url or None
+        return await self.get(principal, agent_id)
+
+    async def delete(self, principal: Principal, agent_id: int) -> None:
+        async with self._database.sessions() as session, session.begin():
+            await session.delete(await self._owned(session, principal, agent_id))
+
+    @staticmethod
+    async def _owned(session: Any, principal: Principal, agent_id: int) -> Agent:
+        agent: Agent | None = await session.scalar(select(Agent).where(Agent.id == agent_id).with_for_update(of=Agent))
+        if agent is None or not (agent.is_public or _owns(principal, agent)):
+            raise NotFound(f"No agent {agent_id}")
+        if not _owns(principal, agent):
+            raise PermissionDenied("Only the agent's owner may change or delete it")
+        return agent
+
+
+def _owns(principal: Principal | None, agent: Agent) -> bool:
+    return principal is not None and principal.user_id is not None and principal.user_id == agent.owner_id
+
+
+def _user_id(principal: Principal) -> int:
+    if principal.user_id is None:
+        raise PermissionDenied("Agents belong to user accounts; sign in as a user")
+    return principal.user_id
