@@ -8,12 +8,23 @@ from collections.abc import Sequence
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from relais.v1 import access_pb2, access_pb2_grpc, agent_pb2, agent_pb2_grpc, system_pb2, system_pb2_grpc
+from relais.v1 import (
+    access_pb2,
+    access_pb2_grpc,
+    agent_pb2,
+    agent_pb2_grpc,
+    chat_pb2,
+    chat_pb2_grpc,
+    system_pb2,
+    system_pb2_grpc,
+)
 
 from server.access import AccessServicer
 from server.agents.service import AgentService
 from server.agents.servicer import AgentServicer
 from server.auth import AccessPolicy, Authenticator, Credentials, Principal
+from server.chats.service import ChatService
+from server.chats.servicer import ChatServicer, MessageServicer
 from server.config import Settings
 from server.identity import IdentityDomain, start_identity
 from server.inference.domain import InferenceDomain, start_inference
@@ -136,6 +147,7 @@ class RelaisServer:
             *self.identity.registrations(),
             *self.inference.registrations(),
             register(agent_pb2, agent_pb2_grpc, "AgentService", AgentServicer(AgentService(self.database))),
+            *self._chat_registrations(),
             *self._extra_services,
         ]
         for service in services:
@@ -153,6 +165,14 @@ class RelaisServer:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("gRPC listening on %s:%d", self.settings.host, self.port)
         return self.port
+
+    def _chat_registrations(self) -> list[ServiceRegistration]:
+        assert self.inference is not None
+        chats = ChatService(self.database, self.inference.service, self.inference.catalogue)
+        return [
+            register(chat_pb2, chat_pb2_grpc, "ChatService", ChatServicer(chats)),
+            register(chat_pb2, chat_pb2_grpc, "MessageService", MessageServicer(chats)),
+        ]
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let in-flight ones (streams included) finish for `grace`

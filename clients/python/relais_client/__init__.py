@@ -22,7 +22,9 @@ from relais_typed.relais.v1 import (
     AgentServiceStub,
     ApiKeyServiceStub,
     AuthServiceStub,
+    ChatServiceStub,
     InferenceServiceStub,
+    MessageServiceStub,
     ModelServiceStub,
     RoleServiceStub,
     SessionServiceStub,
@@ -75,6 +77,8 @@ class RelaisClient:
         self.inference = InferenceServiceStub(channel)
         self.models = ModelServiceStub(channel)
         self.agents = AgentServiceStub(channel)
+        self.chats = ChatServiceStub(channel)
+        self.messages = MessageServiceStub(channel)
 
     def close(self) -> None:
         self.channel.close()

@@ -1,0 +1,258 @@
+"""Conversations: ownership, listing, and sending a message with its recorded reply."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from server.agents.models import Agent
+from server.auth import Principal
+from server.chats.history import fit
+from server.chats.models import Chat, Message
+from server.errors import FieldViolation, NotFound, PermissionDenied, ValidationFailed
+from server.inference.backend import Chunk, GenerationRequest, Role, Turn
+from server.inference.catalogue import Catalogue
+from server.inference.config import ROUTER_KEY
+from server.inference.service import Generation, InferenceService
+from server.storage import Database
+from server.storage.models import utcnow
+
+MAX_CONTENT = 4000
+MAX_TITLE = 200
+TITLE_FROM_MESSAGE = 60
+PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
+# How often a reply being generated is written to the database.
+FLUSH_EVERY = 1.0
+DEFAULT_TEMPERATURE = 0.7
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPage:
+    chats: list[Chat]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    user_message: Message
+    assistant_message: Message
+
+
+def title_from(content: str) -> str:
+    """A title from the first user message: its first line, cut at a word boundary."""
+    line = " ".join(content.strip().split("\n", 1)[0].split())
+    if len(line) <= TITLE_FROM_MESSAGE:
+        return line or "New chat"
+    cut = line[:TITLE_FROM_MESSAGE].rsplit(" ", 1)[0] or line[:TITLE_FROM_MESSAGE]
+    return cut + "…"
+
+
+def _user_id(principal: Principal) -> int:
+    if principal.user_id is None:
+        raise PermissionDenied("Conversations belong to user accounts; sign in as a user")
+    return principal.user_id
+
+
+class ReplyRecorder:
+    """Writes an assistant reply as it is generated: created with the first text, rewritten at
+    most every FLUSH_EVERY seconds, finished with its status whatever ends the generation."""
+
+    def __init__(self, database: Database, chat_id: int, model: str) -> None:
+        self._database = database
+        self._chat_id = chat_id
+        self._model = model
+        self._flushed_at = 0.0
+        self.message: Message | None = None
+
+    async def record(self, generation: Generation) -> AsyncIterator[Chunk]:
+        status = "incomplete"
+        try:
+            async for chunk in generation.chunks():
+                if chunk.text and (self.message is None or time.monotonic() - self._flushed_at > FLUSH_EVERY):
+                    await self._write(generation, "incomplete")
+                yield chunk
+            status = "complete"
+        except Exception:
+            status = "error"
+            raise
+        finally:
+            # Shielded: a client that leaves cancels this task, and the partial reply must still be kept.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._write(generation, status))
+
+    async def failed_to_start(self) -> None:
+        """Record that the model could not even start: an empty reply with status error."""
+        async with self._database.sessions() as session, session.begin():
+            self.message = Message(chat_id=self._chat_id, role="assistant", llm_model=self._model, status="error")
+            session.add(self.message)
+            chat = await session.get(Chat, self._chat_id)
+            if chat is not None:
+                chat.message_count += 1
+                chat.last_message_at = utcnow()
+
+    async def _write(self, generation: Generation, status: str) -> None:
+        self._flushed_at = time.monotonic()
+        async with self._database.sessions() as session, session.begin():
+            if self.message is None:
+                self.message = Message(chat_id=self._chat_id, role="assistant", llm_model=self._model)
+                session.add(self.message)
+                chat = await session.get(Chat, self._chat_id)
+                if chat is not None:
+                    chat.message_count += 1
+                    chat.last_message_at = utcnow()
+            else:
+                self.message = await session.merge(self.message)
+            self.message.content = generation.text
+            self.message.status = status
+            self.message.prompt_tokens = generation.prompt_tokens
+            self.message.completion_tokens = generation.completion_tokens
+
+
+class ChatService:
+    def __init__(self, database: Database, inference: InferenceService, catalogue: Catalogue) -> None:
+        self._database = database
+        self._inference = inference
+        self._catalogue = catalogue
+
+    # ------------------------------------------------------------------ conversations
+
+    async def page(self, principal: Principal, *, limit: int, offset: int) -> ChatPage:
+        if limit < 0 or offset < 0:
+            field = "limit" if limit < 0 else "offset"
+            raise ValidationFailed([FieldViolation(field=field, message="must not be negative")])
+        limit = min(limit or PAGE_SIZE, MAX_PAGE_SIZE)
+        owner = _user_id(principal)
+        async with self._database.sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(Chat).where(Chat.owner_id == owner))
+            activity = func.coalesce(Chat.last_message_at, Chat.created_at)
+            rows = await session.scalars(
+                select(Chat)
+                .where(Chat.owner_id == owner)
+                .order_by(activity.desc(), Chat.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            return ChatPage(list(rows), int(total or 0), limit, offset)
+
+    async def create(self, principal: Principal, *, agent_id: int | None, title: str) -> Chat:
+        owner = _user_id(principal)
+        title = title.strip()
+        if len(title) > MAX_TITLE:
+            raise ValidationFailed([FieldViolation(field="title", message=f"must be at most {MAX_TITLE} characters")])
+        async with self._database.sessions() as session, session.begin():
+            if agent_id is not None:
+                agent = await session.get(Agent, agent_id)
+                if agent is None or not (agent.is_public or agent.owner_id == owner):
+                    raise NotFound(f"No agent {agent_id}")
+            chat = Chat(owner_id=owner, agent_id=agent_id, title=title)
+            session.add(chat)
+        return await self.get(principal, chat.id)
+
+    async def get(self, principal: Principal, chat_id: int) -> Chat:
+        async with self._database.sessions() as session:
+            return await self._owned(session, principal, chat_id)
+
+    async def messages(self, principal: Principal, chat_id: int) -> list[Message]:
+        async with self._database.sessions() as session:
+            await self._owned(session, principal, chat_id)
+            rows = await session.scalars(select(Message).where(Message.chat_id == chat_id).order_by(Message.id))
+            return list(rows)
+
+    async def rename(self, principal: Principal, chat_id: int, title: str) -> Chat:
+        title = title.strip()
+        if not title or len(title) > MAX_TITLE:
+            message = "is required" if not title else f"must be at most {MAX_TITLE} characters"
+            raise ValidationFailed([FieldViolation(field="title", message=message)])
+        async with self._database.sessions() as session, session.begin():
+            chat = await self._owned(session, principal, chat_id)
+            chat.title = title
+        return await self.get(principal, chat_id)
+
+    async def delete(self, principal: Principal, chat_id: int) -> None:
+        async with self._database.sessions() as session, session.begin():
+            await session.delete(await self._owned(session, principal, chat_id))
+
+    @staticmethod
+    async def _owned(session: object, principal: Principal, chat_id: int) -> Chat:
+        chat: Chat | None = await session.get(Chat, chat_id)  # type: ignore[attr-defined]
+        # Someone else's conversation does not exist, as far as the caller can tell.
+        if chat is None or chat.owner_id != _user_id(principal):
+            raise NotFound(f"No chat {chat_id}")
+        return chat
+
+    # ------------------------------------------------------------------ messages
+
+    async def start_reply(
+        self, principal: Principal, chat_id: int, content: str, files: list[int], *, request_id: str
+    ) -> tuple[Message, Generation | None, ReplyRecorder, BaseException | None]:
+        """Store the user's message, then start the reply. Returns the stored message, the
+        generation (None if it could not start, with the reason) and its recorder."""
+        violations = []
+        if not content.strip():
+            violations.append(FieldViolation(field="content", message="is required"))
+        elif len(content) > MAX_CONTENT:
+            violations.append(FieldViolation(field="content", message=f"must be at most {MAX_CONTENT} characters"))
+        if violations:
+            raise ValidationFailed(violations)
+        if files:
+            # Documents arrive with the retrieval domain; until one exists, no id names a document.
+            raise NotFound(f"No document {files[0]}")
+        async with self._database.sessions() as session, session.begin():
+            chat = await self._owned(session, principal, chat_id)
+            history = list(
+                await session.scalars(
+                    select(Message).where(Message.chat_id == chat_id, Message.status == "complete").order_by(Message.id)
+                )
+            )
+            user_message = Message(chat_id=chat_id, role="user", content=content, status="complete")
+            session.add(user_message)
+            chat.message_count += 1
+            chat.last_message_at = utcnow()
+            if not chat.title:
+                chat.title = title_from(content)
+            agent = chat.agent
+            system_prompt = agent.system_prompt if agent else ""
+            temperature = agent.temperature if agent else DEFAULT_TEMPERATURE
+            # An agent may name a model this deployment does not serve: the router then chooses.
+            wanted = agent.model if agent else ROUTER_KEY
+            model_key = wanted if wanted in self._catalogue.keys else ROUTER_KEY
+        turns = [Turn(Role.USER if m.role == "user" else Role.ASSISTANT, m.content) for m in history]
+        turns.append(Turn(Role.USER, content))
+        max_tokens = self._inference.max_tokens(None)
+        prompt_chars = len(system_prompt) + sum(len(turn.content) for turn in turns)
+        model = self._catalogue.resolve(model_key, prompt_chars=prompt_chars, max_tokens=max_tokens)
+        request = GenerationRequest(
+            request_id=request_id,
+            turns=fit(system_prompt, turns, context_window=model.config.context_window, reply_tokens=max_tokens),
+            max_tokens=max_tokens,
+            temperature=temperature,
+            caller=principal.subject,
+        )
+        recorder = ReplyRecorder(self._database, chat_id, model.key)
+        try:
+            generation = await self._inference.start(request, model.key)
+        except Exception as error:
+            await recorder.failed_to_start()
+            return user_message, None, recorder, error
+        return user_message, generation, recorder, None
+
+    async def send(
+        self, principal: Principal, chat_id: int, content: str, files: list[int], *, request_id: str
+    ) -> Exchange:
+        user_message, generation, recorder, failure = await self.start_reply(
+            principal, chat_id, content, files, request_id=request_id
+        )
+        if generation is None:
+            assert failure is not None
+            raise failure
+        async for _ in recorder.record(generation):
+            pass
+        assert recorder.message is not None
+        return Exchange(user_message, recorder.message)

@@ -1,0 +1,106 @@
+"""ChatService and MessageService over gRPC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relais.v1 import chat_pb2, chat_pb2_grpc, inference_pb2
+
+from server.auth import Principal
+from server.chats.models import Chat, Message
+from server.chats.service import ChatService
+from server.convert import timestamp
+from server.errors import Unauthenticated
+from server.interceptors.call import current_call
+
+ROLES = {"user": chat_pb2.MESSAGE_ROLE_USER, "assistant": chat_pb2.MESSAGE_ROLE_ASSISTANT}
+STATUSES = {
+    "complete": chat_pb2.MESSAGE_STATUS_COMPLETE,
+    "incomplete": chat_pb2.MESSAGE_STATUS_INCOMPLETE,
+    "error": chat_pb2.MESSAGE_STATUS_ERROR,
+}
+
+
+def _caller() -> Principal:
+    found = current_call().principal
+    if found is None:
+        raise Unauthenticated("Authentication required")
+    return found
+
+
+def message_message(message: Message) -> chat_pb2.ChatMessage:
+    converted = chat_pb2.ChatMessage(
+        id=message.id,
+        chat_id=message.chat_id,
+        role=ROLES.get(message.role, chat_pb2.MESSAGE_ROLE_UNSPECIFIED),
+        content=message.content,
+        status=STATUSES.get(message.status, chat_pb2.MESSAGE_STATUS_UNSPECIFIED),
+        usage=inference_pb2.TokenUsage(
+            prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens
+        ),
+        created_at=timestamp(message.created_at),
+    )
+    if message.llm_model:
+        converted.llm_model = message.llm_model
+    return converted
+
+
+def chat_message(chat: Chat, messages: list[Message] | None = None) -> chat_pb2.Chat:
+    converted = chat_pb2.Chat(
+        id=chat.id,
+        title=chat.title,
+        user_id=chat.owner_id,
+        messages=[message_message(message) for message in messages or ()],
+        message_count=chat.message_count,
+        created_at=timestamp(chat.created_at),
+        updated_at=timestamp(chat.updated_at),
+    )
+    if chat.last_message_at is not None:
+        converted.last_message_at.CopyFrom(timestamp(chat.last_message_at))
+    if chat.agent is not None:
+        converted.agent_id = chat.agent.id
+        converted.agent.CopyFrom(chat_pb2.ChatAgent(id=chat.agent.id, name=chat.agent.name))
+        if chat.agent.avatar_url:
+            converted.agent.avatar_url = chat.agent.avatar_url
+    return converted
+
+
+class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
+    def __init__(self, chats: ChatService) -> None:
+        self._chats = chats
+
+    async def ListChats(self, request: chat_pb2.ListChatsRequest, context: Any) -> chat_pb2.ListChatsResponse:
+        page = await self._chats.page(_caller(), limit=request.limit, offset=request.offset)
+        return chat_pb2.ListChatsResponse(
+            chats=[chat_message(chat) for chat in page.chats], total=page.total, limit=page.limit, offset=page.offset
+        )
+
+    async def CreateChat(self, request: chat_pb2.CreateChatRequest, context: Any) -> chat_pb2.Chat:
+        agent_id = request.agent_id if request.HasField("agent_id") else None
+        return chat_message(await self._chats.create(_caller(), agent_id=agent_id, title=request.title))
+
+    async def GetChat(self, request: chat_pb2.GetChatRequest, context: Any) -> chat_pb2.Chat:
+        caller = _caller()
+        chat = await self._chats.get(caller, request.chat_id)
+        return chat_message(chat, await self._chats.messages(caller, request.chat_id))
+
+    async def UpdateChat(self, request: chat_pb2.UpdateChatRequest, context: Any) -> chat_pb2.Chat:
+        return chat_message(await self._chats.rename(_caller(), request.chat_id, request.title))
+
+    async def DeleteChat(self, request: chat_pb2.DeleteChatRequest, context: Any) -> chat_pb2.DeleteChatResponse:
+        await self._chats.delete(_caller(), request.chat_id)
+        return chat_pb2.DeleteChatResponse(message=f"Chat {request.chat_id} deleted")
+
+
+class MessageServicer(chat_pb2_grpc.MessageServiceServicer):
+    def __init__(self, chats: ChatService) -> None:
+        self._chats = chats
+
+    async def SendMessage(self, request: chat_pb2.SendMessageRequest, context: Any) -> chat_pb2.SendMessageResponse:
+        exchange = await self._chats.send(
+            _caller(), request.chat_id, request.content, list(request.files), request_id=current_call().request_id
+        )
+        return chat_pb2.SendMessageResponse(
+            user_message=message_message(exchange.user_message),
+            assistant_message=message_message(exchange.assistant_message),
+        )

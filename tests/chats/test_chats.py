@@ -1,0 +1,234 @@
+"""Chats and messages over HTTP and gRPC, on SQLite and PostgreSQL: ownership, history,
+recorded replies, titles, failures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+import requests
+from relais.v1 import chat_pb2, chat_pb2_grpc
+
+from server.chats.history import fit
+from server.inference.backend import Role, Turn
+from tests.identity.helpers import PASSWORD, Account, new_account
+from tests.support.live import LiveStack
+from tests.support.triton_live import LiveTriton
+from tests.support.triton_standin import default_tokens
+
+REPLY = "".join(default_tokens("", 16))
+
+
+def agent(http: httpx.Client, owner: Account, **fields: Any) -> dict[str, Any]:
+    body = {"name": "Expert Python", "system_prompt": "Tu es un expert en Python.", **fields}
+    response = http.post("/api/agents", json=body, headers=owner.bearer)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def chat(http: httpx.Client, owner: Account, **fields: Any) -> dict[str, Any]:
+    response = http.post("/api/chats", json=fields, headers=owner.bearer)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def send(http: httpx.Client, owner: Account, chat_id: int, content: str) -> httpx.Response:
+    return http.post("/api/messages", json={"chat_id": chat_id, "content": content}, headers=owner.bearer)
+
+
+def test_a_chat_with_an_agent_and_an_exchange(http: httpx.Client, chat_triton: LiveTriton) -> None:
+    owner = new_account(http)
+    helper = agent(http, owner, avatar_url="/avatars/python.png")
+    created = chat(http, owner, agent_id=helper["id"], title="Nouvelle discussion")
+    assert (created["title"], created["user_id"], created["agent_id"]) == (
+        "Nouvelle discussion",
+        owner.user_id,
+        helper["id"],
+    )
+
+    response = send(http, owner, created["id"], "Comment utiliser les décorateurs?")
+    assert response.status_code == 200, response.text
+    exchange = response.json()
+    user, assistant = exchange["user_message"], exchange["assistant_message"]
+    assert (user["role"], user["content"], user["chat_id"]) == (
+        "user",
+        "Comment utiliser les décorateurs?",
+        created["id"],
+    )
+    assert (assistant["role"], assistant["content"], assistant["status"]) == ("assistant", REPLY, "complete")
+    assert assistant["llm_model"] == "fast" and assistant["usage"]["completion_tokens"] == 16
+    # The agent's system prompt framed the question.
+    assert chat_triton.standin is not None
+    prompt = bytes(chat_triton.standin.requests[-1].raw_input_contents[0])
+    assert b"Tu es un expert en Python.\n\nUser: Comment utiliser les d\xc3\xa9corateurs?\nAssistant:" in prompt
+
+    detail = http.get(f"/api/chats/{created['id']}", headers=owner.bearer).json()
+    assert detail["agent"] == {"id": helper["id"], "name": "Expert Python", "avatar_url": "/avatars/python.png"}
+    assert [m["id"] for m in detail["messages"]] == [user["id"], assistant["id"]]
+    assert detail["message_count"] == 2 and detail["last_message_at"]
+
+
+def test_the_history_goes_to_the_model_and_the_first_exchange_titles_the_chat(
+    http: httpx.Client, chat_triton: LiveTriton
+) -> None:
+    owner = new_account(http)
+    created = chat(http, owner)
+    assert created["title"] == "" and created["agent"] is None
+    assert send(http, owner, created["id"], "Première question sur les listes Python").status_code == 200
+    assert send(http, owner, created["id"], "Et les tuples ?").status_code == 200
+
+    assert chat_triton.standin is not None
+    prompt = bytes(chat_triton.standin.requests[-1].raw_input_contents[0])[4:].decode()  # after the length prefix
+    assert "User: Première question sur les listes Python\nAssistant: tok0" in prompt
+    assert prompt.endswith("User: Et les tuples ?\nAssistant:")
+    titled = http.get(f"/api/chats/{created['id']}", headers=owner.bearer).json()
+    assert titled["title"] == "Première question sur les listes Python"
+
+
+def test_chats_are_private_to_their_owner(http: httpx.Client) -> None:
+    owner, other = new_account(http), new_account(http)
+    mine = chat(http, owner, title="secret")
+    chat(http, other)
+
+    assert [c["id"] for c in http.get("/api/chats", headers=owner.bearer).json()["chats"]] == [mine["id"]]
+    for method, path, body in (
+        ("GET", f"/api/chats/{mine['id']}", None),
+        ("PUT", f"/api/chats/{mine['id']}", {"title": "stolen"}),
+        ("DELETE", f"/api/chats/{mine['id']}", None),
+        ("POST", "/api/messages", {"chat_id": mine["id"], "content": "hello"}),
+    ):
+        response = http.request(method, path, json=body, headers=other.bearer)
+        assert response.status_code == 404, (method, path, response.text)
+    assert http.get(f"/api/chats/{mine['id']}", headers=owner.bearer).json()["message_count"] == 0
+
+
+def test_a_private_agent_of_someone_else_cannot_be_used(http: httpx.Client) -> None:
+    owner, other = new_account(http), new_account(http)
+    private = agent(http, owner)
+    response = http.post("/api/chats", json={"agent_id": private["id"]}, headers=other.bearer)
+    assert response.status_code == 404
+
+
+def test_listing_pages_most_recent_first_and_rename(http: httpx.Client) -> None:
+    owner = new_account(http)
+    first, second = chat(http, owner, title="a"), chat(http, owner, title="b")
+    assert send(http, owner, first["id"], "bump").status_code == 200  # first is now the most active
+
+    page = http.get("/api/chats", params={"limit": 1}, headers=owner.bearer).json()
+    assert (page["total"], page["limit"], [c["id"] for c in page["chats"]]) == (2, 1, [first["id"]])
+    assert http.get("/api/chats", params={"offset": 1}, headers=owner.bearer).json()["chats"][0]["id"] == second["id"]
+
+    renamed = http.put(f"/api/chats/{second['id']}", json={"title": "Python - Fonctions"}, headers=owner.bearer)
+    assert renamed.json()["title"] == "Python - Fonctions"
+    assert http.put(f"/api/chats/{second['id']}", json={"title": " "}, headers=owner.bearer).status_code == 422
+
+
+def test_a_message_over_4000_characters_is_refused_and_nothing_is_stored(http: httpx.Client) -> None:
+    owner = new_account(http)
+    created = chat(http, owner)
+    response = send(http, owner, created["id"], "x" * 4001)
+    assert response.status_code == 422 and response.json()["error"]["details"][0]["field"] == "content"
+    assert http.get(f"/api/chats/{created['id']}", headers=owner.bearer).json()["messages"] == []
+
+
+def test_a_failing_model_keeps_the_partial_reply_with_status_error(http: httpx.Client) -> None:
+    owner = new_account(http)
+    created = chat(http, owner, agent_id=agent(http, owner, model="broken")["id"])
+    response = send(http, owner, created["id"], "hello")
+    assert response.status_code == 503
+
+    messages = http.get(f"/api/chats/{created['id']}", headers=owner.bearer).json()["messages"]
+    assert [(m["role"], m["status"]) for m in messages] == [("user", "complete"), ("assistant", "error")]
+    assert messages[1]["content"] == "".join(default_tokens("", 3))  # what came before the failure
+
+
+def test_an_agent_model_this_server_lacks_is_routed(http: httpx.Client) -> None:
+    owner = new_account(http)
+    created = chat(http, owner, agent_id=agent(http, owner, model="mistral-medium")["id"])
+    assert send(http, owner, created["id"], "hello").json()["assistant_message"]["llm_model"] == "fast"
+
+
+def test_deleting_a_chat_deletes_its_messages_and_an_agent_leaves_its_chats(http: httpx.Client) -> None:
+    owner = new_account(http)
+    helper = agent(http, owner)
+    kept, removed = chat(http, owner, agent_id=helper["id"]), chat(http, owner)
+    send(http, owner, removed["id"], "hello")
+    assert http.delete(f"/api/chats/{removed['id']}", headers=owner.bearer).status_code == 200
+    assert http.get(f"/api/chats/{removed['id']}", headers=owner.bearer).status_code == 404
+
+    assert http.delete(f"/api/agents/{helper['id']}", headers=owner.bearer).status_code == 200
+    orphan = http.get(f"/api/chats/{kept['id']}", headers=owner.bearer).json()
+    assert (orphan["agent_id"], orphan["agent"]) == (None, None)
+
+
+def test_messages_over_grpc(http: httpx.Client, chat_stack: LiveStack) -> None:
+    owner = new_account(http)
+    metadata = (("authorization", owner.bearer["Authorization"]),)
+    with grpc.insecure_channel(chat_stack.grpc_target) as channel:
+        chats = chat_pb2_grpc.ChatServiceStub(channel)
+        messages = chat_pb2_grpc.MessageServiceStub(channel)
+        created = chats.CreateChat(chat_pb2.CreateChatRequest(title="grpc"), metadata=metadata)
+        exchange = messages.SendMessage(
+            chat_pb2.SendMessageRequest(chat_id=created.id, content="hi"), metadata=metadata
+        )
+        assert exchange.assistant_message.content == REPLY
+        assert exchange.assistant_message.status == chat_pb2.MESSAGE_STATUS_COMPLETE
+        with pytest.raises(grpc.RpcError) as caught:
+            messages.SendMessage(
+                chat_pb2.SendMessageRequest(chat_id=created.id, content="hi", files=[7]), metadata=metadata
+            )
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+class FoyerGPTAPI:
+    """seeds/004 "Python", as written."""
+
+    def __init__(self, base_url: str = "http://localhost:8061/api") -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+        self.token = None
+
+    def login(self, email: str, password: str) -> Any:
+        response = self.session.post(f"{self.base_url}/auth/login", json={"email": email, "password": password})
+        response.raise_for_status()
+        data = response.json()
+        self.token = data["access_token"]
+        self.session.headers.update({"Authorization": f"Bearer {self.token}"})
+        return data
+
+    def create_agent(self, name: str, system_prompt: str, **kwargs: Any) -> Any:
+        response = self.session.post(
+            f"{self.base_url}/agents", json={"name": name, "system_prompt": system_prompt, **kwargs}
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def send_message(self, chat_id: int, content: str) -> Any:
+        response = self.session.post(f"{self.base_url}/messages", json={"chat_id": chat_id, "content": content})
+        response.raise_for_status()
+        return response.json()
+
+
+def test_the_seed_python_example_runs_unchanged(http: httpx.Client, chat_stack: LiveStack) -> None:
+    account = new_account(http)
+    api = FoyerGPTAPI(base_url=f"{chat_stack.base_url}/api")
+    api.login(account.email, PASSWORD)
+
+    # "Utilisation", as written.
+    agent = api.create_agent(name="Assistant Python", system_prompt="Tu es un expert Python", model="mistral-medium")
+    chat = api.session.post(f"{api.base_url}/chats", json={"agent_id": agent["id"]}).json()
+    response = api.send_message(chat["id"], "Comment optimiser ce code Python?")
+
+    assert response["assistant_message"]["content"] == REPLY
+
+
+def test_history_is_trimmed_oldest_first_keeping_the_system_prompt() -> None:
+    turns = [Turn(Role.USER if i % 2 == 0 else Role.ASSISTANT, f"turn {i} " + "x" * 400) for i in range(20)]
+    turns.append(Turn(Role.USER, "the question"))
+    kept = fit("Be brief.", turns, context_window=1024, reply_tokens=256)
+    assert kept[0] == Turn(Role.SYSTEM, "Be brief.") and kept[-1] == Turn(Role.USER, "the question")
+    assert 1 < len(kept) < len(turns)
+    assert kept[1].role is Role.USER  # never starts on an assistant turn
+    assert [t.content for t in kept[1:]] == [t.content for t in turns[-(len(kept) - 1) :]]  # the newest ones
