@@ -93,7 +93,7 @@ class WebSocketBinding:
         return f"{self.method.containing_service.name}.{self.method.name}.ws"
 
 
-SSE_DIALECTS = {options_pb2.STREAM_DIALECT_SSE}
+SSE_DIALECTS = {options_pb2.STREAM_DIALECT_SSE, options_pb2.STREAM_DIALECT_FOYERGPT_SSE}
 WEBSOCKET_DIALECTS = {options_pb2.STREAM_DIALECT_LOCAL_ASSISTANT_WS}
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from relais.options.v1 import options_pb2
 
 from bridge.bindings import Binding, resolve_field
 from bridge.marshal import enum_words
@@ -252,6 +253,9 @@ def _operation(builder: SchemaBuilder, binding: Binding, names: tuple[str, ...])
     return operation
 
 
+FOYERGPT_SSE = options_pb2.STREAM_DIALECT_FOYERGPT_SSE
+
+
 def _is_flat(descriptor: Descriptor) -> bool:
     """Every field is a scalar, an enum or a list of them."""
     return all(field.cpp_type != FD.CPPTYPE_MESSAGE for field in descriptor.fields)
@@ -295,6 +299,41 @@ def _sse_event(message: Schema) -> Schema:
                     "event": {"type": "string"},
                     "id": {"type": "string"},
                     "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": payload},
+                },
+            },
+        ]
+    }
+
+
+def _foyergpt_event() -> Schema:
+    """FoyerGPT's events: `data: {"token", "message_id"}`, `data: {"error", "code"}`, `data: [DONE]`."""
+    payload = {
+        "anyOf": [
+            {
+                "type": "object",
+                "required": ["token", "message_id"],
+                "properties": {"token": {"type": "string"}, "message_id": {"type": "integer"}},
+            },
+            {
+                "type": "object",
+                "required": ["error", "code"],
+                "properties": {"error": {"type": "string"}, "code": {"type": "string"}},
+            },
+        ]
+    }
+    return {
+        "oneOf": [
+            {"type": "object", "required": ["data"], "properties": {"data": {"const": "[DONE]"}}},
+            {
+                "type": "object",
+                "required": ["data"],
+                "properties": {
+                    "data": {
+                        "type": "string",
+                        "not": {"const": "[DONE]"},
+                        "contentMediaType": "application/json",
+                        "contentSchema": payload,
+                    }
                 },
             },
         ]

@@ -83,7 +83,7 @@ class Transcoder:
             first = await first_message(call)
         except grpc.aio.AioRpcError as error:
             return rpc_error_response(error, request_id, _headers(error.initial_metadata(), error.trailing_metadata()))
-        return sse_response(call, first, _headers(await call.initial_metadata()), request_id)
+        return sse_response(call, first, _headers(await call.initial_metadata()), request_id, binding.stream_dialect)
 
     async def _request_message(self, binding: Binding, request: Request, path_params: dict[str, str]) -> Message:
         message = binding.request_class()

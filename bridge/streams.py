@@ -25,6 +25,7 @@ import grpc
 import orjson
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
+from relais.options.v1 import options_pb2
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -70,23 +71,57 @@ def _sequence(message: Message) -> Any:
     return getattr(message, "sequence", None)
 
 
-def sse_response(call: Any, first: Message | None, headers: dict[str, str], request_id: str) -> Response:
-    """Stream the rest of `call` as server-sent events, ending with `data: [DONE]`."""
+class SseFraming:
+    """STREAM_DIALECT_SSE: `event: <kind>`, `id: <sequence>`, `data: <message JSON>`."""
+
+    def frame(self, message: Message) -> bytes | None:
+        return sse_frame(event_kind(message), orjson.dumps(message_to_json(message)), _sequence(message))
+
+    def failure(self, body: dict[str, Any]) -> bytes:
+        return sse_frame("error", orjson.dumps(body))
+
+
+class FoyerGptFraming(SseFraming):
+    """STREAM_DIALECT_FOYERGPT_SSE: `data: {"token": ..., "message_id": ...}` per token event."""
+
+    def frame(self, message: Message) -> bytes | None:
+        kind = event_kind(message)
+        if kind == "token":
+            token = message.token
+            return b"data: " + orjson.dumps({"token": token.token, "message_id": token.message_id}) + b"\n\n"
+        if kind == "error":
+            error = message.error
+            return b"data: " + orjson.dumps({"error": error.message, "code": error.code}) + b"\n\n"
+        return None
+
+    def failure(self, body: dict[str, Any]) -> bytes:
+        return b"data: " + orjson.dumps({"error": body["detail"], "code": body["code"]}) + b"\n\n"
+
+
+FRAMINGS: dict[int, SseFraming] = {
+    options_pb2.STREAM_DIALECT_SSE: SseFraming(),
+    options_pb2.STREAM_DIALECT_FOYERGPT_SSE: FoyerGptFraming(),
+}
+
+
+def sse_response(call: Any, first: Message | None, headers: dict[str, str], request_id: str, dialect: int) -> Response:
+    """Stream the rest of `call` as server-sent events in `dialect`, ending with `data: [DONE]`."""
+    framing = FRAMINGS[dialect]
 
     async def body() -> AsyncIterator[bytes]:
         error_sent = False
         try:
             message = first
             while message is not None:
-                kind = event_kind(message)
-                error_sent = error_sent or kind == "error"
-                yield sse_frame(kind, orjson.dumps(message_to_json(message)), _sequence(message))
+                error_sent = error_sent or event_kind(message) == "error"
+                frame = framing.frame(message)
+                if frame is not None:
+                    yield frame
                 message = await first_message(call)
             yield b"data: [DONE]\n\n"
         except grpc.aio.AioRpcError as error:
             if not error_sent:
-                failure = rpc_failure(error)
-                yield sse_frame("error", orjson.dumps(failure.body(request_id)))
+                yield framing.failure(rpc_failure(error).body(request_id))
         finally:
             # The client went away (or the stream ended): stop the RPC, hence the generation.
             call.cancel()

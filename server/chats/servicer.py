@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from relais.v1 import chat_pb2, chat_pb2_grpc, inference_pb2
@@ -10,7 +11,7 @@ from server.auth import Principal
 from server.chats.models import Chat, Message
 from server.chats.service import ChatService
 from server.convert import timestamp
-from server.errors import Unauthenticated
+from server.errors import DomainError, Unauthenticated
 from server.interceptors.call import current_call
 
 ROLES = {"user": chat_pb2.MESSAGE_ROLE_USER, "assistant": chat_pb2.MESSAGE_ROLE_ASSISTANT}
@@ -104,3 +105,31 @@ class MessageServicer(chat_pb2_grpc.MessageServiceServicer):
             user_message=message_message(exchange.user_message),
             assistant_message=message_message(exchange.assistant_message),
         )
+
+    async def StreamMessage(
+        self, request: chat_pb2.StreamMessageRequest, context: Any
+    ) -> AsyncIterator[chat_pb2.MessageEvent]:
+        user_message, generation, recorder, failure = await self._chats.start_reply(
+            _caller(), request.chat_id, request.message, [], request_id=current_call().request_id
+        )
+        if generation is None:
+            # Nothing sent yet: the call fails with the status (HTTP 503 and a JSON body).
+            assert failure is not None
+            raise failure
+        sequence = 0
+        yield chat_pb2.MessageEvent(sequence=sequence, user_message=message_message(user_message))
+        try:
+            async for chunk in recorder.record(generation):
+                if chunk.text and recorder.message is not None:
+                    sequence += 1
+                    token = chat_pb2.ReplyToken(
+                        token=chunk.text, message_id=recorder.message.id, token_count=chunk.tokens
+                    )
+                    yield chat_pb2.MessageEvent(sequence=sequence, token=token)
+        except DomainError as error:
+            message_id = recorder.message.id if recorder.message is not None else 0
+            problem = chat_pb2.ReplyError(code=error.code, message=error.message, message_id=message_id)
+            yield chat_pb2.MessageEvent(sequence=sequence + 1, error=problem)
+            raise
+        assert recorder.message is not None
+        yield chat_pb2.MessageEvent(sequence=sequence + 1, assistant_message=message_message(recorder.message))

@@ -17,7 +17,13 @@ from tests.support.triton_standin import StandInModel
 
 @pytest.fixture(scope="module")
 def chat_triton() -> Iterator[LiveTriton]:
-    live = LiveTriton([StandInModel(name="echo"), StandInModel(name="broken", fail_after=3)]).start()
+    live = LiveTriton(
+        [
+            StandInModel(name="echo"),
+            StandInModel(name="broken", fail_after=3),
+            StandInModel(name="slow", token_delay=0.05),
+        ]
+    ).start()
     yield live
     live.close()
 
@@ -42,7 +48,7 @@ def chat_stack(
         admin_password=ADMIN_PASSWORD,
         default_model="fast",
         llm_default_max_tokens=16,
-        models=[model("fast", "echo"), model("broken", "broken")],
+        models=[model("fast", "echo"), model("broken", "broken"), model("slow", "slow")],
     )
     live = services.start_stack_with_test_service(settings)
     yield live

@@ -3,12 +3,15 @@ recorded replies, titles, failures."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import grpc
 import httpx
+import orjson
 import pytest
 import requests
+from httpx_sse import connect_sse
 from relais.v1 import chat_pb2, chat_pb2_grpc
 
 from server.chats.history import fit
@@ -232,3 +235,68 @@ def test_history_is_trimmed_oldest_first_keeping_the_system_prompt() -> None:
     assert 1 < len(kept) < len(turns)
     assert kept[1].role is Role.USER  # never starts on an assistant turn
     assert [t.content for t in kept[1:]] == [t.content for t in turns[-(len(kept) - 1) :]]  # the newest ones
+
+
+def test_a_reply_streams_as_foyergpt_server_sent_events(http: httpx.Client) -> None:
+    owner = new_account(http)
+    created = chat(http, owner)
+    with connect_sse(
+        http, "GET", f"/api/messages/stream/{created['id']}", params={"message": "Bonjour"}, headers=owner.bearer
+    ) as source:
+        events = [event.data for event in source.iter_sse()]
+
+    assert events[-1] == "[DONE]"
+    tokens = [orjson.loads(data) for data in events[:-1]]
+    assert "".join(token["token"] for token in tokens) == REPLY
+    assert len({token["message_id"] for token in tokens}) == 1
+    messages = http.get(f"/api/chats/{created['id']}", headers=owner.bearer).json()["messages"]
+    assert [(m["role"], m["status"]) for m in messages] == [("user", "complete"), ("assistant", "complete")]
+    assert messages[1]["id"] == tokens[0]["message_id"] and messages[1]["content"] == REPLY
+
+
+def test_a_streamed_reply_failing_midway_reports_and_keeps_the_partial_text(http: httpx.Client) -> None:
+    owner = new_account(http)
+    created = chat(http, owner, agent_id=agent(http, owner, model="broken")["id"])
+    with connect_sse(
+        http, "GET", f"/api/messages/stream/{created['id']}", params={"message": "x"}, headers=owner.bearer
+    ) as source:
+        events = [orjson.loads(event.data) for event in source.iter_sse()]
+    assert events[-1]["code"] == "UNAVAILABLE" and "model failure" in events[-1]["error"]
+    messages = http.get(f"/api/chats/{created['id']}", headers=owner.bearer).json()["messages"]
+    assert (messages[1]["status"], messages[1]["content"]) == ("error", "".join(default_tokens("", 3)))
+
+
+def test_a_streaming_client_that_leaves_keeps_an_incomplete_reply(
+    http: httpx.Client, chat_stack: LiveStack, chat_triton: LiveTriton
+) -> None:
+    owner = new_account(http)
+    created = chat(http, owner, agent_id=agent(http, owner, model="slow")["id"])
+    assert chat_triton.standin is not None
+    cancelled = chat_triton.standin.cancelled
+    with (
+        httpx.Client(base_url=chat_stack.base_url, timeout=30) as client,
+        connect_sse(
+            client, "GET", f"/api/messages/stream/{created['id']}", params={"message": "x"}, headers=owner.bearer
+        ) as source,
+    ):
+        for index, _ in enumerate(source.iter_sse()):
+            if index == 2:
+                break
+    chat_triton.wait_idle()
+    assert chat_triton.standin.cancelled == cancelled + 1
+    deadline = time.monotonic() + 5
+    while True:
+        messages = http.get(f"/api/chats/{created['id']}", headers=owner.bearer).json()["messages"]
+        if messages[-1]["status"] != "incomplete" or time.monotonic() > deadline or messages[-1]["content"]:
+            break
+        time.sleep(0.05)
+    assert messages[-1]["status"] == "incomplete" and messages[-1]["content"].startswith("tok0 é tok2 ")
+
+
+def test_streaming_checks_like_sending(http: httpx.Client) -> None:
+    owner, other = new_account(http), new_account(http)
+    created = chat(http, owner)
+    url = f"/api/messages/stream/{created['id']}"
+    assert http.get(url, params={"message": "x"}, headers=other.bearer).status_code == 404
+    assert http.get(url, params={"message": "x" * 4001}, headers=owner.bearer).status_code == 422
+    assert http.get(url, params={"message": "x"}).status_code == 401

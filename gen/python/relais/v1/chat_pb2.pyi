@@ -158,3 +158,45 @@ class SendMessageResponse(_message.Message):
     user_message: ChatMessage
     assistant_message: ChatMessage
     def __init__(self, user_message: _Optional[_Union[ChatMessage, _Mapping]] = ..., assistant_message: _Optional[_Union[ChatMessage, _Mapping]] = ...) -> None: ...
+
+class StreamMessageRequest(_message.Message):
+    __slots__ = ("chat_id", "message")
+    CHAT_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    chat_id: int
+    message: str
+    def __init__(self, chat_id: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ReplyToken(_message.Message):
+    __slots__ = ("token", "message_id", "token_count")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    message_id: int
+    token_count: int
+    def __init__(self, token: _Optional[str] = ..., message_id: _Optional[int] = ..., token_count: _Optional[int] = ...) -> None: ...
+
+class ReplyError(_message.Message):
+    __slots__ = ("code", "message", "message_id")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    message_id: int
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., message_id: _Optional[int] = ...) -> None: ...
+
+class MessageEvent(_message.Message):
+    __slots__ = ("sequence", "user_message", "token", "assistant_message", "error")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    USER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    user_message: ChatMessage
+    token: ReplyToken
+    assistant_message: ChatMessage
+    error: ReplyError
+    def __init__(self, sequence: _Optional[int] = ..., user_message: _Optional[_Union[ChatMessage, _Mapping]] = ..., token: _Optional[_Union[ReplyToken, _Mapping]] = ..., assistant_message: _Optional[_Union[ChatMessage, _Mapping]] = ..., error: _Optional[_Union[ReplyError, _Mapping]] = ...) -> None: ...

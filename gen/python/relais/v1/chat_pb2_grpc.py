@@ -292,6 +292,11 @@ class MessageServiceStub:
                 request_serializer=relais_dot_v1_dot_chat__pb2.SendMessageRequest.SerializeToString,
                 response_deserializer=relais_dot_v1_dot_chat__pb2.SendMessageResponse.FromString,
                 _registered_method=True)
+        self.StreamMessage = channel.unary_stream(
+                '/relais.v1.MessageService/StreamMessage',
+                request_serializer=relais_dot_v1_dot_chat__pb2.StreamMessageRequest.SerializeToString,
+                response_deserializer=relais_dot_v1_dot_chat__pb2.MessageEvent.FromString,
+                _registered_method=True)
 
 
 class MessageServiceServicer:
@@ -306,6 +311,15 @@ class MessageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamMessage(self, request, context):
+        """The same as SendMessage, streamed: the stored user message, the reply's tokens as
+        they come (the reply is stored as it grows), then the stored reply. A client that
+        leaves stops the generation and keeps the partial reply as "incomplete".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MessageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -313,6 +327,11 @@ def add_MessageServiceServicer_to_server(servicer, server):
                     servicer.SendMessage,
                     request_deserializer=relais_dot_v1_dot_chat__pb2.SendMessageRequest.FromString,
                     response_serializer=relais_dot_v1_dot_chat__pb2.SendMessageResponse.SerializeToString,
+            ),
+            'StreamMessage': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamMessage,
+                    request_deserializer=relais_dot_v1_dot_chat__pb2.StreamMessageRequest.FromString,
+                    response_serializer=relais_dot_v1_dot_chat__pb2.MessageEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -343,6 +362,33 @@ class MessageService:
             '/relais.v1.MessageService/SendMessage',
             relais_dot_v1_dot_chat__pb2.SendMessageRequest.SerializeToString,
             relais_dot_v1_dot_chat__pb2.SendMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/relais.v1.MessageService/StreamMessage',
+            relais_dot_v1_dot_chat__pb2.StreamMessageRequest.SerializeToString,
+            relais_dot_v1_dot_chat__pb2.MessageEvent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file relais/v1/chat.proto.
  */
 export const file_relais_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChRyZWxhaXMvdjEvY2hhdC5wcm90bxIJcmVsYWlzLnYxIocCCgtDaGF0TWVzc2FnZRIKCgJpZBgBIAEoAxIPCgdjaGF0X2lkGAIgASgDEiQKBHJvbGUYAyABKA4yFi5yZWxhaXMudjEuTWVzc2FnZVJvbGUSDwoHY29udGVudBgEIAEoCRIWCglsbG1fbW9kZWwYBSABKAlIAIgBARIoCgZzdGF0dXMYBiABKA4yGC5yZWxhaXMudjEuTWVzc2FnZVN0YXR1cxIkCgV1c2FnZRgHIAEoCzIVLnJlbGFpcy52MS5Ub2tlblVzYWdlEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgwKCl9sbG1fbW9kZWwiTQoJQ2hhdEFnZW50EgoKAmlkGAEgASgDEgwKBG5hbWUYAiABKAkSFwoKYXZhdGFyX3VybBgDIAEoCUgAiAEBQg0KC19hdmF0YXJfdXJsItECCgRDaGF0EgoKAmlkGAEgASgDEg0KBXRpdGxlGAIgASgJEg8KB3VzZXJfaWQYAyABKAMSFQoIYWdlbnRfaWQYBCABKANIAIgBARIjCgVhZ2VudBgFIAEoCzIULnJlbGFpcy52MS5DaGF0QWdlbnQSKAoIbWVzc2FnZXMYBiADKAsyFi5yZWxhaXMudjEuQ2hhdE1lc3NhZ2USFQoNbWVzc2FnZV9jb3VudBgHIAEoAxIzCg9sYXN0X21lc3NhZ2VfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgsKCV9hZ2VudF9pZCIxChBMaXN0Q2hhdHNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgFEg4KBm9mZnNldBgCIAEoBSJhChFMaXN0Q2hhdHNSZXNwb25zZRIeCgVjaGF0cxgBIAMoCzIPLnJlbGFpcy52MS5DaGF0Eg0KBXRvdGFsGAIgASgDEg0KBWxpbWl0GAMgASgFEg4KBm9mZnNldBgEIAEoBSJGChFDcmVhdGVDaGF0UmVxdWVzdBIVCghhZ2VudF9pZBgBIAEoA0gAiAEBEg0KBXRpdGxlGAIgASgJQgsKCV9hZ2VudF9pZCIhCg5HZXRDaGF0UmVxdWVzdBIPCgdjaGF0X2lkGAEgASgDIjMKEVVwZGF0ZUNoYXRSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAMSDQoFdGl0bGUYAiABKAkiJAoRRGVsZXRlQ2hhdFJlcXVlc3QSDwoHY2hhdF9pZBgBIAEoAyIlChJEZWxldGVDaGF0UmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCSJFChJTZW5kTWVzc2FnZVJlcXVlc3QSDwoHY2hhdF9pZBgBIAEoAxIPCgdjb250ZW50GAIgASgJEg0KBWZpbGVzGAMgAygDInYKE1NlbmRNZXNzYWdlUmVzcG9uc2USLAoMdXNlcl9tZXNzYWdlGAEgASgLMhYucmVsYWlzLnYxLkNoYXRNZXNzYWdlEjEKEWFzc2lzdGFudF9tZXNzYWdlGAIgASgLMhYucmVsYWlzLnYxLkNoYXRNZXNzYWdlKl4KC01lc3NhZ2VSb2xlEhwKGE1FU1NBR0VfUk9MRV9VTlNQRUNJRklFRBAAEhUKEU1FU1NBR0VfUk9MRV9VU0VSEAESGgoWTUVTU0FHRV9ST0xFX0FTU0lTVEFOVBACKoUBCg1NZXNzYWdlU3RhdHVzEh4KGk1FU1NBR0VfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXTUVTU0FHRV9TVEFUVVNfQ09NUExFVEUQARIdChlNRVNTQUdFX1NUQVRVU19JTkNPTVBMRVRFEAISGAoUTUVTU0FHRV9TVEFUVVNfRVJST1IQAzLgAwoLQ2hhdFNlcnZpY2USWgoJTGlzdENoYXRzEhsucmVsYWlzLnYxLkxpc3RDaGF0c1JlcXVlc3QaHC5yZWxhaXMudjEuTGlzdENoYXRzUmVzcG9uc2UiEoLT5JMCDBIKL2FwaS9jaGF0cxJZCgpDcmVhdGVDaGF0EhwucmVsYWlzLnYxLkNyZWF0ZUNoYXRSZXF1ZXN0Gg8ucmVsYWlzLnYxLkNoYXQiHLK7GAMIyQGC0+STAg86ASoiCi9hcGkvY2hhdHMSUwoHR2V0Q2hhdBIZLnJlbGFpcy52MS5HZXRDaGF0UmVxdWVzdBoPLnJlbGFpcy52MS5DaGF0IhyC0+STAhYSFC9hcGkvY2hhdHMve2NoYXRfaWR9ElwKClVwZGF0ZUNoYXQSHC5yZWxhaXMudjEuVXBkYXRlQ2hhdFJlcXVlc3QaDy5yZWxhaXMudjEuQ2hhdCIfgtPkkwIZOgEqGhQvYXBpL2NoYXRzL3tjaGF0X2lkfRJnCgpEZWxldGVDaGF0EhwucmVsYWlzLnYxLkRlbGV0ZUNoYXRSZXF1ZXN0Gh0ucmVsYWlzLnYxLkRlbGV0ZUNoYXRSZXNwb25zZSIcgtPkkwIWKhQvYXBpL2NoYXRzL3tjaGF0X2lkfTJ/Cg5NZXNzYWdlU2VydmljZRJtCgtTZW5kTWVzc2FnZRIdLnJlbGFpcy52MS5TZW5kTWVzc2FnZVJlcXVlc3QaHi5yZWxhaXMudjEuU2VuZE1lc3NhZ2VSZXNwb25zZSIfsrsYAyjYBILT5JMCEjoBKiINL2FwaS9tZXNzYWdlc2IGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp, file_relais_options_v1_options, file_relais_v1_inference]);
+  fileDesc("ChRyZWxhaXMvdjEvY2hhdC5wcm90bxIJcmVsYWlzLnYxIocCCgtDaGF0TWVzc2FnZRIKCgJpZBgBIAEoAxIPCgdjaGF0X2lkGAIgASgDEiQKBHJvbGUYAyABKA4yFi5yZWxhaXMudjEuTWVzc2FnZVJvbGUSDwoHY29udGVudBgEIAEoCRIWCglsbG1fbW9kZWwYBSABKAlIAIgBARIoCgZzdGF0dXMYBiABKA4yGC5yZWxhaXMudjEuTWVzc2FnZVN0YXR1cxIkCgV1c2FnZRgHIAEoCzIVLnJlbGFpcy52MS5Ub2tlblVzYWdlEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgwKCl9sbG1fbW9kZWwiTQoJQ2hhdEFnZW50EgoKAmlkGAEgASgDEgwKBG5hbWUYAiABKAkSFwoKYXZhdGFyX3VybBgDIAEoCUgAiAEBQg0KC19hdmF0YXJfdXJsItECCgRDaGF0EgoKAmlkGAEgASgDEg0KBXRpdGxlGAIgASgJEg8KB3VzZXJfaWQYAyABKAMSFQoIYWdlbnRfaWQYBCABKANIAIgBARIjCgVhZ2VudBgFIAEoCzIULnJlbGFpcy52MS5DaGF0QWdlbnQSKAoIbWVzc2FnZXMYBiADKAsyFi5yZWxhaXMudjEuQ2hhdE1lc3NhZ2USFQoNbWVzc2FnZV9jb3VudBgHIAEoAxIzCg9sYXN0X21lc3NhZ2VfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgsKCV9hZ2VudF9pZCIxChBMaXN0Q2hhdHNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgFEg4KBm9mZnNldBgCIAEoBSJhChFMaXN0Q2hhdHNSZXNwb25zZRIeCgVjaGF0cxgBIAMoCzIPLnJlbGFpcy52MS5DaGF0Eg0KBXRvdGFsGAIgASgDEg0KBWxpbWl0GAMgASgFEg4KBm9mZnNldBgEIAEoBSJGChFDcmVhdGVDaGF0UmVxdWVzdBIVCghhZ2VudF9pZBgBIAEoA0gAiAEBEg0KBXRpdGxlGAIgASgJQgsKCV9hZ2VudF9pZCIhCg5HZXRDaGF0UmVxdWVzdBIPCgdjaGF0X2lkGAEgASgDIjMKEVVwZGF0ZUNoYXRSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAMSDQoFdGl0bGUYAiABKAkiJAoRRGVsZXRlQ2hhdFJlcXVlc3QSDwoHY2hhdF9pZBgBIAEoAyIlChJEZWxldGVDaGF0UmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCSJFChJTZW5kTWVzc2FnZVJlcXVlc3QSDwoHY2hhdF9pZBgBIAEoAxIPCgdjb250ZW50GAIgASgJEg0KBWZpbGVzGAMgAygDInYKE1NlbmRNZXNzYWdlUmVzcG9uc2USLAoMdXNlcl9tZXNzYWdlGAEgASgLMhYucmVsYWlzLnYxLkNoYXRNZXNzYWdlEjEKEWFzc2lzdGFudF9tZXNzYWdlGAIgASgLMhYucmVsYWlzLnYxLkNoYXRNZXNzYWdlIjgKFFN0cmVhbU1lc3NhZ2VSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAMSDwoHbWVzc2FnZRgCIAEoCSJECgpSZXBseVRva2VuEg0KBXRva2VuGAEgASgJEhIKCm1lc3NhZ2VfaWQYAiABKAMSEwoLdG9rZW5fY291bnQYAyABKAUiPwoKUmVwbHlFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEgoKbWVzc2FnZV9pZBgDIAEoAyLeAQoMTWVzc2FnZUV2ZW50EhAKCHNlcXVlbmNlGAEgASgDEi4KDHVzZXJfbWVzc2FnZRgKIAEoCzIWLnJlbGFpcy52MS5DaGF0TWVzc2FnZUgAEiYKBXRva2VuGAsgASgLMhUucmVsYWlzLnYxLlJlcGx5VG9rZW5IABIzChFhc3Npc3RhbnRfbWVzc2FnZRgMIAEoCzIWLnJlbGFpcy52MS5DaGF0TWVzc2FnZUgAEiYKBWVycm9yGA0gASgLMhUucmVsYWlzLnYxLlJlcGx5RXJyb3JIAEIHCgVldmVudCpeCgtNZXNzYWdlUm9sZRIcChhNRVNTQUdFX1JPTEVfVU5TUEVDSUZJRUQQABIVChFNRVNTQUdFX1JPTEVfVVNFUhABEhoKFk1FU1NBR0VfUk9MRV9BU1NJU1RBTlQQAiqFAQoNTWVzc2FnZVN0YXR1cxIeChpNRVNTQUdFX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF01FU1NBR0VfU1RBVFVTX0NPTVBMRVRFEAESHQoZTUVTU0FHRV9TVEFUVVNfSU5DT01QTEVURRACEhgKFE1FU1NBR0VfU1RBVFVTX0VSUk9SEAMy4AMKC0NoYXRTZXJ2aWNlEloKCUxpc3RDaGF0cxIbLnJlbGFpcy52MS5MaXN0Q2hhdHNSZXF1ZXN0GhwucmVsYWlzLnYxLkxpc3RDaGF0c1Jlc3BvbnNlIhKC0+STAgwSCi9hcGkvY2hhdHMSWQoKQ3JlYXRlQ2hhdBIcLnJlbGFpcy52MS5DcmVhdGVDaGF0UmVxdWVzdBoPLnJlbGFpcy52MS5DaGF0IhyyuxgDCMkBgtPkkwIPOgEqIgovYXBpL2NoYXRzElMKB0dldENoYXQSGS5yZWxhaXMudjEuR2V0Q2hhdFJlcXVlc3QaDy5yZWxhaXMudjEuQ2hhdCIcgtPkkwIWEhQvYXBpL2NoYXRzL3tjaGF0X2lkfRJcCgpVcGRhdGVDaGF0EhwucmVsYWlzLnYxLlVwZGF0ZUNoYXRSZXF1ZXN0Gg8ucmVsYWlzLnYxLkNoYXQiH4LT5JMCGToBKhoUL2FwaS9jaGF0cy97Y2hhdF9pZH0SZwoKRGVsZXRlQ2hhdBIcLnJlbGFpcy52MS5EZWxldGVDaGF0UmVxdWVzdBodLnJlbGFpcy52MS5EZWxldGVDaGF0UmVzcG9uc2UiHILT5JMCFioUL2FwaS9jaGF0cy97Y2hhdF9pZH0y+gEKDk1lc3NhZ2VTZXJ2aWNlEm0KC1NlbmRNZXNzYWdlEh0ucmVsYWlzLnYxLlNlbmRNZXNzYWdlUmVxdWVzdBoeLnJlbGFpcy52MS5TZW5kTWVzc2FnZVJlc3BvbnNlIh+yuxgDKNgEgtPkkwISOgEqIg0vYXBpL21lc3NhZ2VzEnkKDVN0cmVhbU1lc3NhZ2USHy5yZWxhaXMudjEuU3RyZWFtTWVzc2FnZVJlcXVlc3QaFy5yZWxhaXMudjEuTWVzc2FnZUV2ZW50Iiy6uxgCCAOC0+STAiASHi9hcGkvbWVzc2FnZXMvc3RyZWFtL3tjaGF0X2lkfTABYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp, file_relais_options_v1_options, file_relais_v1_inference]);
 
 /**
  * One message of a conversation.
@@ -411,6 +411,154 @@ export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__P
   messageDesc(file_relais_v1_chat, 11);
 
 /**
+ * A user message to stream a reply to.
+ *
+ * @generated from message relais.v1.StreamMessageRequest
+ */
+export type StreamMessageRequest = Message<"relais.v1.StreamMessageRequest"> & {
+  /**
+   * @generated from field: int64 chat_id = 1;
+   */
+  chatId: bigint;
+
+  /**
+   * The user's message, 1 to 4000 characters (a query parameter over HTTP).
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message relais.v1.StreamMessageRequest.
+ * Use `create(StreamMessageRequestSchema)` to create a new message.
+ */
+export const StreamMessageRequestSchema: GenMessage<StreamMessageRequest> = /*@__PURE__*/
+  messageDesc(file_relais_v1_chat, 12);
+
+/**
+ * New reply text.
+ *
+ * @generated from message relais.v1.ReplyToken
+ */
+export type ReplyToken = Message<"relais.v1.ReplyToken"> & {
+  /**
+   * Text added since the previous token event.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * The assistant message being written.
+   *
+   * @generated from field: int64 message_id = 2;
+   */
+  messageId: bigint;
+
+  /**
+   * Tokens in this event (more than 1 when coalesced for a slow reader).
+   *
+   * @generated from field: int32 token_count = 3;
+   */
+  tokenCount: number;
+};
+
+/**
+ * Describes the message relais.v1.ReplyToken.
+ * Use `create(ReplyTokenSchema)` to create a new message.
+ */
+export const ReplyTokenSchema: GenMessage<ReplyToken> = /*@__PURE__*/
+  messageDesc(file_relais_v1_chat, 13);
+
+/**
+ * A failure after the stream started; the call then ends with the same status.
+ *
+ * @generated from message relais.v1.ReplyError
+ */
+export type ReplyError = Message<"relais.v1.ReplyError"> & {
+  /**
+   * gRPC status name, e.g. "UNAVAILABLE".
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * The assistant message kept with status "error", 0 when none was stored.
+   *
+   * @generated from field: int64 message_id = 3;
+   */
+  messageId: bigint;
+};
+
+/**
+ * Describes the message relais.v1.ReplyError.
+ * Use `create(ReplyErrorSchema)` to create a new message.
+ */
+export const ReplyErrorSchema: GenMessage<ReplyError> = /*@__PURE__*/
+  messageDesc(file_relais_v1_chat, 14);
+
+/**
+ * One event of a streamed reply.
+ *
+ * @generated from message relais.v1.MessageEvent
+ */
+export type MessageEvent = Message<"relais.v1.MessageEvent"> & {
+  /**
+   * Position in the stream, from 0.
+   *
+   * @generated from field: int64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * @generated from oneof relais.v1.MessageEvent.event
+   */
+  event: {
+    /**
+     * The stored user message (first event).
+     *
+     * @generated from field: relais.v1.ChatMessage user_message = 10;
+     */
+    value: ChatMessage;
+    case: "userMessage";
+  } | {
+    /**
+     * @generated from field: relais.v1.ReplyToken token = 11;
+     */
+    value: ReplyToken;
+    case: "token";
+  } | {
+    /**
+     * The stored reply, complete (last event).
+     *
+     * @generated from field: relais.v1.ChatMessage assistant_message = 12;
+     */
+    value: ChatMessage;
+    case: "assistantMessage";
+  } | {
+    /**
+     * @generated from field: relais.v1.ReplyError error = 13;
+     */
+    value: ReplyError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message relais.v1.MessageEvent.
+ * Use `create(MessageEventSchema)` to create a new message.
+ */
+export const MessageEventSchema: GenMessage<MessageEvent> = /*@__PURE__*/
+  messageDesc(file_relais_v1_chat, 15);
+
+/**
  * Who wrote a message.
  *
  * @generated from enum relais.v1.MessageRole
@@ -552,6 +700,18 @@ export const MessageService: GenService<{
     methodKind: "unary";
     input: typeof SendMessageRequestSchema;
     output: typeof SendMessageResponseSchema;
+  },
+  /**
+   * The same as SendMessage, streamed: the stored user message, the reply's tokens as
+   * they come (the reply is stored as it grows), then the stored reply. A client that
+   * leaves stops the generation and keeps the partial reply as "incomplete".
+   *
+   * @generated from rpc relais.v1.MessageService.StreamMessage
+   */
+  streamMessage: {
+    methodKind: "server_streaming";
+    input: typeof StreamMessageRequestSchema;
+    output: typeof MessageEventSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_relais_v1_chat, 1);

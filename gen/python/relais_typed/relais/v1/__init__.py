@@ -90,6 +90,7 @@ __all__ = (
     "LoginResponse",
     "LogoutRequest",
     "LogoutResponse",
+    "MessageEvent",
     "MessageRole",
     "MessageServiceAsyncStub",
     "MessageServiceStub",
@@ -104,6 +105,8 @@ __all__ = (
     "RegisterUserRequest",
     "RemoveRoleRequest",
     "RemoveRoleResponse",
+    "ReplyError",
+    "ReplyToken",
     "RevokeApiKeyRequest",
     "RevokeApiKeyResponse",
     "Role",
@@ -119,6 +122,7 @@ __all__ = (
     "SetUserRoleRequest",
     "SortOrder",
     "StreamError",
+    "StreamMessageRequest",
     "StreamState",
     "StreamStatus",
     "SystemServiceAsyncStub",
@@ -1949,6 +1953,40 @@ default_message_pool.register_message("relais.v1", "LogoutResponse", LogoutRespo
 
 
 @dataclass(eq=False, repr=False)
+class MessageEvent(betterproto2.Message):
+    """
+    One event of a streamed reply.
+
+    Oneofs:
+        - event:
+    """
+
+    sequence: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+    """
+    Position in the stream, from 0.
+    """
+
+    user_message: "ChatMessage | None" = betterproto2.field(10, betterproto2.TYPE_MESSAGE, optional=True, group="event")
+    """
+    The stored user message (first event).
+    """
+
+    token: "ReplyToken | None" = betterproto2.field(11, betterproto2.TYPE_MESSAGE, optional=True, group="event")
+
+    assistant_message: "ChatMessage | None" = betterproto2.field(
+        12, betterproto2.TYPE_MESSAGE, optional=True, group="event"
+    )
+    """
+    The stored reply, complete (last event).
+    """
+
+    error: "ReplyError | None" = betterproto2.field(13, betterproto2.TYPE_MESSAGE, optional=True, group="event")
+
+
+default_message_pool.register_message("relais.v1", "MessageEvent", MessageEvent)
+
+
+@dataclass(eq=False, repr=False)
 class Model(betterproto2.Message):
     """
     A model callers can name in `model` fields.
@@ -2110,6 +2148,53 @@ class RemoveRoleResponse(betterproto2.Message):
 
 
 default_message_pool.register_message("relais.v1", "RemoveRoleResponse", RemoveRoleResponse)
+
+
+@dataclass(eq=False, repr=False)
+class ReplyError(betterproto2.Message):
+    """
+    A failure after the stream started; the call then ends with the same status.
+    """
+
+    code: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    gRPC status name, e.g. "UNAVAILABLE".
+    """
+
+    message: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+    message_id: "int" = betterproto2.field(3, betterproto2.TYPE_INT64)
+    """
+    The assistant message kept with status "error", 0 when none was stored.
+    """
+
+
+default_message_pool.register_message("relais.v1", "ReplyError", ReplyError)
+
+
+@dataclass(eq=False, repr=False)
+class ReplyToken(betterproto2.Message):
+    """
+    New reply text.
+    """
+
+    token: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    Text added since the previous token event.
+    """
+
+    message_id: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+    """
+    The assistant message being written.
+    """
+
+    token_count: "int" = betterproto2.field(3, betterproto2.TYPE_INT32)
+    """
+    Tokens in this event (more than 1 when coalesced for a slow reader).
+    """
+
+
+default_message_pool.register_message("relais.v1", "ReplyToken", ReplyToken)
 
 
 @dataclass(eq=False, repr=False)
@@ -2328,6 +2413,23 @@ class StreamError(betterproto2.Message):
 
 
 default_message_pool.register_message("relais.v1", "StreamError", StreamError)
+
+
+@dataclass(eq=False, repr=False)
+class StreamMessageRequest(betterproto2.Message):
+    """
+    A user message to stream a reply to.
+    """
+
+    chat_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    message: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    The user's message, 1 to 4000 characters (a query parameter over HTTP).
+    """
+
+
+default_message_pool.register_message("relais.v1", "StreamMessageRequest", StreamMessageRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -3703,6 +3805,19 @@ class MessageServiceStub:
             SendMessageResponse.FromString,
         )(message)
 
+    def stream_message(self, message: "StreamMessageRequest") -> "Iterator[MessageEvent]":
+        """
+        The same as SendMessage, streamed: the stored user message, the reply's tokens as
+        they come (the reply is stored as it grows), then the stored reply. A client that
+        leaves stops the generation and keeps the partial reply as "incomplete".
+        """
+
+        yield from self._channel.unary_stream(
+            "/relais.v1.MessageService/StreamMessage",
+            StreamMessageRequest.SerializeToString,
+            MessageEvent.FromString,
+        )(message)
+
 
 class MessageServiceAsyncStub(betterproto2_grpclib.ServiceStub):
     """
@@ -3730,6 +3845,30 @@ class MessageServiceAsyncStub(betterproto2_grpclib.ServiceStub):
             deadline=deadline,
             metadata=metadata,
         )
+
+    async def stream_message(
+        self,
+        message: "StreamMessageRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "AsyncIterator[MessageEvent]":
+        """
+        The same as SendMessage, streamed: the stored user message, the reply's tokens as
+        they come (the reply is stored as it grows), then the stored reply. A client that
+        leaves stops the generation and keeps the partial reply as "incomplete".
+        """
+
+        async for response in self._unary_stream(
+            "/relais.v1.MessageService/StreamMessage",
+            message,
+            MessageEvent,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        ):
+            yield response
 
 
 class ModelServiceStub:

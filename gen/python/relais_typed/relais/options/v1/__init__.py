@@ -44,12 +44,20 @@ class StreamDialect(betterproto2.Enum):
     payload, ts}.
     """
 
+    FOYERGPT_SSE = 3
+    """
+    FoyerGPT's server-sent events: `data: {"token": "...", "message_id": 5}` for each
+    `token` event of the stream message (fields `token` and `message_id`), `data: [DONE]`
+    at the end, `data: {"error": "...", "code": "..."}` on failure; other events are not sent.
+    """
+
     @classmethod
     def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
         return {
             0: "STREAM_DIALECT_UNSPECIFIED",
             1: "STREAM_DIALECT_SSE",
             2: "STREAM_DIALECT_LOCAL_ASSISTANT_WS",
+            3: "STREAM_DIALECT_FOYERGPT_SSE",
         }
 
     @classmethod
@@ -58,6 +66,7 @@ class StreamDialect(betterproto2.Enum):
             "STREAM_DIALECT_UNSPECIFIED": 0,
             "STREAM_DIALECT_SSE": 1,
             "STREAM_DIALECT_LOCAL_ASSISTANT_WS": 2,
+            "STREAM_DIALECT_FOYERGPT_SSE": 3,
         }
 
 
