@@ -45,6 +45,10 @@ class Binding:
     stream_dialect: int = options_pb2.STREAM_DIALECT_UNSPECIFIED
     # Deadline of a unary call through the bridge, in seconds.
     timeout: float = 60.0
+    # A bool request field that, when false, turns the stream into one JSON answer: the
+    # `result_event` member of the stream's last message.
+    stream_field: str = ""
+    result_event: str = ""
 
     @property
     def streaming(self) -> bool:
@@ -152,7 +156,9 @@ def _method_bindings(method: MethodDescriptor) -> list[Binding]:
     options = method.GetOptions()
     if not options.HasExtension(annotations_pb2.http):
         return []
-    dialect = options.Extensions[options_pb2.stream].sse if options.HasExtension(options_pb2.stream) else 0
+    stream = options.Extensions[options_pb2.stream]
+    dialect = stream.sse if options.HasExtension(options_pb2.stream) else 0
+    _check_delivery_choice(method, stream)
     if method.client_streaming:
         raise TemplateError(f"{method.full_name}: client-streaming RPCs cannot be bound to HTTP")
     if method.server_streaming and dialect not in SSE_DIALECTS:
@@ -190,6 +196,8 @@ def _method_bindings(method: MethodDescriptor) -> list[Binding]:
                 index=index,
                 stream_dialect=dialect,
                 timeout=float(behavior.timeout_seconds or 60),
+                stream_field=stream.stream_field,
+                result_event=stream.result_event,
             )
         )
     if per_binding:
@@ -225,3 +233,15 @@ def _check_fields(method: MethodDescriptor, template: PathTemplate, rule: http_p
         raise TemplateError(f"{where}: response_body {rule.response_body!r} not in {method.output_type.full_name}")
     if rule.body and rule.WhichOneof("pattern") == "get":
         raise TemplateError(f"{where}: GET bindings take no body")
+
+
+def _check_delivery_choice(method: MethodDescriptor, stream: options_pb2.StreamBehavior) -> None:
+    if not (stream.stream_field or stream.result_event):
+        return
+    request, response = method.input_type, method.output_type
+    field = request.fields_by_name.get(stream.stream_field)
+    if field is None or field.type != FieldDescriptor.TYPE_BOOL:
+        raise TemplateError(f"{method.full_name}: stream_field {stream.stream_field!r} is not a bool of the request")
+    result = response.fields_by_name.get(stream.result_event)
+    if result is None or result.message_type is None or result.containing_oneof is None:
+        raise TemplateError(f"{method.full_name}: result_event {stream.result_event!r} is not a oneof message member")

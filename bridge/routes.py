@@ -79,11 +79,38 @@ class Transcoder:
     async def _stream(self, binding: Binding, message: Message, request: Request, request_id: str) -> Response:
         # No deadline: a generation lasts as long as it lasts; the client ends it by leaving.
         call = self._upstream.server_stream(binding)(message, metadata=self._metadata(request, request_id))
+        if binding.stream_field and not getattr(message, binding.stream_field):
+            return await self._whole(binding, call, request_id)
         try:
             first = await first_message(call)
         except grpc.aio.AioRpcError as error:
             return rpc_error_response(error, request_id, _headers(error.initial_metadata(), error.trailing_metadata()))
         return sse_response(call, first, _headers(await call.initial_metadata()), request_id, binding.stream_dialect)
+
+    async def _whole(self, binding: Binding, call: Any, request_id: str) -> Response:
+        """The stream read to its end, answered as one JSON body: its last result event."""
+        result: Message | None = None
+        try:
+            async for event in call:
+                if event.WhichOneof(event.DESCRIPTOR.fields_by_name[binding.result_event].containing_oneof.name) == (
+                    binding.result_event
+                ):
+                    result = getattr(event, binding.result_event)
+        except grpc.aio.AioRpcError as error:
+            return rpc_error_response(error, request_id, _headers(error.initial_metadata(), error.trailing_metadata()))
+        finally:
+            call.cancel()
+        if result is None:
+            return error_response(
+                502, code="NO_RESULT", message="The stream ended without a result", request_id=request_id
+            )
+        headers = _headers(await call.initial_metadata())
+        return Response(
+            orjson.dumps(message_to_json(result)),
+            status_code=binding.success_status,
+            media_type="application/json",
+            headers=headers,
+        )
 
     async def _request_message(self, binding: Binding, request: Request, path_params: dict[str, str]) -> Message:
         message = binding.request_class()

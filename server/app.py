@@ -24,7 +24,7 @@ from server.agents.service import AgentService
 from server.agents.servicer import AgentServicer
 from server.auth import AccessPolicy, Authenticator, Credentials, Principal
 from server.chats.service import ChatService
-from server.chats.servicer import ChatServicer, MessageServicer
+from server.chats.servicer import ChatServicer, ConversationServicer, MessageServicer
 from server.config import Settings
 from server.identity import IdentityDomain, start_identity
 from server.inference.domain import InferenceDomain, start_inference
@@ -172,6 +172,7 @@ class RelaisServer:
         return [
             register(chat_pb2, chat_pb2_grpc, "ChatService", ChatServicer(chats)),
             register(chat_pb2, chat_pb2_grpc, "MessageService", MessageServicer(chats)),
+            register(chat_pb2, chat_pb2_grpc, "ConversationService", ConversationServicer(chats)),
         ]
 
     async def stop(self, grace: float | None = None) -> None:

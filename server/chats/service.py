@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, or_, select
 
 from server.agents.models import Agent
 from server.auth import Principal
@@ -120,24 +120,28 @@ class ChatService:
         self._database = database
         self._inference = inference
         self._catalogue = catalogue
+        self._started = time.monotonic()
 
     # ------------------------------------------------------------------ conversations
 
-    async def page(self, principal: Principal, *, limit: int, offset: int) -> ChatPage:
+    async def page(self, principal: Principal, *, limit: int, offset: int, search: str = "") -> ChatPage:
         if limit < 0 or offset < 0:
             field = "limit" if limit < 0 else "offset"
             raise ValidationFailed([FieldViolation(field=field, message="must not be negative")])
         limit = min(limit or PAGE_SIZE, MAX_PAGE_SIZE)
         owner = _user_id(principal)
+        condition = Chat.owner_id == owner
+        if search.strip():
+            pattern = "%" + search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            in_messages = select(Message.id).where(
+                Message.chat_id == Chat.id, Message.content.ilike(pattern, escape="\\")
+            )
+            condition = and_(condition, or_(Chat.title.ilike(pattern, escape="\\"), in_messages.exists()))
         async with self._database.sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(Chat).where(Chat.owner_id == owner))
+            total = await session.scalar(select(func.count()).select_from(Chat).where(condition))
             activity = func.coalesce(Chat.last_message_at, Chat.created_at)
             rows = await session.scalars(
-                select(Chat)
-                .where(Chat.owner_id == owner)
-                .order_by(activity.desc(), Chat.id.desc())
-                .limit(limit)
-                .offset(offset)
+                select(Chat).where(condition).order_by(activity.desc(), Chat.id.desc()).limit(limit).offset(offset)
             )
             return ChatPage(list(rows), int(total or 0), limit, offset)
 
@@ -187,23 +191,70 @@ class ChatService:
             raise NotFound(f"No chat {chat_id}")
         return chat
 
+    @staticmethod
+    def check_content(content: str, field: str = "content") -> None:
+        if not content.strip():
+            raise ValidationFailed([FieldViolation(field=field, message="is required")])
+        if len(content) > MAX_CONTENT:
+            raise ValidationFailed([FieldViolation(field=field, message=f"must be at most {MAX_CONTENT} characters")])
+
+    def check_model(self, model: str) -> None:
+        """A model the caller names must exist: 400 with the valid keys, before anything is stored."""
+        self._catalogue.resolve(model, prompt_chars=0, max_tokens=1)
+
+    async def stats(self, principal: Principal) -> dict[str, int]:
+        """The caller's activity, counted now."""
+        owner = _user_id(principal)
+        async with self._database.sessions() as session:
+            conversations = await session.scalar(select(func.count()).select_from(Chat).where(Chat.owner_id == owner))
+            row = (
+                await session.execute(
+                    select(
+                        func.count(Message.id),
+                        func.sum(case((Message.role == "user", 1), else_=0)),
+                        func.sum(case((Message.role == "assistant", 1), else_=0)),
+                        func.sum(Message.prompt_tokens),
+                        func.sum(Message.completion_tokens),
+                    )
+                    .join(Chat, Chat.id == Message.chat_id)
+                    .where(Chat.owner_id == owner)
+                )
+            ).one()
+            agents = await session.scalar(select(func.count()).select_from(Agent).where(Agent.owner_id == owner))
+        messages, user_messages, assistant_messages, prompt_tokens, completion_tokens = (int(v or 0) for v in row)
+        return {
+            "conversations": int(conversations or 0),
+            "messages": messages,
+            "user_messages": user_messages,
+            "assistant_messages": assistant_messages,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "agents": int(agents or 0),
+            "models": len(self._catalogue.keys),
+            "uptime_seconds": int(time.monotonic() - self._started),
+        }
+
     # ------------------------------------------------------------------ messages
 
     async def start_reply(
-        self, principal: Principal, chat_id: int, content: str, files: list[int], *, request_id: str
+        self,
+        principal: Principal,
+        chat_id: int,
+        content: str,
+        files: list[int],
+        *,
+        request_id: str,
+        model: str = "",
+        content_field: str = "content",
     ) -> tuple[Message, Generation | None, ReplyRecorder, BaseException | None]:
         """Store the user's message, then start the reply. Returns the stored message, the
         generation (None if it could not start, with the reason) and its recorder."""
-        violations = []
-        if not content.strip():
-            violations.append(FieldViolation(field="content", message="is required"))
-        elif len(content) > MAX_CONTENT:
-            violations.append(FieldViolation(field="content", message=f"must be at most {MAX_CONTENT} characters"))
-        if violations:
-            raise ValidationFailed(violations)
+        self.check_content(content, content_field)
         if files:
             # Documents arrive with the retrieval domain; until one exists, no id names a document.
             raise NotFound(f"No document {files[0]}")
+        if model:
+            self.check_model(model)
         async with self._database.sessions() as session, session.begin():
             chat = await self._owned(session, principal, chat_id)
             history = list(
@@ -221,23 +272,23 @@ class ChatService:
             system_prompt = agent.system_prompt if agent else ""
             temperature = agent.temperature if agent else DEFAULT_TEMPERATURE
             # An agent may name a model this deployment does not serve: the router then chooses.
-            wanted = agent.model if agent else ROUTER_KEY
+            wanted = model or (agent.model if agent else ROUTER_KEY)
             model_key = wanted if wanted in self._catalogue.keys else ROUTER_KEY
         turns = [Turn(Role.USER if m.role == "user" else Role.ASSISTANT, m.content) for m in history]
         turns.append(Turn(Role.USER, content))
         max_tokens = self._inference.max_tokens(None)
         prompt_chars = len(system_prompt) + sum(len(turn.content) for turn in turns)
-        model = self._catalogue.resolve(model_key, prompt_chars=prompt_chars, max_tokens=max_tokens)
+        served = self._catalogue.resolve(model_key, prompt_chars=prompt_chars, max_tokens=max_tokens)
         request = GenerationRequest(
             request_id=request_id,
-            turns=fit(system_prompt, turns, context_window=model.config.context_window, reply_tokens=max_tokens),
+            turns=fit(system_prompt, turns, context_window=served.config.context_window, reply_tokens=max_tokens),
             max_tokens=max_tokens,
             temperature=temperature,
             caller=principal.subject,
         )
-        recorder = ReplyRecorder(self._database, chat_id, model.key)
+        recorder = ReplyRecorder(self._database, chat_id, served.key)
         try:
-            generation = await self._inference.start(request, model.key)
+            generation = await self._inference.start(request, served.key)
         except Exception as error:
             await recorder.failed_to_start()
             return user_message, None, recorder, error

@@ -11,7 +11,7 @@ from server.auth import Principal
 from server.chats.models import Chat, Message
 from server.chats.service import ChatService
 from server.convert import timestamp
-from server.errors import DomainError, Unauthenticated
+from server.errors import DomainError, NotFound, Unauthenticated
 from server.interceptors.call import current_call
 
 ROLES = {"user": chat_pb2.MESSAGE_ROLE_USER, "assistant": chat_pb2.MESSAGE_ROLE_ASSISTANT}
@@ -110,7 +110,12 @@ class MessageServicer(chat_pb2_grpc.MessageServiceServicer):
         self, request: chat_pb2.StreamMessageRequest, context: Any
     ) -> AsyncIterator[chat_pb2.MessageEvent]:
         user_message, generation, recorder, failure = await self._chats.start_reply(
-            _caller(), request.chat_id, request.message, [], request_id=current_call().request_id
+            _caller(),
+            request.chat_id,
+            request.message,
+            [],
+            request_id=current_call().request_id,
+            content_field="message",
         )
         if generation is None:
             # Nothing sent yet: the call fails with the status (HTTP 503 and a JSON body).
@@ -133,3 +138,87 @@ class MessageServicer(chat_pb2_grpc.MessageServiceServicer):
             raise
         assert recorder.message is not None
         yield chat_pb2.MessageEvent(sequence=sequence + 1, assistant_message=message_message(recorder.message))
+
+
+def _conversation_id(value: str) -> int | None:
+    """The chat a conversation_id names ("42"; None when empty); 404 for anything else."""
+    if not value:
+        return None
+    if not value.isdigit():
+        raise NotFound(f"No conversation {value!r}")
+    return int(value)
+
+
+class ConversationServicer(chat_pb2_grpc.ConversationServiceServicer):
+    """The Orchestrator's shapes over the same conversations."""
+
+    def __init__(self, chats: ChatService) -> None:
+        self._chats = chats
+
+    async def Converse(self, request: chat_pb2.ConverseRequest, context: Any) -> AsyncIterator[chat_pb2.ChatEvent]:
+        caller = _caller()
+        chat_id = _conversation_id(request.conversation_id)
+        if chat_id is None:
+            # Checked before the conversation is created: a refused request stores nothing.
+            self._chats.check_content(request.message, "message")
+            if request.model:
+                self._chats.check_model(request.model)
+            chat_id = (await self._chats.create(caller, agent_id=None, title="")).id
+        user_message, generation, recorder, failure = await self._chats.start_reply(
+            caller,
+            chat_id,
+            request.message,
+            [],
+            request_id=current_call().request_id,
+            model=request.model,
+            content_field="message",
+        )
+        del user_message
+        if generation is None:
+            assert failure is not None
+            raise failure
+        sequence = 0
+        try:
+            async for chunk in recorder.record(generation):
+                if chunk.text:
+                    yield chat_pb2.ChatEvent(
+                        sequence=sequence, token=inference_pb2.TokenDelta(text=chunk.text, token_count=chunk.tokens)
+                    )
+                    sequence += 1
+        except DomainError as error:
+            message_id = recorder.message.id if recorder.message is not None else 0
+            problem = chat_pb2.ReplyError(code=error.code, message=error.message, message_id=message_id)
+            yield chat_pb2.ChatEvent(sequence=sequence, error=problem)
+            raise
+        result = chat_pb2.ChatResult(
+            response=generation.text,
+            conversation_id=str(chat_id),
+            model_used=generation.model.key,
+            tokens=chat_pb2.ChatTokens(prompt=generation.prompt_tokens, completion=generation.completion_tokens),
+        )
+        yield chat_pb2.ChatEvent(sequence=sequence, result=result)
+
+    async def ListConversations(
+        self, request: chat_pb2.ListConversationsRequest, context: Any
+    ) -> chat_pb2.ListConversationsResponse:
+        page = await self._chats.page(_caller(), limit=request.limit, offset=request.offset, search=request.search)
+        return chat_pb2.ListConversationsResponse(
+            conversations=[chat_message(chat) for chat in page.chats],
+            total=page.total,
+            limit=page.limit,
+            offset=page.offset,
+        )
+
+    async def GetConversation(self, request: chat_pb2.GetConversationRequest, context: Any) -> chat_pb2.Chat:
+        caller = _caller()
+        chat = await self._chats.get(caller, request.id)
+        return chat_message(chat, await self._chats.messages(caller, request.id))
+
+    async def DeleteConversation(
+        self, request: chat_pb2.DeleteConversationRequest, context: Any
+    ) -> chat_pb2.DeleteChatResponse:
+        await self._chats.delete(_caller(), request.id)
+        return chat_pb2.DeleteChatResponse(message=f"Conversation {request.id} deleted")
+
+    async def GetStats(self, request: chat_pb2.GetStatsRequest, context: Any) -> chat_pb2.Stats:
+        return chat_pb2.Stats(**await self._chats.stats(_caller()))

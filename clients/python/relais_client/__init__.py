@@ -23,6 +23,7 @@ from relais_typed.relais.v1 import (
     ApiKeyServiceStub,
     AuthServiceStub,
     ChatServiceStub,
+    ConversationServiceStub,
     InferenceServiceStub,
     MessageServiceStub,
     ModelServiceStub,
@@ -79,6 +80,7 @@ class RelaisClient:
         self.agents = AgentServiceStub(channel)
         self.chats = ChatServiceStub(channel)
         self.messages = MessageServiceStub(channel)
+        self.conversations = ConversationServiceStub(channel)
 
     def close(self) -> None:
         self.channel.close()

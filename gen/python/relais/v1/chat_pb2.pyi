@@ -159,6 +159,112 @@ class SendMessageResponse(_message.Message):
     assistant_message: ChatMessage
     def __init__(self, user_message: _Optional[_Union[ChatMessage, _Mapping]] = ..., assistant_message: _Optional[_Union[ChatMessage, _Mapping]] = ...) -> None: ...
 
+class ConverseRequest(_message.Message):
+    __slots__ = ("message", "model", "conversation_id", "stream")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    model: str
+    conversation_id: str
+    stream: bool
+    def __init__(self, message: _Optional[str] = ..., model: _Optional[str] = ..., conversation_id: _Optional[str] = ..., stream: _Optional[bool] = ...) -> None: ...
+
+class ChatTokens(_message.Message):
+    __slots__ = ("prompt", "completion")
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_FIELD_NUMBER: _ClassVar[int]
+    prompt: int
+    completion: int
+    def __init__(self, prompt: _Optional[int] = ..., completion: _Optional[int] = ...) -> None: ...
+
+class ChatResult(_message.Message):
+    __slots__ = ("response", "conversation_id", "model_used", "tools_used", "tokens")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_USED_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_USED_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    response: str
+    conversation_id: str
+    model_used: str
+    tools_used: _containers.RepeatedScalarFieldContainer[str]
+    tokens: ChatTokens
+    def __init__(self, response: _Optional[str] = ..., conversation_id: _Optional[str] = ..., model_used: _Optional[str] = ..., tools_used: _Optional[_Iterable[str]] = ..., tokens: _Optional[_Union[ChatTokens, _Mapping]] = ...) -> None: ...
+
+class ChatEvent(_message.Message):
+    __slots__ = ("sequence", "token", "result", "error")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    token: _inference_pb2.TokenDelta
+    result: ChatResult
+    error: ReplyError
+    def __init__(self, sequence: _Optional[int] = ..., token: _Optional[_Union[_inference_pb2.TokenDelta, _Mapping]] = ..., result: _Optional[_Union[ChatResult, _Mapping]] = ..., error: _Optional[_Union[ReplyError, _Mapping]] = ...) -> None: ...
+
+class ListConversationsRequest(_message.Message):
+    __slots__ = ("limit", "offset", "search")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    offset: int
+    search: str
+    def __init__(self, limit: _Optional[int] = ..., offset: _Optional[int] = ..., search: _Optional[str] = ...) -> None: ...
+
+class ListConversationsResponse(_message.Message):
+    __slots__ = ("conversations", "total", "limit", "offset")
+    CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    conversations: _containers.RepeatedCompositeFieldContainer[Chat]
+    total: int
+    limit: int
+    offset: int
+    def __init__(self, conversations: _Optional[_Iterable[_Union[Chat, _Mapping]]] = ..., total: _Optional[int] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class GetConversationRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class DeleteConversationRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Stats(_message.Message):
+    __slots__ = ("conversations", "messages", "user_messages", "assistant_messages", "prompt_tokens", "completion_tokens", "agents", "models", "uptime_seconds")
+    CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    USER_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    conversations: int
+    messages: int
+    user_messages: int
+    assistant_messages: int
+    prompt_tokens: int
+    completion_tokens: int
+    agents: int
+    models: int
+    uptime_seconds: int
+    def __init__(self, conversations: _Optional[int] = ..., messages: _Optional[int] = ..., user_messages: _Optional[int] = ..., assistant_messages: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., agents: _Optional[int] = ..., models: _Optional[int] = ..., uptime_seconds: _Optional[int] = ...) -> None: ...
+
 class StreamMessageRequest(_message.Message):
     __slots__ = ("chat_id", "message")
     CHAT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -398,3 +398,260 @@ class MessageService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ConversationServiceStub:
+    """The AI Orchestrator's conversations: the same conversations as ChatService's, with its
+    request and response shapes.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Converse = channel.unary_stream(
+                '/relais.v1.ConversationService/Converse',
+                request_serializer=relais_dot_v1_dot_chat__pb2.ConverseRequest.SerializeToString,
+                response_deserializer=relais_dot_v1_dot_chat__pb2.ChatEvent.FromString,
+                _registered_method=True)
+        self.ListConversations = channel.unary_unary(
+                '/relais.v1.ConversationService/ListConversations',
+                request_serializer=relais_dot_v1_dot_chat__pb2.ListConversationsRequest.SerializeToString,
+                response_deserializer=relais_dot_v1_dot_chat__pb2.ListConversationsResponse.FromString,
+                _registered_method=True)
+        self.GetConversation = channel.unary_unary(
+                '/relais.v1.ConversationService/GetConversation',
+                request_serializer=relais_dot_v1_dot_chat__pb2.GetConversationRequest.SerializeToString,
+                response_deserializer=relais_dot_v1_dot_chat__pb2.Chat.FromString,
+                _registered_method=True)
+        self.DeleteConversation = channel.unary_unary(
+                '/relais.v1.ConversationService/DeleteConversation',
+                request_serializer=relais_dot_v1_dot_chat__pb2.DeleteConversationRequest.SerializeToString,
+                response_deserializer=relais_dot_v1_dot_chat__pb2.DeleteChatResponse.FromString,
+                _registered_method=True)
+        self.GetStats = channel.unary_unary(
+                '/relais.v1.ConversationService/GetStats',
+                request_serializer=relais_dot_v1_dot_chat__pb2.GetStatsRequest.SerializeToString,
+                response_deserializer=relais_dot_v1_dot_chat__pb2.Stats.FromString,
+                _registered_method=True)
+
+
+class ConversationServiceServicer:
+    """The AI Orchestrator's conversations: the same conversations as ChatService's, with its
+    request and response shapes.
+    """
+
+    def Converse(self, request, context):
+        """Send a message in a conversation (a new one when conversation_id is empty) and get the
+        reply: one JSON body, or server-sent events when `stream` is true.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConversations(self, request, context):
+        """The caller's conversations, most recently active first; `search` matches titles and
+        message text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConversation(self, request, context):
+        """A conversation with its messages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteConversation(self, request, context):
+        """Delete a conversation and its messages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStats(self, request, context):
+        """The caller's activity, counted now, and the service's uptime.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ConversationServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Converse': grpc.unary_stream_rpc_method_handler(
+                    servicer.Converse,
+                    request_deserializer=relais_dot_v1_dot_chat__pb2.ConverseRequest.FromString,
+                    response_serializer=relais_dot_v1_dot_chat__pb2.ChatEvent.SerializeToString,
+            ),
+            'ListConversations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConversations,
+                    request_deserializer=relais_dot_v1_dot_chat__pb2.ListConversationsRequest.FromString,
+                    response_serializer=relais_dot_v1_dot_chat__pb2.ListConversationsResponse.SerializeToString,
+            ),
+            'GetConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConversation,
+                    request_deserializer=relais_dot_v1_dot_chat__pb2.GetConversationRequest.FromString,
+                    response_serializer=relais_dot_v1_dot_chat__pb2.Chat.SerializeToString,
+            ),
+            'DeleteConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteConversation,
+                    request_deserializer=relais_dot_v1_dot_chat__pb2.DeleteConversationRequest.FromString,
+                    response_serializer=relais_dot_v1_dot_chat__pb2.DeleteChatResponse.SerializeToString,
+            ),
+            'GetStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStats,
+                    request_deserializer=relais_dot_v1_dot_chat__pb2.GetStatsRequest.FromString,
+                    response_serializer=relais_dot_v1_dot_chat__pb2.Stats.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'relais.v1.ConversationService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('relais.v1.ConversationService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ConversationService:
+    """The AI Orchestrator's conversations: the same conversations as ChatService's, with its
+    request and response shapes.
+    """
+
+    @staticmethod
+    def Converse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/relais.v1.ConversationService/Converse',
+            relais_dot_v1_dot_chat__pb2.ConverseRequest.SerializeToString,
+            relais_dot_v1_dot_chat__pb2.ChatEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConversations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relais.v1.ConversationService/ListConversations',
+            relais_dot_v1_dot_chat__pb2.ListConversationsRequest.SerializeToString,
+            relais_dot_v1_dot_chat__pb2.ListConversationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relais.v1.ConversationService/GetConversation',
+            relais_dot_v1_dot_chat__pb2.GetConversationRequest.SerializeToString,
+            relais_dot_v1_dot_chat__pb2.Chat.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relais.v1.ConversationService/DeleteConversation',
+            relais_dot_v1_dot_chat__pb2.DeleteConversationRequest.SerializeToString,
+            relais_dot_v1_dot_chat__pb2.DeleteChatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relais.v1.ConversationService/GetStats',
+            relais_dot_v1_dot_chat__pb2.GetStatsRequest.SerializeToString,
+            relais_dot_v1_dot_chat__pb2.Stats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -11,7 +11,7 @@ import { file_google_api_annotations } from "../../google/api/annotations_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_relais_options_v1_options } from "../options/v1/options_pb";
-import type { TokenUsage } from "./inference_pb";
+import type { TokenDelta, TokenUsage } from "./inference_pb";
 import { file_relais_v1_inference } from "./inference_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file relais/v1/chat.proto.
  */
 export const file_relais_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChRyZWxhaXMvdjEvY2hhdC5wcm90bxIJcmVsYWlzLnYxIocCCgtDaGF0TWVzc2FnZRIKCgJpZBgBIAEoAxIPCgdjaGF0X2lkGAIgASgDEiQKBHJvbGUYAyABKA4yFi5yZWxhaXMudjEuTWVzc2FnZVJvbGUSDwoHY29udGVudBgEIAEoCRIWCglsbG1fbW9kZWwYBSABKAlIAIgBARIoCgZzdGF0dXMYBiABKA4yGC5yZWxhaXMudjEuTWVzc2FnZVN0YXR1cxIkCgV1c2FnZRgHIAEoCzIVLnJlbGFpcy52MS5Ub2tlblVzYWdlEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgwKCl9sbG1fbW9kZWwiTQoJQ2hhdEFnZW50EgoKAmlkGAEgASgDEgwKBG5hbWUYAiABKAkSFwoKYXZhdGFyX3VybBgDIAEoCUgAiAEBQg0KC19hdmF0YXJfdXJsItECCgRDaGF0EgoKAmlkGAEgASgDEg0KBXRpdGxlGAIgASgJEg8KB3VzZXJfaWQYAyABKAMSFQoIYWdlbnRfaWQYBCABKANIAIgBARIjCgVhZ2VudBgFIAEoCzIULnJlbGFpcy52MS5DaGF0QWdlbnQSKAoIbWVzc2FnZXMYBiADKAsyFi5yZWxhaXMudjEuQ2hhdE1lc3NhZ2USFQoNbWVzc2FnZV9jb3VudBgHIAEoAxIzCg9sYXN0X21lc3NhZ2VfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgsKCV9hZ2VudF9pZCIxChBMaXN0Q2hhdHNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgFEg4KBm9mZnNldBgCIAEoBSJhChFMaXN0Q2hhdHNSZXNwb25zZRIeCgVjaGF0cxgBIAMoCzIPLnJlbGFpcy52MS5DaGF0Eg0KBXRvdGFsGAIgASgDEg0KBWxpbWl0GAMgASgFEg4KBm9mZnNldBgEIAEoBSJGChFDcmVhdGVDaGF0UmVxdWVzdBIVCghhZ2VudF9pZBgBIAEoA0gAiAEBEg0KBXRpdGxlGAIgASgJQgsKCV9hZ2VudF9pZCIhCg5HZXRDaGF0UmVxdWVzdBIPCgdjaGF0X2lkGAEgASgDIjMKEVVwZGF0ZUNoYXRSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAMSDQoFdGl0bGUYAiABKAkiJAoRRGVsZXRlQ2hhdFJlcXVlc3QSDwoHY2hhdF9pZBgBIAEoAyIlChJEZWxldGVDaGF0UmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCSJFChJTZW5kTWVzc2FnZVJlcXVlc3QSDwoHY2hhdF9pZBgBIAEoAxIPCgdjb250ZW50GAIgASgJEg0KBWZpbGVzGAMgAygDInYKE1NlbmRNZXNzYWdlUmVzcG9uc2USLAoMdXNlcl9tZXNzYWdlGAEgASgLMhYucmVsYWlzLnYxLkNoYXRNZXNzYWdlEjEKEWFzc2lzdGFudF9tZXNzYWdlGAIgASgLMhYucmVsYWlzLnYxLkNoYXRNZXNzYWdlIjgKFFN0cmVhbU1lc3NhZ2VSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAMSDwoHbWVzc2FnZRgCIAEoCSJECgpSZXBseVRva2VuEg0KBXRva2VuGAEgASgJEhIKCm1lc3NhZ2VfaWQYAiABKAMSEwoLdG9rZW5fY291bnQYAyABKAUiPwoKUmVwbHlFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEgoKbWVzc2FnZV9pZBgDIAEoAyLeAQoMTWVzc2FnZUV2ZW50EhAKCHNlcXVlbmNlGAEgASgDEi4KDHVzZXJfbWVzc2FnZRgKIAEoCzIWLnJlbGFpcy52MS5DaGF0TWVzc2FnZUgAEiYKBXRva2VuGAsgASgLMhUucmVsYWlzLnYxLlJlcGx5VG9rZW5IABIzChFhc3Npc3RhbnRfbWVzc2FnZRgMIAEoCzIWLnJlbGFpcy52MS5DaGF0TWVzc2FnZUgAEiYKBWVycm9yGA0gASgLMhUucmVsYWlzLnYxLlJlcGx5RXJyb3JIAEIHCgVldmVudCpeCgtNZXNzYWdlUm9sZRIcChhNRVNTQUdFX1JPTEVfVU5TUEVDSUZJRUQQABIVChFNRVNTQUdFX1JPTEVfVVNFUhABEhoKFk1FU1NBR0VfUk9MRV9BU1NJU1RBTlQQAiqFAQoNTWVzc2FnZVN0YXR1cxIeChpNRVNTQUdFX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF01FU1NBR0VfU1RBVFVTX0NPTVBMRVRFEAESHQoZTUVTU0FHRV9TVEFUVVNfSU5DT01QTEVURRACEhgKFE1FU1NBR0VfU1RBVFVTX0VSUk9SEAMy4AMKC0NoYXRTZXJ2aWNlEloKCUxpc3RDaGF0cxIbLnJlbGFpcy52MS5MaXN0Q2hhdHNSZXF1ZXN0GhwucmVsYWlzLnYxLkxpc3RDaGF0c1Jlc3BvbnNlIhKC0+STAgwSCi9hcGkvY2hhdHMSWQoKQ3JlYXRlQ2hhdBIcLnJlbGFpcy52MS5DcmVhdGVDaGF0UmVxdWVzdBoPLnJlbGFpcy52MS5DaGF0IhyyuxgDCMkBgtPkkwIPOgEqIgovYXBpL2NoYXRzElMKB0dldENoYXQSGS5yZWxhaXMudjEuR2V0Q2hhdFJlcXVlc3QaDy5yZWxhaXMudjEuQ2hhdCIcgtPkkwIWEhQvYXBpL2NoYXRzL3tjaGF0X2lkfRJcCgpVcGRhdGVDaGF0EhwucmVsYWlzLnYxLlVwZGF0ZUNoYXRSZXF1ZXN0Gg8ucmVsYWlzLnYxLkNoYXQiH4LT5JMCGToBKhoUL2FwaS9jaGF0cy97Y2hhdF9pZH0SZwoKRGVsZXRlQ2hhdBIcLnJlbGFpcy52MS5EZWxldGVDaGF0UmVxdWVzdBodLnJlbGFpcy52MS5EZWxldGVDaGF0UmVzcG9uc2UiHILT5JMCFioUL2FwaS9jaGF0cy97Y2hhdF9pZH0y+gEKDk1lc3NhZ2VTZXJ2aWNlEm0KC1NlbmRNZXNzYWdlEh0ucmVsYWlzLnYxLlNlbmRNZXNzYWdlUmVxdWVzdBoeLnJlbGFpcy52MS5TZW5kTWVzc2FnZVJlc3BvbnNlIh+yuxgDKNgEgtPkkwISOgEqIg0vYXBpL21lc3NhZ2VzEnkKDVN0cmVhbU1lc3NhZ2USHy5yZWxhaXMudjEuU3RyZWFtTWVzc2FnZVJlcXVlc3QaFy5yZWxhaXMudjEuTWVzc2FnZUV2ZW50Iiy6uxgCCAOC0+STAiASHi9hcGkvbWVzc2FnZXMvc3RyZWFtL3tjaGF0X2lkfTABYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp, file_relais_options_v1_options, file_relais_v1_inference]);
+  fileDesc("ChRyZWxhaXMvdjEvY2hhdC5wcm90bxIJcmVsYWlzLnYxIocCCgtDaGF0TWVzc2FnZRIKCgJpZBgBIAEoAxIPCgdjaGF0X2lkGAIgASgDEiQKBHJvbGUYAyABKA4yFi5yZWxhaXMudjEuTWVzc2FnZVJvbGUSDwoHY29udGVudBgEIAEoCRIWCglsbG1fbW9kZWwYBSABKAlIAIgBARIoCgZzdGF0dXMYBiABKA4yGC5yZWxhaXMudjEuTWVzc2FnZVN0YXR1cxIkCgV1c2FnZRgHIAEoCzIVLnJlbGFpcy52MS5Ub2tlblVzYWdlEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgwKCl9sbG1fbW9kZWwiTQoJQ2hhdEFnZW50EgoKAmlkGAEgASgDEgwKBG5hbWUYAiABKAkSFwoKYXZhdGFyX3VybBgDIAEoCUgAiAEBQg0KC19hdmF0YXJfdXJsItECCgRDaGF0EgoKAmlkGAEgASgDEg0KBXRpdGxlGAIgASgJEg8KB3VzZXJfaWQYAyABKAMSFQoIYWdlbnRfaWQYBCABKANIAIgBARIjCgVhZ2VudBgFIAEoCzIULnJlbGFpcy52MS5DaGF0QWdlbnQSKAoIbWVzc2FnZXMYBiADKAsyFi5yZWxhaXMudjEuQ2hhdE1lc3NhZ2USFQoNbWVzc2FnZV9jb3VudBgHIAEoAxIzCg9sYXN0X21lc3NhZ2VfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgsKCV9hZ2VudF9pZCIxChBMaXN0Q2hhdHNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgFEg4KBm9mZnNldBgCIAEoBSJhChFMaXN0Q2hhdHNSZXNwb25zZRIeCgVjaGF0cxgBIAMoCzIPLnJlbGFpcy52MS5DaGF0Eg0KBXRvdGFsGAIgASgDEg0KBWxpbWl0GAMgASgFEg4KBm9mZnNldBgEIAEoBSJGChFDcmVhdGVDaGF0UmVxdWVzdBIVCghhZ2VudF9pZBgBIAEoA0gAiAEBEg0KBXRpdGxlGAIgASgJQgsKCV9hZ2VudF9pZCIhCg5HZXRDaGF0UmVxdWVzdBIPCgdjaGF0X2lkGAEgASgDIjMKEVVwZGF0ZUNoYXRSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAMSDQoFdGl0bGUYAiABKAkiJAoRRGVsZXRlQ2hhdFJlcXVlc3QSDwoHY2hhdF9pZBgBIAEoAyIlChJEZWxldGVDaGF0UmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCSJFChJTZW5kTWVzc2FnZVJlcXVlc3QSDwoHY2hhdF9pZBgBIAEoAxIPCgdjb250ZW50GAIgASgJEg0KBWZpbGVzGAMgAygDInYKE1NlbmRNZXNzYWdlUmVzcG9uc2USLAoMdXNlcl9tZXNzYWdlGAEgASgLMhYucmVsYWlzLnYxLkNoYXRNZXNzYWdlEjEKEWFzc2lzdGFudF9tZXNzYWdlGAIgASgLMhYucmVsYWlzLnYxLkNoYXRNZXNzYWdlIloKD0NvbnZlcnNlUmVxdWVzdBIPCgdtZXNzYWdlGAEgASgJEg0KBW1vZGVsGAIgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCRIOCgZzdHJlYW0YBCABKAgiMAoKQ2hhdFRva2VucxIOCgZwcm9tcHQYASABKAUSEgoKY29tcGxldGlvbhgCIAEoBSKGAQoKQ2hhdFJlc3VsdBIQCghyZXNwb25zZRgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSEgoKbW9kZWxfdXNlZBgDIAEoCRISCgp0b29sc191c2VkGAQgAygJEiUKBnRva2VucxgFIAEoCzIVLnJlbGFpcy52MS5DaGF0VG9rZW5zIp8BCglDaGF0RXZlbnQSEAoIc2VxdWVuY2UYASABKAMSJgoFdG9rZW4YCiABKAsyFS5yZWxhaXMudjEuVG9rZW5EZWx0YUgAEicKBnJlc3VsdBgLIAEoCzIVLnJlbGFpcy52MS5DaGF0UmVzdWx0SAASJgoFZXJyb3IYDCABKAsyFS5yZWxhaXMudjEuUmVwbHlFcnJvckgAQgcKBWV2ZW50IkkKGExpc3RDb252ZXJzYXRpb25zUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIOCgZvZmZzZXQYAiABKAUSDgoGc2VhcmNoGAMgASgJInEKGUxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2USJgoNY29udmVyc2F0aW9ucxgBIAMoCzIPLnJlbGFpcy52MS5DaGF0Eg0KBXRvdGFsGAIgASgDEg0KBWxpbWl0GAMgASgFEg4KBm9mZnNldBgEIAEoBSIkChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EgoKAmlkGAEgASgDIicKGURlbGV0ZUNvbnZlcnNhdGlvblJlcXVlc3QSCgoCaWQYASABKAMiEQoPR2V0U3RhdHNSZXF1ZXN0Is0BCgVTdGF0cxIVCg1jb252ZXJzYXRpb25zGAEgASgDEhAKCG1lc3NhZ2VzGAIgASgDEhUKDXVzZXJfbWVzc2FnZXMYAyABKAMSGgoSYXNzaXN0YW50X21lc3NhZ2VzGAQgASgDEhUKDXByb21wdF90b2tlbnMYBSABKAMSGQoRY29tcGxldGlvbl90b2tlbnMYBiABKAMSDgoGYWdlbnRzGAcgASgDEg4KBm1vZGVscxgIIAEoBRIWCg51cHRpbWVfc2Vjb25kcxgJIAEoAyI4ChRTdHJlYW1NZXNzYWdlUmVxdWVzdBIPCgdjaGF0X2lkGAEgASgDEg8KB21lc3NhZ2UYAiABKAkiRAoKUmVwbHlUb2tlbhINCgV0b2tlbhgBIAEoCRISCgptZXNzYWdlX2lkGAIgASgDEhMKC3Rva2VuX2NvdW50GAMgASgFIj8KClJlcGx5RXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhIKCm1lc3NhZ2VfaWQYAyABKAMi3gEKDE1lc3NhZ2VFdmVudBIQCghzZXF1ZW5jZRgBIAEoAxIuCgx1c2VyX21lc3NhZ2UYCiABKAsyFi5yZWxhaXMudjEuQ2hhdE1lc3NhZ2VIABImCgV0b2tlbhgLIAEoCzIVLnJlbGFpcy52MS5SZXBseVRva2VuSAASMwoRYXNzaXN0YW50X21lc3NhZ2UYDCABKAsyFi5yZWxhaXMudjEuQ2hhdE1lc3NhZ2VIABImCgVlcnJvchgNIAEoCzIVLnJlbGFpcy52MS5SZXBseUVycm9ySABCBwoFZXZlbnQqXgoLTWVzc2FnZVJvbGUSHAoYTUVTU0FHRV9ST0xFX1VOU1BFQ0lGSUVEEAASFQoRTUVTU0FHRV9ST0xFX1VTRVIQARIaChZNRVNTQUdFX1JPTEVfQVNTSVNUQU5UEAIqhQEKDU1lc3NhZ2VTdGF0dXMSHgoaTUVTU0FHRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdNRVNTQUdFX1NUQVRVU19DT01QTEVURRABEh0KGU1FU1NBR0VfU1RBVFVTX0lOQ09NUExFVEUQAhIYChRNRVNTQUdFX1NUQVRVU19FUlJPUhADMuADCgtDaGF0U2VydmljZRJaCglMaXN0Q2hhdHMSGy5yZWxhaXMudjEuTGlzdENoYXRzUmVxdWVzdBocLnJlbGFpcy52MS5MaXN0Q2hhdHNSZXNwb25zZSISgtPkkwIMEgovYXBpL2NoYXRzElkKCkNyZWF0ZUNoYXQSHC5yZWxhaXMudjEuQ3JlYXRlQ2hhdFJlcXVlc3QaDy5yZWxhaXMudjEuQ2hhdCIcsrsYAwjJAYLT5JMCDzoBKiIKL2FwaS9jaGF0cxJTCgdHZXRDaGF0EhkucmVsYWlzLnYxLkdldENoYXRSZXF1ZXN0Gg8ucmVsYWlzLnYxLkNoYXQiHILT5JMCFhIUL2FwaS9jaGF0cy97Y2hhdF9pZH0SXAoKVXBkYXRlQ2hhdBIcLnJlbGFpcy52MS5VcGRhdGVDaGF0UmVxdWVzdBoPLnJlbGFpcy52MS5DaGF0Ih+C0+STAhk6ASoaFC9hcGkvY2hhdHMve2NoYXRfaWR9EmcKCkRlbGV0ZUNoYXQSHC5yZWxhaXMudjEuRGVsZXRlQ2hhdFJlcXVlc3QaHS5yZWxhaXMudjEuRGVsZXRlQ2hhdFJlc3BvbnNlIhyC0+STAhYqFC9hcGkvY2hhdHMve2NoYXRfaWR9MvoBCg5NZXNzYWdlU2VydmljZRJtCgtTZW5kTWVzc2FnZRIdLnJlbGFpcy52MS5TZW5kTWVzc2FnZVJlcXVlc3QaHi5yZWxhaXMudjEuU2VuZE1lc3NhZ2VSZXNwb25zZSIfsrsYAyjYBILT5JMCEjoBKiINL2FwaS9tZXNzYWdlcxJ5Cg1TdHJlYW1NZXNzYWdlEh8ucmVsYWlzLnYxLlN0cmVhbU1lc3NhZ2VSZXF1ZXN0GhcucmVsYWlzLnYxLk1lc3NhZ2VFdmVudCIsursYAggDgtPkkwIgEh4vYXBpL21lc3NhZ2VzL3N0cmVhbS97Y2hhdF9pZH0wATKvBAoTQ29udmVyc2F0aW9uU2VydmljZRJqCghDb252ZXJzZRIaLnJlbGFpcy52MS5Db252ZXJzZVJlcXVlc3QaFC5yZWxhaXMudjEuQ2hhdEV2ZW50Iiq6uxgSCAEaBnN0cmVhbSIGcmVzdWx0gtPkkwIOOgEqIgkvYXBpL2NoYXQwARJ6ChFMaXN0Q29udmVyc2F0aW9ucxIjLnJlbGFpcy52MS5MaXN0Q29udmVyc2F0aW9uc1JlcXVlc3QaJC5yZWxhaXMudjEuTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZSIagtPkkwIUEhIvYXBpL2NvbnZlcnNhdGlvbnMSZgoPR2V0Q29udmVyc2F0aW9uEiEucmVsYWlzLnYxLkdldENvbnZlcnNhdGlvblJlcXVlc3QaDy5yZWxhaXMudjEuQ2hhdCIfgtPkkwIZEhcvYXBpL2NvbnZlcnNhdGlvbnMve2lkfRJ6ChJEZWxldGVDb252ZXJzYXRpb24SJC5yZWxhaXMudjEuRGVsZXRlQ29udmVyc2F0aW9uUmVxdWVzdBodLnJlbGFpcy52MS5EZWxldGVDaGF0UmVzcG9uc2UiH4LT5JMCGSoXL2FwaS9jb252ZXJzYXRpb25zL3tpZH0STAoIR2V0U3RhdHMSGi5yZWxhaXMudjEuR2V0U3RhdHNSZXF1ZXN0GhAucmVsYWlzLnYxLlN0YXRzIhKC0+STAgwSCi9hcGkvc3RhdHNiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_relais_options_v1_options, file_relais_v1_inference]);
 
 /**
  * One message of a conversation.
@@ -411,6 +411,348 @@ export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__P
   messageDesc(file_relais_v1_chat, 11);
 
 /**
+ * A message for the Orchestrator.
+ *
+ * @generated from message relais.v1.ConverseRequest
+ */
+export type ConverseRequest = Message<"relais.v1.ConverseRequest"> & {
+  /**
+   * 1 to 4000 characters.
+   *
+   * @generated from field: string message = 1;
+   */
+  message: string;
+
+  /**
+   * Model key; "auto" when empty.
+   *
+   * @generated from field: string model = 2;
+   */
+  model: string;
+
+  /**
+   * The conversation to continue (its id); a new one when empty.
+   *
+   * @generated from field: string conversation_id = 3;
+   */
+  conversationId: string;
+
+  /**
+   * Server-sent events instead of one JSON body.
+   *
+   * @generated from field: bool stream = 4;
+   */
+  stream: boolean;
+};
+
+/**
+ * Describes the message relais.v1.ConverseRequest.
+ * Use `create(ConverseRequestSchema)` to create a new message.
+ */
+export const ConverseRequestSchema: GenMessage<ConverseRequest> = /*@__PURE__*/
+  messageDesc(file_relais_v1_chat, 12);
+
+/**
+ * Token counts of a reply.
+ *
+ * @generated from message relais.v1.ChatTokens
+ */
+export type ChatTokens = Message<"relais.v1.ChatTokens"> & {
+  /**
+   * @generated from field: int32 prompt = 1;
+   */
+  prompt: number;
+
+  /**
+   * @generated from field: int32 completion = 2;
+   */
+  completion: number;
+};
+
+/**
+ * Describes the message relais.v1.ChatTokens.
+ * Use `create(ChatTokensSchema)` to create a new message.
+ */
+export const ChatTokensSchema: GenMessage<ChatTokens> = /*@__PURE__*/
+  messageDesc(file_relais_v1_chat, 13);
+
+/**
+ * The Orchestrator's answer.
+ *
+ * @generated from message relais.v1.ChatResult
+ */
+export type ChatResult = Message<"relais.v1.ChatResult"> & {
+  /**
+   * @generated from field: string response = 1;
+   */
+  response: string;
+
+  /**
+   * @generated from field: string conversation_id = 2;
+   */
+  conversationId: string;
+
+  /**
+   * The model that answered (the router's choice for "auto").
+   *
+   * @generated from field: string model_used = 3;
+   */
+  modelUsed: string;
+
+  /**
+   * Tools called while answering.
+   *
+   * @generated from field: repeated string tools_used = 4;
+   */
+  toolsUsed: string[];
+
+  /**
+   * @generated from field: relais.v1.ChatTokens tokens = 5;
+   */
+  tokens?: ChatTokens | undefined;
+};
+
+/**
+ * Describes the message relais.v1.ChatResult.
+ * Use `create(ChatResultSchema)` to create a new message.
+ */
+export const ChatResultSchema: GenMessage<ChatResult> = /*@__PURE__*/
+  messageDesc(file_relais_v1_chat, 14);
+
+/**
+ * One event of an Orchestrator reply.
+ *
+ * @generated from message relais.v1.ChatEvent
+ */
+export type ChatEvent = Message<"relais.v1.ChatEvent"> & {
+  /**
+   * @generated from field: int64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * @generated from oneof relais.v1.ChatEvent.event
+   */
+  event: {
+    /**
+     * New text of the reply.
+     *
+     * @generated from field: relais.v1.TokenDelta token = 10;
+     */
+    value: TokenDelta;
+    case: "token";
+  } | {
+    /**
+     * The whole answer (last event).
+     *
+     * @generated from field: relais.v1.ChatResult result = 11;
+     */
+    value: ChatResult;
+    case: "result";
+  } | {
+    /**
+     * @generated from field: relais.v1.ReplyError error = 12;
+     */
+    value: ReplyError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message relais.v1.ChatEvent.
+ * Use `create(ChatEventSchema)` to create a new message.
+ */
+export const ChatEventSchema: GenMessage<ChatEvent> = /*@__PURE__*/
+  messageDesc(file_relais_v1_chat, 15);
+
+/**
+ * A page of the caller's conversations.
+ *
+ * @generated from message relais.v1.ListConversationsRequest
+ */
+export type ListConversationsRequest = Message<"relais.v1.ListConversationsRequest"> & {
+  /**
+   * Page size, 1 to 100; 20 when 0.
+   *
+   * @generated from field: int32 limit = 1;
+   */
+  limit: number;
+
+  /**
+   * @generated from field: int32 offset = 2;
+   */
+  offset: number;
+
+  /**
+   * Case-insensitive text to find in titles or messages.
+   *
+   * @generated from field: string search = 3;
+   */
+  search: string;
+};
+
+/**
+ * Describes the message relais.v1.ListConversationsRequest.
+ * Use `create(ListConversationsRequestSchema)` to create a new message.
+ */
+export const ListConversationsRequestSchema: GenMessage<ListConversationsRequest> = /*@__PURE__*/
+  messageDesc(file_relais_v1_chat, 16);
+
+/**
+ * Conversations, most recently active first.
+ *
+ * @generated from message relais.v1.ListConversationsResponse
+ */
+export type ListConversationsResponse = Message<"relais.v1.ListConversationsResponse"> & {
+  /**
+   * @generated from field: repeated relais.v1.Chat conversations = 1;
+   */
+  conversations: Chat[];
+
+  /**
+   * @generated from field: int64 total = 2;
+   */
+  total: bigint;
+
+  /**
+   * @generated from field: int32 limit = 3;
+   */
+  limit: number;
+
+  /**
+   * @generated from field: int32 offset = 4;
+   */
+  offset: number;
+};
+
+/**
+ * Describes the message relais.v1.ListConversationsResponse.
+ * Use `create(ListConversationsResponseSchema)` to create a new message.
+ */
+export const ListConversationsResponseSchema: GenMessage<ListConversationsResponse> = /*@__PURE__*/
+  messageDesc(file_relais_v1_chat, 17);
+
+/**
+ * Names a conversation.
+ *
+ * @generated from message relais.v1.GetConversationRequest
+ */
+export type GetConversationRequest = Message<"relais.v1.GetConversationRequest"> & {
+  /**
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message relais.v1.GetConversationRequest.
+ * Use `create(GetConversationRequestSchema)` to create a new message.
+ */
+export const GetConversationRequestSchema: GenMessage<GetConversationRequest> = /*@__PURE__*/
+  messageDesc(file_relais_v1_chat, 18);
+
+/**
+ * Names a conversation.
+ *
+ * @generated from message relais.v1.DeleteConversationRequest
+ */
+export type DeleteConversationRequest = Message<"relais.v1.DeleteConversationRequest"> & {
+  /**
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message relais.v1.DeleteConversationRequest.
+ * Use `create(DeleteConversationRequestSchema)` to create a new message.
+ */
+export const DeleteConversationRequestSchema: GenMessage<DeleteConversationRequest> = /*@__PURE__*/
+  messageDesc(file_relais_v1_chat, 19);
+
+/**
+ * No parameters.
+ *
+ * @generated from message relais.v1.GetStatsRequest
+ */
+export type GetStatsRequest = Message<"relais.v1.GetStatsRequest"> & {
+};
+
+/**
+ * Describes the message relais.v1.GetStatsRequest.
+ * Use `create(GetStatsRequestSchema)` to create a new message.
+ */
+export const GetStatsRequestSchema: GenMessage<GetStatsRequest> = /*@__PURE__*/
+  messageDesc(file_relais_v1_chat, 20);
+
+/**
+ * Counts of the caller's activity.
+ *
+ * @generated from message relais.v1.Stats
+ */
+export type Stats = Message<"relais.v1.Stats"> & {
+  /**
+   * @generated from field: int64 conversations = 1;
+   */
+  conversations: bigint;
+
+  /**
+   * @generated from field: int64 messages = 2;
+   */
+  messages: bigint;
+
+  /**
+   * @generated from field: int64 user_messages = 3;
+   */
+  userMessages: bigint;
+
+  /**
+   * @generated from field: int64 assistant_messages = 4;
+   */
+  assistantMessages: bigint;
+
+  /**
+   * Tokens read and written by the models for the caller.
+   *
+   * @generated from field: int64 prompt_tokens = 5;
+   */
+  promptTokens: bigint;
+
+  /**
+   * @generated from field: int64 completion_tokens = 6;
+   */
+  completionTokens: bigint;
+
+  /**
+   * Agents the caller owns.
+   *
+   * @generated from field: int64 agents = 7;
+   */
+  agents: bigint;
+
+  /**
+   * Models served (the router included).
+   *
+   * @generated from field: int32 models = 8;
+   */
+  models: number;
+
+  /**
+   * Seconds since this server started.
+   *
+   * @generated from field: int64 uptime_seconds = 9;
+   */
+  uptimeSeconds: bigint;
+};
+
+/**
+ * Describes the message relais.v1.Stats.
+ * Use `create(StatsSchema)` to create a new message.
+ */
+export const StatsSchema: GenMessage<Stats> = /*@__PURE__*/
+  messageDesc(file_relais_v1_chat, 21);
+
+/**
  * A user message to stream a reply to.
  *
  * @generated from message relais.v1.StreamMessageRequest
@@ -434,7 +776,7 @@ export type StreamMessageRequest = Message<"relais.v1.StreamMessageRequest"> & {
  * Use `create(StreamMessageRequestSchema)` to create a new message.
  */
 export const StreamMessageRequestSchema: GenMessage<StreamMessageRequest> = /*@__PURE__*/
-  messageDesc(file_relais_v1_chat, 12);
+  messageDesc(file_relais_v1_chat, 22);
 
 /**
  * New reply text.
@@ -469,7 +811,7 @@ export type ReplyToken = Message<"relais.v1.ReplyToken"> & {
  * Use `create(ReplyTokenSchema)` to create a new message.
  */
 export const ReplyTokenSchema: GenMessage<ReplyToken> = /*@__PURE__*/
-  messageDesc(file_relais_v1_chat, 13);
+  messageDesc(file_relais_v1_chat, 23);
 
 /**
  * A failure after the stream started; the call then ends with the same status.
@@ -502,7 +844,7 @@ export type ReplyError = Message<"relais.v1.ReplyError"> & {
  * Use `create(ReplyErrorSchema)` to create a new message.
  */
 export const ReplyErrorSchema: GenMessage<ReplyError> = /*@__PURE__*/
-  messageDesc(file_relais_v1_chat, 14);
+  messageDesc(file_relais_v1_chat, 24);
 
 /**
  * One event of a streamed reply.
@@ -556,7 +898,7 @@ export type MessageEvent = Message<"relais.v1.MessageEvent"> & {
  * Use `create(MessageEventSchema)` to create a new message.
  */
 export const MessageEventSchema: GenMessage<MessageEvent> = /*@__PURE__*/
-  messageDesc(file_relais_v1_chat, 15);
+  messageDesc(file_relais_v1_chat, 25);
 
 /**
  * Who wrote a message.
@@ -715,4 +1057,66 @@ export const MessageService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_relais_v1_chat, 1);
+
+/**
+ * The AI Orchestrator's conversations: the same conversations as ChatService's, with its
+ * request and response shapes.
+ *
+ * @generated from service relais.v1.ConversationService
+ */
+export const ConversationService: GenService<{
+  /**
+   * Send a message in a conversation (a new one when conversation_id is empty) and get the
+   * reply: one JSON body, or server-sent events when `stream` is true.
+   *
+   * @generated from rpc relais.v1.ConversationService.Converse
+   */
+  converse: {
+    methodKind: "server_streaming";
+    input: typeof ConverseRequestSchema;
+    output: typeof ChatEventSchema;
+  },
+  /**
+   * The caller's conversations, most recently active first; `search` matches titles and
+   * message text.
+   *
+   * @generated from rpc relais.v1.ConversationService.ListConversations
+   */
+  listConversations: {
+    methodKind: "unary";
+    input: typeof ListConversationsRequestSchema;
+    output: typeof ListConversationsResponseSchema;
+  },
+  /**
+   * A conversation with its messages.
+   *
+   * @generated from rpc relais.v1.ConversationService.GetConversation
+   */
+  getConversation: {
+    methodKind: "unary";
+    input: typeof GetConversationRequestSchema;
+    output: typeof ChatSchema;
+  },
+  /**
+   * Delete a conversation and its messages.
+   *
+   * @generated from rpc relais.v1.ConversationService.DeleteConversation
+   */
+  deleteConversation: {
+    methodKind: "unary";
+    input: typeof DeleteConversationRequestSchema;
+    output: typeof DeleteChatResponseSchema;
+  },
+  /**
+   * The caller's activity, counted now, and the service's uptime.
+   *
+   * @generated from rpc relais.v1.ConversationService.GetStats
+   */
+  getStats: {
+    methodKind: "unary";
+    input: typeof GetStatsRequestSchema;
+    output: typeof StatsSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_relais_v1_chat, 2);
 

@@ -105,9 +105,13 @@ class WebSocketRoute(_message.Message):
     def __init__(self, path: _Optional[str] = ..., dialect: _Optional[_Union[StreamDialect, str]] = ...) -> None: ...
 
 class StreamBehavior(_message.Message):
-    __slots__ = ("sse", "websockets")
+    __slots__ = ("sse", "websockets", "stream_field", "result_event")
     SSE_FIELD_NUMBER: _ClassVar[int]
     WEBSOCKETS_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_FIELD_NUMBER: _ClassVar[int]
+    RESULT_EVENT_FIELD_NUMBER: _ClassVar[int]
     sse: StreamDialect
     websockets: _containers.RepeatedCompositeFieldContainer[WebSocketRoute]
-    def __init__(self, sse: _Optional[_Union[StreamDialect, str]] = ..., websockets: _Optional[_Iterable[_Union[WebSocketRoute, _Mapping]]] = ...) -> None: ...
+    stream_field: str
+    result_event: str
+    def __init__(self, sse: _Optional[_Union[StreamDialect, str]] = ..., websockets: _Optional[_Iterable[_Union[WebSocketRoute, _Mapping]]] = ..., stream_field: _Optional[str] = ..., result_event: _Optional[str] = ...) -> None: ...

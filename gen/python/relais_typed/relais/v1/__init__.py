@@ -24,12 +24,18 @@ __all__ = (
     "ChangePasswordResponse",
     "Chat",
     "ChatAgent",
+    "ChatEvent",
     "ChatMessage",
+    "ChatResult",
     "ChatServiceAsyncStub",
     "ChatServiceStub",
+    "ChatTokens",
     "ChatTurn",
     "CheckAccessRequest",
     "CheckAccessResponse",
+    "ConversationServiceAsyncStub",
+    "ConversationServiceStub",
+    "ConverseRequest",
     "CreateAgentRequest",
     "CreateApiKeyRequest",
     "CreateApiKeyResponse",
@@ -42,6 +48,7 @@ __all__ = (
     "DeleteAgentResponse",
     "DeleteChatRequest",
     "DeleteChatResponse",
+    "DeleteConversationRequest",
     "DeleteRoleRequest",
     "DeleteRoleResponse",
     "DeleteUserRequest",
@@ -55,6 +62,7 @@ __all__ = (
     "GenerateResponse",
     "GetAgentRequest",
     "GetChatRequest",
+    "GetConversationRequest",
     "GetCurrentSessionRequest",
     "GetHealthRequest",
     "GetHealthResponse",
@@ -63,6 +71,7 @@ __all__ = (
     "GetMeRequest",
     "GetProfileRequest",
     "GetRoleRequest",
+    "GetStatsRequest",
     "GetUserRequest",
     "GpuInfo",
     "HealthChecks",
@@ -75,6 +84,8 @@ __all__ = (
     "ListApiKeysResponse",
     "ListChatsRequest",
     "ListChatsResponse",
+    "ListConversationsRequest",
+    "ListConversationsResponse",
     "ListModelsRequest",
     "ListModelsResponse",
     "ListMyAgentsRequest",
@@ -121,6 +132,7 @@ __all__ = (
     "SessionSummary",
     "SetUserRoleRequest",
     "SortOrder",
+    "Stats",
     "StreamError",
     "StreamMessageRequest",
     "StreamState",
@@ -701,6 +713,33 @@ default_message_pool.register_message("relais.v1", "ChatAgent", ChatAgent)
 
 
 @dataclass(eq=False, repr=False)
+class ChatEvent(betterproto2.Message):
+    """
+    One event of an Orchestrator reply.
+
+    Oneofs:
+        - event:
+    """
+
+    sequence: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    token: "TokenDelta | None" = betterproto2.field(10, betterproto2.TYPE_MESSAGE, optional=True, group="event")
+    """
+    New text of the reply.
+    """
+
+    result: "ChatResult | None" = betterproto2.field(11, betterproto2.TYPE_MESSAGE, optional=True, group="event")
+    """
+    The whole answer (last event).
+    """
+
+    error: "ReplyError | None" = betterproto2.field(12, betterproto2.TYPE_MESSAGE, optional=True, group="event")
+
+
+default_message_pool.register_message("relais.v1", "ChatEvent", ChatEvent)
+
+
+@dataclass(eq=False, repr=False)
 class ChatMessage(betterproto2.Message):
     """
     One message of a conversation.
@@ -732,6 +771,46 @@ class ChatMessage(betterproto2.Message):
 
 
 default_message_pool.register_message("relais.v1", "ChatMessage", ChatMessage)
+
+
+@dataclass(eq=False, repr=False)
+class ChatResult(betterproto2.Message):
+    """
+    The Orchestrator's answer.
+    """
+
+    response: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    conversation_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+    model_used: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    The model that answered (the router's choice for "auto").
+    """
+
+    tools_used: "list[str]" = betterproto2.field(4, betterproto2.TYPE_STRING, repeated=True)
+    """
+    Tools called while answering.
+    """
+
+    tokens: "ChatTokens | None" = betterproto2.field(5, betterproto2.TYPE_MESSAGE, optional=True)
+
+
+default_message_pool.register_message("relais.v1", "ChatResult", ChatResult)
+
+
+@dataclass(eq=False, repr=False)
+class ChatTokens(betterproto2.Message):
+    """
+    Token counts of a reply.
+    """
+
+    prompt: "int" = betterproto2.field(1, betterproto2.TYPE_INT32)
+
+    completion: "int" = betterproto2.field(2, betterproto2.TYPE_INT32)
+
+
+default_message_pool.register_message("relais.v1", "ChatTokens", ChatTokens)
 
 
 @dataclass(eq=False, repr=False)
@@ -787,6 +866,36 @@ class CheckAccessResponse(betterproto2.Message):
 
 
 default_message_pool.register_message("relais.v1", "CheckAccessResponse", CheckAccessResponse)
+
+
+@dataclass(eq=False, repr=False)
+class ConverseRequest(betterproto2.Message):
+    """
+    A message for the Orchestrator.
+    """
+
+    message: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    1 to 4000 characters.
+    """
+
+    model: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    Model key; "auto" when empty.
+    """
+
+    conversation_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    The conversation to continue (its id); a new one when empty.
+    """
+
+    stream: "bool" = betterproto2.field(4, betterproto2.TYPE_BOOL)
+    """
+    Server-sent events instead of one JSON body.
+    """
+
+
+default_message_pool.register_message("relais.v1", "ConverseRequest", ConverseRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -1010,6 +1119,18 @@ class DeleteChatResponse(betterproto2.Message):
 
 
 default_message_pool.register_message("relais.v1", "DeleteChatResponse", DeleteChatResponse)
+
+
+@dataclass(eq=False, repr=False)
+class DeleteConversationRequest(betterproto2.Message):
+    """
+    Names a conversation.
+    """
+
+    id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+
+default_message_pool.register_message("relais.v1", "DeleteConversationRequest", DeleteConversationRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -1260,6 +1381,18 @@ default_message_pool.register_message("relais.v1", "GetChatRequest", GetChatRequ
 
 
 @dataclass(eq=False, repr=False)
+class GetConversationRequest(betterproto2.Message):
+    """
+    Names a conversation.
+    """
+
+    id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+
+default_message_pool.register_message("relais.v1", "GetConversationRequest", GetConversationRequest)
+
+
+@dataclass(eq=False, repr=False)
 class GetCurrentSessionRequest(betterproto2.Message):
     """
     No parameters (the session comes from the token or X-Session-ID).
@@ -1489,6 +1622,18 @@ default_message_pool.register_message("relais.v1", "GetRoleRequest", GetRoleRequ
 
 
 @dataclass(eq=False, repr=False)
+class GetStatsRequest(betterproto2.Message):
+    """
+    No parameters.
+    """
+
+    pass
+
+
+default_message_pool.register_message("relais.v1", "GetStatsRequest", GetStatsRequest)
+
+
+@dataclass(eq=False, repr=False)
 class GetUserRequest(betterproto2.Message):
     """
     Names a user.
@@ -1650,6 +1795,46 @@ class ListChatsResponse(betterproto2.Message):
 
 
 default_message_pool.register_message("relais.v1", "ListChatsResponse", ListChatsResponse)
+
+
+@dataclass(eq=False, repr=False)
+class ListConversationsRequest(betterproto2.Message):
+    """
+    A page of the caller's conversations.
+    """
+
+    limit: "int" = betterproto2.field(1, betterproto2.TYPE_INT32)
+    """
+    Page size, 1 to 100; 20 when 0.
+    """
+
+    offset: "int" = betterproto2.field(2, betterproto2.TYPE_INT32)
+
+    search: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    Case-insensitive text to find in titles or messages.
+    """
+
+
+default_message_pool.register_message("relais.v1", "ListConversationsRequest", ListConversationsRequest)
+
+
+@dataclass(eq=False, repr=False)
+class ListConversationsResponse(betterproto2.Message):
+    """
+    Conversations, most recently active first.
+    """
+
+    conversations: "list[Chat]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
+
+    total: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+
+    limit: "int" = betterproto2.field(3, betterproto2.TYPE_INT32)
+
+    offset: "int" = betterproto2.field(4, betterproto2.TYPE_INT32)
+
+
+default_message_pool.register_message("relais.v1", "ListConversationsResponse", ListConversationsResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -2393,6 +2578,46 @@ class SetUserRoleRequest(betterproto2.Message):
 
 
 default_message_pool.register_message("relais.v1", "SetUserRoleRequest", SetUserRoleRequest)
+
+
+@dataclass(eq=False, repr=False)
+class Stats(betterproto2.Message):
+    """
+    Counts of the caller's activity.
+    """
+
+    conversations: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    messages: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+
+    user_messages: "int" = betterproto2.field(3, betterproto2.TYPE_INT64)
+
+    assistant_messages: "int" = betterproto2.field(4, betterproto2.TYPE_INT64)
+
+    prompt_tokens: "int" = betterproto2.field(5, betterproto2.TYPE_INT64)
+    """
+    Tokens read and written by the models for the caller.
+    """
+
+    completion_tokens: "int" = betterproto2.field(6, betterproto2.TYPE_INT64)
+
+    agents: "int" = betterproto2.field(7, betterproto2.TYPE_INT64)
+    """
+    Agents the caller owns.
+    """
+
+    models: "int" = betterproto2.field(8, betterproto2.TYPE_INT32)
+    """
+    Models served (the router included).
+    """
+
+    uptime_seconds: "int" = betterproto2.field(9, betterproto2.TYPE_INT64)
+    """
+    Seconds since this server started.
+    """
+
+
+default_message_pool.register_message("relais.v1", "Stats", Stats)
 
 
 @dataclass(eq=False, repr=False)
@@ -3693,6 +3918,194 @@ class ChatServiceAsyncStub(betterproto2_grpclib.ServiceStub):
             "/relais.v1.ChatService/DeleteChat",
             message,
             DeleteChatResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+
+class ConversationServiceStub:
+    """
+    The AI Orchestrator's conversations: the same conversations as ChatService's, with its
+    request and response shapes.
+    """
+
+    def __init__(self, channel: grpc.Channel):
+        self._channel = channel
+
+    def converse(self, message: "ConverseRequest") -> "Iterator[ChatEvent]":
+        """
+        Send a message in a conversation (a new one when conversation_id is empty) and get the
+        reply: one JSON body, or server-sent events when `stream` is true.
+        """
+
+        yield from self._channel.unary_stream(
+            "/relais.v1.ConversationService/Converse",
+            ConverseRequest.SerializeToString,
+            ChatEvent.FromString,
+        )(message)
+
+    def list_conversations(self, message: "ListConversationsRequest") -> "ListConversationsResponse":
+        """
+        The caller's conversations, most recently active first; `search` matches titles and
+        message text.
+        """
+
+        return self._channel.unary_unary(
+            "/relais.v1.ConversationService/ListConversations",
+            ListConversationsRequest.SerializeToString,
+            ListConversationsResponse.FromString,
+        )(message)
+
+    def get_conversation(self, message: "GetConversationRequest") -> "Chat":
+        """
+        A conversation with its messages.
+        """
+
+        return self._channel.unary_unary(
+            "/relais.v1.ConversationService/GetConversation",
+            GetConversationRequest.SerializeToString,
+            Chat.FromString,
+        )(message)
+
+    def delete_conversation(self, message: "DeleteConversationRequest") -> "DeleteChatResponse":
+        """
+        Delete a conversation and its messages.
+        """
+
+        return self._channel.unary_unary(
+            "/relais.v1.ConversationService/DeleteConversation",
+            DeleteConversationRequest.SerializeToString,
+            DeleteChatResponse.FromString,
+        )(message)
+
+    def get_stats(self, message: "GetStatsRequest | None" = None) -> "Stats":
+        """
+        The caller's activity, counted now, and the service's uptime.
+        """
+
+        if message is None:
+            message = GetStatsRequest()
+
+        return self._channel.unary_unary(
+            "/relais.v1.ConversationService/GetStats",
+            GetStatsRequest.SerializeToString,
+            Stats.FromString,
+        )(message)
+
+
+class ConversationServiceAsyncStub(betterproto2_grpclib.ServiceStub):
+    """
+    The AI Orchestrator's conversations: the same conversations as ChatService's, with its
+    request and response shapes.
+    """
+
+    async def converse(
+        self,
+        message: "ConverseRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "AsyncIterator[ChatEvent]":
+        """
+        Send a message in a conversation (a new one when conversation_id is empty) and get the
+        reply: one JSON body, or server-sent events when `stream` is true.
+        """
+
+        async for response in self._unary_stream(
+            "/relais.v1.ConversationService/Converse",
+            message,
+            ChatEvent,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        ):
+            yield response
+
+    async def list_conversations(
+        self,
+        message: "ListConversationsRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "ListConversationsResponse":
+        """
+        The caller's conversations, most recently active first; `search` matches titles and
+        message text.
+        """
+
+        return await self._unary_unary(
+            "/relais.v1.ConversationService/ListConversations",
+            message,
+            ListConversationsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def get_conversation(
+        self,
+        message: "GetConversationRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "Chat":
+        """
+        A conversation with its messages.
+        """
+
+        return await self._unary_unary(
+            "/relais.v1.ConversationService/GetConversation",
+            message,
+            Chat,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def delete_conversation(
+        self,
+        message: "DeleteConversationRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "DeleteChatResponse":
+        """
+        Delete a conversation and its messages.
+        """
+
+        return await self._unary_unary(
+            "/relais.v1.ConversationService/DeleteConversation",
+            message,
+            DeleteChatResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def get_stats(
+        self,
+        message: "GetStatsRequest | None" = None,
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "Stats":
+        """
+        The caller's activity, counted now, and the service's uptime.
+        """
+
+        if message is None:
+            message = GetStatsRequest()
+
+        return await self._unary_unary(
+            "/relais.v1.ConversationService/GetStats",
+            message,
+            Stats,
             timeout=timeout,
             deadline=deadline,
             metadata=metadata,

@@ -255,6 +255,16 @@ class StreamBehavior(betterproto2.Message):
     WebSocket routes serving the RPC.
     """
 
+    stream_field: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    A bool field of the request that chooses the delivery, for documents where one route
+    answers either way (the Orchestrator's `stream`): when the field is false, the bridge
+    reads the whole stream and answers with the JSON of `result_event`, the oneof member
+    of the stream's last message that carries the whole result.
+    """
+
+    result_event: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+
 
 default_message_pool.register_message("relais.options.v1", "StreamBehavior", StreamBehavior)
 

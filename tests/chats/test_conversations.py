@@ -1,0 +1,112 @@
+"""The AI Orchestrator's surface over the same conversations: /api/chat (JSON or SSE),
+/api/conversations, /api/stats."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+from httpx_sse import connect_sse
+
+from tests.chats.test_chats import REPLY, chat, send
+from tests.identity.helpers import PASSWORD, new_account
+from tests.support.live import LiveStack
+
+
+def test_the_seed_httpx_example_runs_unchanged(chat_stack: LiveStack, http: httpx.Client) -> None:
+    account = new_account(http)
+    # seeds/001 "Python", with this server's address and an account of its own.
+    client = httpx.Client(base_url=chat_stack.base_url)
+    response = client.post("/api/auth/login", json={"username": account.email, "password": PASSWORD})
+    token = response.json()["access_token"]
+    response = client.post(
+        "/api/chat", headers={"Authorization": f"Bearer {token}"}, json={"message": "Status du serveur?"}
+    )
+    body = response.json()
+    client.close()
+
+    assert response.status_code == 200, body
+    assert body["response"] == REPLY and body["model_used"] == "fast" and body["tools_used"] == []
+    assert body["tokens"]["completion"] == 16 and body["conversation_id"].isdigit()
+
+
+def test_a_conversation_continues_and_is_the_same_resource_as_a_chat(http: httpx.Client) -> None:
+    owner = new_account(http)
+    first = http.post(
+        "/api/chat", json={"message": "Quel est le status Docker?", "model": "auto"}, headers=owner.bearer
+    )
+    conversation_id = first.json()["conversation_id"]
+    again = http.post(
+        "/api/chat", json={"message": "Et Redis ?", "conversation_id": conversation_id}, headers=owner.bearer
+    )
+    assert again.json()["conversation_id"] == conversation_id
+
+    conversation = http.get(f"/api/conversations/{conversation_id}", headers=owner.bearer).json()
+    assert [m["role"] for m in conversation["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert conversation["title"] == "Quel est le status Docker?"
+    # FoyerGPT's view of the same conversation.
+    assert http.get(f"/api/chats/{conversation_id}", headers=owner.bearer).json()["message_count"] == 4
+
+
+def test_stream_true_answers_with_server_sent_events(http: httpx.Client) -> None:
+    owner = new_account(http)
+    with connect_sse(
+        http, "POST", "/api/chat", json={"message": "Bonjour", "stream": True}, headers=owner.bearer
+    ) as source:
+        events = list(source.iter_sse())
+    assert events[-1].data == "[DONE]"
+    kinds = [event.event for event in events[:-1]]
+    assert set(kinds[:-1]) == {"token"} and kinds[-1] == "result"
+    result = orjson.loads(events[-2].data)["result"]
+    assert result["response"] == REPLY
+    assert "".join(orjson.loads(e.data)["token"]["text"] for e in events[:-2]) == REPLY
+
+
+def test_bad_requests_store_nothing(http: httpx.Client) -> None:
+    owner = new_account(http)
+    unknown = http.post("/api/chat", json={"message": "x", "model": "gpt-9"}, headers=owner.bearer)
+    assert unknown.status_code == 400 and "valid models: auto, fast" in unknown.json()["detail"]
+    missing = http.post("/api/chat", json={"message": "x", "conversation_id": "conv-123"}, headers=owner.bearer)
+    assert missing.status_code == 404
+    empty = http.post("/api/chat", json={"message": " "}, headers=owner.bearer)
+    assert empty.status_code == 422
+    assert http.get("/api/conversations", headers=owner.bearer).json()["total"] == 0
+
+
+def test_search_finds_titles_and_message_text_of_ones_own_conversations(http: httpx.Client) -> None:
+    owner, other = new_account(http), new_account(http)
+    titled = chat(http, owner, title="Kubernetes upgrade")
+    by_text = chat(http, owner, title="misc")
+    send(http, owner, by_text["id"], "how do I drain a kubernetes node?")
+    chat(http, owner, title="unrelated")
+    chat(http, other, title="kubernetes too")  # someone else's
+
+    found = http.get("/api/conversations", params={"search": "KUBERNETES"}, headers=owner.bearer).json()
+    assert {c["id"] for c in found["conversations"]} == {titled["id"], by_text["id"]} and found["total"] == 2
+    literal = http.get("/api/conversations", params={"search": "100%_"}, headers=owner.bearer).json()
+    assert literal["total"] == 0  # % and _ are text, not wildcards
+
+
+def test_delete_a_conversation(http: httpx.Client) -> None:
+    owner, other = new_account(http), new_account(http)
+    created = chat(http, owner)
+    assert http.delete(f"/api/conversations/{created['id']}", headers=other.bearer).status_code == 404
+    assert http.delete(f"/api/conversations/{created['id']}", headers=owner.bearer).status_code == 200
+    assert http.get(f"/api/conversations/{created['id']}", headers=owner.bearer).status_code == 404
+
+
+def test_stats_count_the_callers_activity(http: httpx.Client) -> None:
+    owner = new_account(http)
+    http.post("/api/agents", json={"name": "a", "system_prompt": "p"}, headers=owner.bearer)
+    http.post("/api/chat", json={"message": "one"}, headers=owner.bearer)
+    http.post("/api/chat", json={"message": "two"}, headers=owner.bearer)
+
+    stats = http.get("/api/stats", headers=owner.bearer).json()
+    assert {key: stats[key] for key in ("conversations", "messages", "user_messages", "assistant_messages")} == {
+        "conversations": 2,
+        "messages": 4,
+        "user_messages": 2,
+        "assistant_messages": 2,
+    }
+    assert stats["completion_tokens"] == 32 and stats["agents"] == 1 and stats["models"] == 4
+    assert stats["uptime_seconds"] >= 0
+    assert http.get("/api/stats").status_code == 401
