@@ -35,6 +35,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     cookie_secure: bool = False,
     services: Sequence[ServiceDescriptor] | None = None,
+    ws_ping_interval: float = 20.0,
 ) -> FastAPI:
     """The bridge for the gRPC server at `upstream` ("host:port"), serving the
     bindings of `services` (every relais.v1 service by default)."""
@@ -55,7 +56,7 @@ def create_app(
     app.router.routes.extend(
         proto_routes(bindings, Transcoder(channel, max_body_bytes=max_body_bytes, cookie_secure=cookie_secure))
     )
-    app.router.routes.extend(websocket_routes(sockets, channel))
+    app.router.routes.extend(websocket_routes(sockets, channel, ping_interval=ws_ping_interval))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:

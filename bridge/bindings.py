@@ -98,7 +98,7 @@ class WebSocketBinding:
 
 
 SSE_DIALECTS = {options_pb2.STREAM_DIALECT_SSE, options_pb2.STREAM_DIALECT_FOYERGPT_SSE}
-WEBSOCKET_DIALECTS = {options_pb2.STREAM_DIALECT_LOCAL_ASSISTANT_WS}
+WEBSOCKET_DIALECTS = {options_pb2.STREAM_DIALECT_LOCAL_ASSISTANT_WS, options_pb2.STREAM_DIALECT_ORCHESTRATOR_WS}
 
 
 def compile_websockets(services: Iterable[ServiceDescriptor]) -> list[WebSocketBinding]:

@@ -13,6 +13,7 @@ import urllib.parse
 from typing import Any
 
 import grpc
+from relais.options.v1 import options_pb2
 from relais.v1 import access_pb2
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
@@ -21,7 +22,7 @@ from starlette.websockets import WebSocket
 from bridge.bindings import WebSocketBinding
 from bridge.errors import RpcFailure, error_response, rpc_failure
 from bridge.routes import FORWARDED_HEADERS, request_id_of
-from bridge.streams import LocalAssistantSocket
+from bridge.streams import LocalAssistantSocket, OrchestratorSocket
 from bridge.upstream import Upstream
 
 CHECK_ACCESS = "/relais.v1.AccessService/CheckAccess"
@@ -50,8 +51,9 @@ def same_origin(websocket: WebSocket) -> bool:
 
 
 class ProtoWebSocketRoute(BaseRoute):
-    def __init__(self, binding: WebSocketBinding, upstream: Upstream) -> None:
+    def __init__(self, binding: WebSocketBinding, upstream: Upstream, *, ping_interval: float = 20.0) -> None:
         self.binding = binding
+        self._ping_interval = ping_interval
         self.path = binding.path
         self.name = binding.route_name
         self._upstream = upstream
@@ -91,7 +93,11 @@ class ProtoWebSocketRoute(BaseRoute):
             )
             return
         await websocket.accept()
-        await LocalAssistantSocket(self.binding, self._upstream).serve(websocket, metadata)
+        if self.binding.dialect == options_pb2.STREAM_DIALECT_ORCHESTRATOR_WS:
+            socket = OrchestratorSocket(self.binding, self._upstream, ping_interval=self._ping_interval)
+            await socket.serve(websocket, metadata)
+        else:
+            await LocalAssistantSocket(self.binding, self._upstream).serve(websocket, metadata)
 
     async def _authenticate(self, metadata: list[tuple[str, str]]) -> RpcFailure | None:
         """None if the credentials admit the caller to the socket's RPC, else why not (the server decides)."""
@@ -106,5 +112,7 @@ class ProtoWebSocketRoute(BaseRoute):
         raise NoMatchFound(name, path_params)
 
 
-def websocket_routes(bindings: list[WebSocketBinding], upstream: Upstream) -> list[ProtoWebSocketRoute]:
-    return [ProtoWebSocketRoute(binding, upstream) for binding in bindings]
+def websocket_routes(
+    bindings: list[WebSocketBinding], upstream: Upstream, *, ping_interval: float = 20.0
+) -> list[ProtoWebSocketRoute]:
+    return [ProtoWebSocketRoute(binding, upstream, ping_interval=ping_interval) for binding in bindings]

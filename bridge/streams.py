@@ -297,3 +297,110 @@ class LocalAssistantSocket:
                 "ts": _now_ms(),
             }
         )
+
+
+class OrchestratorSocket:
+    """The AI Orchestrator's WebSocket (`/ws/chat`).
+
+    In:  {"message": "...", "model": "...", "conversation_id": "..."} per text frame; requests
+         are answered one after the other, in order.
+    Out: {"type": "response", "content": <new text>, "done": false} as the answer grows, then
+         {"type": "response", "content": <whole answer>, "done": true, "conversation_id", "model_used",
+         "tools_used", "tokens"}; {"type": "error", "content": <why>, "code"}; {"type": "ping"}
+         every `ping_interval` seconds.
+    """
+
+    MAX_QUEUED = 16
+
+    def __init__(self, binding: WebSocketBinding, upstream: Upstream, *, ping_interval: float) -> None:
+        self._binding = binding
+        self._upstream = upstream
+        self._ping_interval = ping_interval
+
+    async def serve(self, websocket: WebSocket, metadata: list[tuple[str, str]]) -> None:
+        self._socket = websocket
+        self._send_lock = asyncio.Lock()
+        queue: asyncio.Queue[Message] = asyncio.Queue(self.MAX_QUEUED)
+        helpers = [
+            asyncio.create_task(self._answer(queue, metadata)),
+            asyncio.create_task(self._keep_alive()),
+        ]
+        try:
+            while True:
+                try:
+                    raw = await websocket.receive_text()
+                except KeyError:
+                    await self._error("BAD_REQUEST", "Send JSON text frames")
+                    continue
+                try:
+                    request = self._request(raw)
+                except WebSocketError as error:
+                    await self._error(error.code, error.message)
+                    continue
+                if queue.full():
+                    await self._error("RATE_LIMIT", f"At most {self.MAX_QUEUED} messages may wait per socket")
+                    continue
+                queue.put_nowait(request)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    def _request(self, raw: str) -> Message:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            raise WebSocketError("BAD_REQUEST", f"Malformed JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise WebSocketError("BAD_REQUEST", 'Expected {"message": "...", "model": "...", "conversation_id": "..."}')
+        message = self._binding.request_class()
+        try:
+            json_to_message(data, message)
+        except ParseError as error:
+            raise WebSocketError("VALIDATION_ERROR", str(error)) from None
+        return message
+
+    async def _answer(self, queue: asyncio.Queue[Message], metadata: list[tuple[str, str]]) -> None:
+        while True:
+            request = await queue.get()
+            call = self._upstream.server_stream(self._binding)(request, metadata=metadata)
+            error_sent = False
+            try:
+                async for event in call:
+                    kind = event_kind(event)
+                    if kind == "token":
+                        await self._send({"type": "response", "content": event.token.text, "done": False})
+                    elif kind == "error":
+                        error_sent = True
+                        await self._error(event.error.code, event.error.message)
+                    else:
+                        result = message_to_json(getattr(event, kind))
+                        await self._send(
+                            {"type": "response", **result, "content": result.get("response", ""), "done": True}
+                        )
+            except grpc.aio.AioRpcError as error:
+                if not error_sent:
+                    failure = rpc_failure(error)
+                    await self._error(failure.code, failure.message, status=failure.status)
+            finally:
+                call.cancel()
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self._ping_interval)
+            await self._send({"type": "ping", "ts": _now_ms()})
+
+    async def _error(self, code: str, message: str, status: int | None = None) -> None:
+        payload: dict[str, Any] = {"type": "error", "content": message, "code": code}
+        if status is not None:
+            payload["status"] = status
+        await self._send(payload)
+
+    async def _send(self, payload: dict[str, Any]) -> None:
+        if self._socket.application_state != WebSocketState.CONNECTED:
+            return
+        async with self._send_lock:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await self._socket.send_text(orjson.dumps(payload).decode())

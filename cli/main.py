@@ -68,7 +68,10 @@ async def run_service(settings: Settings, stop: asyncio.Event | None = None) -> 
             http = _Uvicorn(
                 uvicorn.Config(
                     create_app(
-                        upstream=upstream, max_body_bytes=settings.max_body_bytes, cookie_secure=settings.cookie_secure
+                        upstream=upstream,
+                        max_body_bytes=settings.max_body_bytes,
+                        cookie_secure=settings.cookie_secure,
+                        ws_ping_interval=settings.ws_ping_interval,
                     ),
                     host=settings.host,
                     port=settings.http_port,

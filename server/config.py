@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Seconds in-flight RPCs and streams get to finish on shutdown.
     shutdown_grace: float = Field(default=10.0, ge=0)
+    # Seconds between keep-alive pings on WebSockets whose dialect has them (/ws/chat).
+    ws_ping_interval: float = Field(default=20.0, gt=0)
     # Largest HTTP request body the bridge accepts (413 beyond).
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     # The disk check fails below this many free bytes on the data directory's volume.

@@ -48,6 +48,7 @@ def chat_stack(
         admin_password=ADMIN_PASSWORD,
         default_model="fast",
         llm_default_max_tokens=16,
+        ws_ping_interval=0.2,
         models=[model("fast", "echo"), model("broken", "broken"), model("slow", "slow")],
     )
     live = services.start_stack_with_test_service(settings)

@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import orjson
+import pytest
 from httpx_sse import connect_sse
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection, connect
 
 from tests.chats.test_chats import REPLY, chat, send
 from tests.identity.helpers import PASSWORD, new_account
@@ -110,3 +115,47 @@ def test_stats_count_the_callers_activity(http: httpx.Client) -> None:
     assert stats["completion_tokens"] == 32 and stats["agents"] == 1 and stats["models"] == 4
     assert stats["uptime_seconds"] >= 0
     assert http.get("/api/stats").status_code == 401
+
+
+def ws_messages(socket: ClientConnection) -> list[dict[str, Any]]:
+    """Messages up to the end of one answer (done, or an error), pings left out."""
+    received = []
+    while True:
+        message = orjson.loads(socket.recv(timeout=10))
+        if message["type"] == "ping":
+            continue
+        received.append(message)
+        if message["type"] == "error" or message.get("done"):
+            return received
+
+
+def test_the_orchestrator_websocket_streams_responses(chat_stack: LiveStack, http: httpx.Client) -> None:
+    owner = new_account(http)
+    token = owner.tokens["access_token"]
+    with connect(f"ws://127.0.0.1:{chat_stack.http_port}/ws/chat?token={token}") as socket:
+        socket.send(orjson.dumps({"message": "Liste les conteneurs Docker", "model": "fast"}).decode())
+        answer = ws_messages(socket)
+        assert {m["type"] for m in answer} == {"response"} and answer[-1]["done"] is True
+        assert "".join(m["content"] for m in answer[:-1]) == REPLY == answer[-1]["content"]
+        conversation_id = answer[-1]["conversation_id"]
+
+        socket.send(orjson.dumps({"message": "Et les volumes ?", "conversation_id": conversation_id}).decode())
+        assert ws_messages(socket)[-1]["conversation_id"] == conversation_id
+
+
+def test_the_orchestrator_websocket_reports_errors_and_pings(chat_stack: LiveStack, http: httpx.Client) -> None:
+    owner = new_account(http)
+    with connect(f"ws://127.0.0.1:{chat_stack.http_port}/ws/chat?token={owner.tokens['access_token']}") as socket:
+        socket.send("{oops")
+        error = ws_messages(socket)[-1]
+        assert (error["type"], error["code"]) == ("error", "BAD_REQUEST")
+        socket.send(orjson.dumps({"message": "x", "model": "gpt-9"}).decode())
+        error = ws_messages(socket)[-1]
+        assert (error["code"], error["status"]) == ("UNKNOWN_MODEL", 400)
+        assert "valid models" in error["content"]
+        # Keep-alives come on their own.
+        assert orjson.loads(socket.recv(timeout=5))["type"] == "ping"
+
+    with pytest.raises(InvalidStatus) as caught, connect(f"ws://127.0.0.1:{chat_stack.http_port}/ws/chat"):
+        pass
+    assert caught.value.response.status_code == 401

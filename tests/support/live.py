@@ -73,6 +73,7 @@ class LiveStack:
             max_body_bytes=self.settings.max_body_bytes,
             cookie_secure=self.settings.cookie_secure,
             services=[*contract_services(), *self.extra_descriptors],
+            ws_ping_interval=self.settings.ws_ping_interval,
         )
         # IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on sockets that say they are TCP,
         # and without it every response waits ~40 ms for delayed ACKs.

@@ -14,10 +14,12 @@ class StreamDialect(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STREAM_DIALECT_SSE: _ClassVar[StreamDialect]
     STREAM_DIALECT_LOCAL_ASSISTANT_WS: _ClassVar[StreamDialect]
     STREAM_DIALECT_FOYERGPT_SSE: _ClassVar[StreamDialect]
+    STREAM_DIALECT_ORCHESTRATOR_WS: _ClassVar[StreamDialect]
 STREAM_DIALECT_UNSPECIFIED: StreamDialect
 STREAM_DIALECT_SSE: StreamDialect
 STREAM_DIALECT_LOCAL_ASSISTANT_WS: StreamDialect
 STREAM_DIALECT_FOYERGPT_SSE: StreamDialect
+STREAM_DIALECT_ORCHESTRATOR_WS: StreamDialect
 ACCESS_FIELD_NUMBER: _ClassVar[int]
 access: _descriptor.FieldDescriptor
 HTTP_FIELD_NUMBER: _ClassVar[int]

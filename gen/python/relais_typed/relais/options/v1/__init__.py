@@ -51,6 +51,15 @@ class StreamDialect(betterproto2.Enum):
     at the end, `data: {"error": "...", "code": "..."}` on failure; other events are not sent.
     """
 
+    ORCHESTRATOR_WS = 4
+    """
+    The AI Orchestrator's WebSocket (/ws/chat): each text frame in is one request (the
+    request message as JSON, e.g. {"message", "model", "conversation_id"}), served in order;
+    out go {"type": "response", "content": <new text>, "done": false} as the answer grows,
+    {"type": "response", "content": <whole answer>, "done": true, ...result fields} at the
+    end, {"type": "error", "content": <why>, "code"} and {"type": "ping"} keep-alives.
+    """
+
     @classmethod
     def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
         return {
@@ -58,6 +67,7 @@ class StreamDialect(betterproto2.Enum):
             1: "STREAM_DIALECT_SSE",
             2: "STREAM_DIALECT_LOCAL_ASSISTANT_WS",
             3: "STREAM_DIALECT_FOYERGPT_SSE",
+            4: "STREAM_DIALECT_ORCHESTRATOR_WS",
         }
 
     @classmethod
@@ -67,6 +77,7 @@ class StreamDialect(betterproto2.Enum):
             "STREAM_DIALECT_SSE": 1,
             "STREAM_DIALECT_LOCAL_ASSISTANT_WS": 2,
             "STREAM_DIALECT_FOYERGPT_SSE": 3,
+            "STREAM_DIALECT_ORCHESTRATOR_WS": 4,
         }
 
 
