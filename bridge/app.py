@@ -18,6 +18,7 @@ from bridge.errors import error_response
 from bridge.middleware import ObservabilityMiddleware
 from bridge.openapi import build_openapi
 from bridge.pages import PAGE_OPERATIONS, install_pages
+from bridge.rooms import Rooms, SocketIORoute
 from bridge.routes import Transcoder, proto_routes, request_id_of
 from bridge.sockets import websocket_routes
 from bridge.upstream import Upstream
@@ -36,6 +37,7 @@ def create_app(
     cookie_secure: bool = False,
     services: Sequence[ServiceDescriptor] | None = None,
     ws_ping_interval: float = 20.0,
+    redis_url: str | None = None,
 ) -> FastAPI:
     """The bridge for the gRPC server at `upstream` ("host:port"), serving the
     bindings of `services` (every relais.v1 service by default)."""
@@ -43,10 +45,13 @@ def create_app(
     bindings = compile_bindings(services)
     sockets = compile_websockets(services)
     channel = Upstream(upstream)
+    rooms = Rooms(channel, redis_url=redis_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        # Socket.IO's background tasks (pings, the service task) end with the app.
+        await rooms.server.shutdown()
         await channel.close()
 
     version = relais_version()
@@ -57,6 +62,7 @@ def create_app(
         proto_routes(bindings, Transcoder(channel, max_body_bytes=max_body_bytes, cookie_secure=cookie_secure))
     )
     app.router.routes.extend(websocket_routes(sockets, channel, ping_interval=ws_ping_interval))
+    app.router.routes.append(SocketIORoute(rooms))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:

@@ -72,6 +72,7 @@ async def run_service(settings: Settings, stop: asyncio.Event | None = None) -> 
                         max_body_bytes=settings.max_body_bytes,
                         cookie_secure=settings.cookie_secure,
                         ws_ping_interval=settings.ws_ping_interval,
+                        redis_url=settings.redis_url,
                     ),
                     host=settings.host,
                     port=settings.http_port,

@@ -23,6 +23,7 @@ from server.access import AccessServicer
 from server.agents.service import AgentService
 from server.agents.servicer import AgentServicer
 from server.auth import AccessPolicy, Authenticator, Credentials, Principal
+from server.chats.events import LocalRooms, MessageEvents, RedisRooms
 from server.chats.service import ChatService
 from server.chats.servicer import ChatServicer, ConversationServicer, MessageServicer
 from server.config import Settings
@@ -90,6 +91,7 @@ class RelaisServer:
         )
         self.identity: IdentityDomain | None = None
         self.inference: InferenceDomain | None = None
+        self.message_events: MessageEvents = RedisRooms(settings.redis_url) if settings.redis_url else LocalRooms()
         self.system = SystemService(
             database=self.database,
             data_dir=settings.data_dir,
@@ -168,7 +170,7 @@ class RelaisServer:
 
     def _chat_registrations(self) -> list[ServiceRegistration]:
         assert self.inference is not None
-        chats = ChatService(self.database, self.inference.service, self.inference.catalogue)
+        chats = ChatService(self.database, self.inference.service, self.inference.catalogue, self.message_events)
         return [
             register(chat_pb2, chat_pb2_grpc, "ChatService", ChatServicer(chats)),
             register(chat_pb2, chat_pb2_grpc, "MessageService", MessageServicer(chats)),
@@ -189,6 +191,7 @@ class RelaisServer:
             self.inference = None
         if self.identity is not None:
             await self.identity.close()
+        await self.message_events.close()
         await self.limiter.close()
         if self.redis:
             await self.redis.close()

@@ -12,6 +12,7 @@ from sqlalchemy import and_, case, func, or_, select
 
 from server.agents.models import Agent
 from server.auth import Principal
+from server.chats.events import LocalRooms, MessageEvents
 from server.chats.history import fit
 from server.chats.models import Chat, Message
 from server.errors import FieldViolation, NotFound, PermissionDenied, ValidationFailed
@@ -64,8 +65,9 @@ class ReplyRecorder:
     """Writes an assistant reply as it is generated: created with the first text, rewritten at
     most every FLUSH_EVERY seconds, finished with its status whatever ends the generation."""
 
-    def __init__(self, database: Database, chat_id: int, model: str) -> None:
+    def __init__(self, database: Database, chat_id: int, model: str, events: MessageEvents) -> None:
         self._database = database
+        self._events = events
         self._chat_id = chat_id
         self._model = model
         self._flushed_at = 0.0
@@ -85,7 +87,12 @@ class ReplyRecorder:
         finally:
             # Shielded: a client that leaves cancels this task, and the partial reply must still be kept.
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._write(generation, status))
+                await asyncio.shield(self._finish(generation, status))
+
+    async def _finish(self, generation: Generation, status: str) -> None:
+        await self._write(generation, status)
+        if self.message is not None:
+            await self._events.stored(self.message)
 
     async def failed_to_start(self) -> None:
         """Record that the model could not even start: an empty reply with status error."""
@@ -96,6 +103,7 @@ class ReplyRecorder:
             if chat is not None:
                 chat.message_count += 1
                 chat.last_message_at = utcnow()
+        await self._events.stored(self.message)
 
     async def _write(self, generation: Generation, status: str) -> None:
         self._flushed_at = time.monotonic()
@@ -116,8 +124,15 @@ class ReplyRecorder:
 
 
 class ChatService:
-    def __init__(self, database: Database, inference: InferenceService, catalogue: Catalogue) -> None:
+    def __init__(
+        self,
+        database: Database,
+        inference: InferenceService,
+        catalogue: Catalogue,
+        events: MessageEvents | None = None,
+    ) -> None:
         self._database = database
+        self._events = events or LocalRooms()
         self._inference = inference
         self._catalogue = catalogue
         self._started = time.monotonic()
@@ -286,7 +301,8 @@ class ChatService:
             temperature=temperature,
             caller=principal.subject,
         )
-        recorder = ReplyRecorder(self._database, chat_id, served.key)
+        await self._events.stored(user_message)
+        recorder = ReplyRecorder(self._database, chat_id, served.key, self._events)
         try:
             generation = await self._inference.start(request, served.key)
         except Exception as error:

@@ -61,6 +61,7 @@ class LiveStack:
 
     def stop(self) -> None:
         self.run(self._stop())
+        self.run(_cancel_leftover_tasks())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
@@ -74,6 +75,7 @@ class LiveStack:
             cookie_secure=self.settings.cookie_secure,
             services=[*contract_services(), *self.extra_descriptors],
             ws_ping_interval=self.settings.ws_ping_interval,
+            redis_url=self.settings.redis_url,
         )
         # IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on sockets that say they are TCP,
         # and without it every response waits ~40 ms for delayed ACKs.
@@ -95,3 +97,12 @@ class LiveStack:
             self._http.should_exit = True
             await self._http_task
         await self.server.stop(grace=1)
+
+
+async def _cancel_leftover_tasks() -> None:
+    """Libraries' fire-and-forget tasks (engine.io's pings) end with the stack, as asyncio.run
+    would end them, instead of being destroyed pending when the loop closes."""
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
