@@ -6,12 +6,13 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from bench import health, identity, llm
+from bench import chat, health, identity, llm
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], int]] = {
     "health": health.run,
     "identity": identity.run,
     "llm": llm.run,
+    "chat": chat.run,
 }
 
 
@@ -31,7 +32,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="measured requests per scenario [health: 2000, 200 with --quick; identity: 1000 for "
         "GET /auth/me, 100 with --quick, and a twentieth of the GET /auth/me numbers for login; llm: "
-        "max(100, 10 x concurrency) per target, max(10, concurrency) with --quick]",
+        "max(100, 10 x concurrency) per target, max(10, concurrency) with --quick; chat: max(100, 10 x "
+        "concurrency) per target, max(10, 2 x concurrency) with --quick]",
     )
     parser.add_argument(
         "--warmup",
@@ -39,12 +41,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="unmeasured requests before each scenario [health: 200, 20 with --quick; identity: 100 "
         "for GET /auth/me, 10 with --quick, and a twentieth of the GET /auth/me numbers for login; llm: 10, 2 "
-        "with --quick, at least one per worker]",
+        "with --quick, at least one per worker; chat: as llm]",
     )
     parser.add_argument(
         "--concurrency",
         default=None,
-        help="comma-separated numbers of requests in flight [health: 1,16; identity: 1,8; llm: 1,64]",
+        help="comma-separated numbers of requests in flight [health: 1,16; identity: 1,8; llm: 1,64; chat: 1,16]",
     )
     parser.add_argument("--output", default=None, help="JSON results file [bench/results/<name>.json]")
     args = parser.parse_args(argv)

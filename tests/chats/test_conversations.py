@@ -9,6 +9,8 @@ import httpx
 import orjson
 import pytest
 from httpx_sse import connect_sse
+from relais_client import connect as connect_typed
+from relais_typed.relais.v1 import ConverseRequest, ListConversationsRequest, StreamMessageRequest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -159,3 +161,19 @@ def test_the_orchestrator_websocket_reports_errors_and_pings(chat_stack: LiveSta
     with pytest.raises(InvalidStatus) as caught, connect(f"ws://127.0.0.1:{chat_stack.http_port}/ws/chat"):
         pass
     assert caught.value.response.status_code == 401
+
+
+def test_the_typed_client_streams_conversations_and_replies(chat_stack: LiveStack, http: httpx.Client) -> None:
+    owner = new_account(http)
+    with connect_typed(chat_stack.grpc_target, token=owner.tokens["access_token"]) as relais:
+        events = list(relais.conversations.converse(ConverseRequest(message="Bonjour")))
+        assert events[-1].result.response == REPLY
+        conversation = int(events[-1].result.conversation_id)
+
+        replies = list(relais.messages.stream_message(StreamMessageRequest(chat_id=conversation, message="Encore")))
+        assert replies[0].user_message.content == "Encore"
+        assert "".join(event.token.token for event in replies[1:-1]) == REPLY
+        assert replies[-1].assistant_message.content == REPLY
+
+        listed = relais.conversations.list_conversations(ListConversationsRequest(search="Bonjour"))
+        assert [c.id for c in listed.conversations] == [conversation]
