@@ -33,7 +33,6 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any
 
 from bench import common, llm
 from bench.common import ServerProcess
-from bench.llm import EMAIL, MAX_TOKENS, MODEL_KEY, PROMPT, STANDIN_MODEL, Sample, Stream
+from bench.llm import MAX_TOKENS, PROMPT, Sample, Stream
 
 NAME = "chat"
 TARGETS = ("grpc", "sse")
@@ -49,7 +48,6 @@ LABELS = {
     "grpc": "Relais gRPC GenerateStream (no storage)",
     "sse": "FoyerGPT SSE GET /api/messages/stream (stored)",
 }
-CHILD_CONFIG = "bench-chat.json"
 ROUNDS = 2  # targets measured in alternating order per round, as bench.llm
 SOCKETS = 500
 SOCKETS_QUICK = 50
@@ -68,25 +66,7 @@ def requests_for(args: argparse.Namespace, concurrency: int) -> int:
 
 
 async def serve_relais(data_dir: Path) -> common.Served:
-    config = json.loads((data_dir / CHILD_CONFIG).read_text())
-    return await common.start_relais(
-        data_dir,
-        admin_email=EMAIL,
-        admin_password=config["admin_password"],
-        models=[
-            {
-                "key": MODEL_KEY,
-                "backend": "triton",
-                "url": config["triton_url"],
-                "model_name": STANDIN_MODEL,
-                "context_window": 8192,
-            }
-        ],
-        default_model=MODEL_KEY,
-        llm_max_tokens=4096,
-        llm_default_max_tokens=MAX_TOKENS,
-        llm_preload=False,
-    )
+    return await llm.serve_relais(data_dir, llm_default_max_tokens=MAX_TOKENS)
 
 
 SERVERS = {"triton": llm.serve_triton, "relais": serve_relais}
@@ -404,24 +384,6 @@ def sockets_markdown(summary: dict[str, Any]) -> str:
 # ── Entry point ─────────────────────────────────────────────────────────────────────────────
 
 
-@contextlib.contextmanager
-def _children(data_root: Path, password: str) -> Iterator[dict[str, ServerProcess]]:
-    """The stand-in child, then the Relais child configured with its address; both stopped on the way out."""
-    with contextlib.ExitStack() as stack:
-        triton = ServerProcess("bench.chat", "triton", data_root / "triton")
-        stack.callback(triton.stop)
-        relais_dir = data_root / "relais"
-        relais_dir.mkdir(parents=True)
-        config = relais_dir / CHILD_CONFIG
-        config.touch(mode=0o600)
-        config.write_text(
-            json.dumps({"triton_url": f"127.0.0.1:{triton.ports['grpc_port']}", "admin_password": password})
-        )
-        relais = ServerProcess("bench.chat", "relais", relais_dir)
-        stack.callback(relais.stop)
-        yield {"triton": triton, "relais": relais}
-
-
 async def _run_all(
     args: argparse.Namespace, servers: dict[str, ServerProcess], password: str, sockets: int
 ) -> tuple[list[ChatResult], list[dict[str, Any]], dict[str, Any]]:
@@ -447,7 +409,10 @@ def run(args: argparse.Namespace) -> int:
     )
     started = time.monotonic()
     password = f"bench-{secrets.token_urlsafe(24)}-1"
-    with tempfile.TemporaryDirectory(prefix="relais-bench-") as scratch, _children(Path(scratch), password) as servers:
+    with (
+        tempfile.TemporaryDirectory(prefix="relais-bench-") as scratch,
+        llm.children(Path(scratch), password, module="bench.chat") as servers,
+    ):
         results, plan, summary = asyncio.run(_run_all(args, servers, password, sockets))
     rows = versus_grpc(results)
     cpus = os.cpu_count()

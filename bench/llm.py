@@ -115,7 +115,8 @@ async def serve_triton(data_dir: Path) -> common.Served:
     return common.Served(app=Starlette(), grpc_port=port, close=close)
 
 
-async def serve_relais(data_dir: Path) -> common.Served:
+async def serve_relais(data_dir: Path, **overrides: Any) -> common.Served:
+    """Relais serving the stand-in's model as MODEL_KEY; `overrides` are further settings."""
     config = json.loads((data_dir / CHILD_CONFIG).read_text())
     return await common.start_relais(
         data_dir,
@@ -133,6 +134,7 @@ async def serve_relais(data_dir: Path) -> common.Served:
         default_model=MODEL_KEY,
         llm_max_tokens=4096,
         llm_preload=False,
+        **overrides,
     )
 
 
@@ -726,10 +728,11 @@ def local_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 @contextlib.contextmanager
-def _children(data_root: Path, password: str) -> Iterator[dict[str, ServerProcess]]:
-    """The stand-in child, then the Relais child configured with its address; both stopped on the way out."""
+def children(data_root: Path, password: str, module: str = "bench.llm") -> Iterator[dict[str, ServerProcess]]:
+    """The stand-in child, then the Relais child configured with its address (both served by
+    `python -m <module> serve KIND`); both stopped on the way out."""
     with contextlib.ExitStack() as stack:
-        triton = ServerProcess("bench.llm", "triton", data_root / "triton")
+        triton = ServerProcess(module, "triton", data_root / "triton")
         stack.callback(triton.stop)
         relais_dir = data_root / "relais"
         relais_dir.mkdir(parents=True)
@@ -738,7 +741,7 @@ def _children(data_root: Path, password: str) -> Iterator[dict[str, ServerProces
         config.write_text(
             json.dumps({"triton_url": f"127.0.0.1:{triton.ports['grpc_port']}", "admin_password": password})
         )
-        relais = ServerProcess("bench.llm", "relais", relais_dir)
+        relais = ServerProcess(module, "relais", relais_dir)
         stack.callback(relais.stop)
         yield {"triton": triton, "relais": relais}
 
@@ -761,7 +764,7 @@ def run(args: argparse.Namespace) -> int:
     # Random per run; the fixed ends satisfy the password policy (a letter and a digit) whatever the draw.
     password = f"bench-{secrets.token_urlsafe(24)}-1"
     with tempfile.TemporaryDirectory(prefix="relais-bench-") as scratch:
-        with _children(Path(scratch), password) as servers:
+        with children(Path(scratch), password) as servers:
             results, plan = asyncio.run(run_relay(args, servers, password))
         print(f"  local model: {local_runs} run(s) per case", file=sys.stderr, flush=True)
         local_runs_measured, local_setup = asyncio.run(run_local(Path(scratch) / "local", local_runs))

@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 import socketio
-from relais.v1 import access_pb2, chat_pb2
+from relais.v1 import chat_pb2
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
@@ -28,7 +28,6 @@ from server.chats.events import CHANNEL, room_of, serve_locally
 log = logging.getLogger("relais.bridge.rooms")
 
 PATH = "/ws/socket.io"
-CHECK_ACCESS = "/relais.v1.AccessService/CheckAccess"
 GET_CHAT = "/relais.v1.ChatService/GetChat"
 
 
@@ -64,12 +63,7 @@ class Rooms:
         if manager is None:
             serve_locally(self.server)
         self.app = socketio.ASGIApp(self.server, socketio_path=PATH.strip("/"))
-        self._check_access = upstream.channel_callable(
-            CHECK_ACCESS, access_pb2.CheckAccessRequest.SerializeToString, access_pb2.CheckAccessResponse.FromString
-        )
-        self._get_chat = upstream.channel_callable(
-            GET_CHAT, chat_pb2.GetChatRequest.SerializeToString, chat_pb2.Chat.FromString
-        )
+        self._upstream = upstream
         server = self.server
         server.on("connect", self._connect)
         server.on("join_chat", self._join)
@@ -79,9 +73,7 @@ class Rooms:
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         metadata = _credentials(environ, auth)
         try:
-            who = await self._check_access(
-                access_pb2.CheckAccessRequest(method=GET_CHAT), metadata=metadata, timeout=10
-            )
+            who = await self._upstream.check_access(GET_CHAT, metadata)
         except grpc.aio.AioRpcError as error:
             failure = rpc_failure(error)
             refusal = {"code": failure.code, "message": failure.message}
@@ -94,7 +86,9 @@ class Rooms:
             return {"ok": False, "code": "BAD_REQUEST", "error": 'Expected {"chat_id": <id>}'}
         session = await self.server.get_session(sid)
         try:
-            await self._get_chat(chat_pb2.GetChatRequest(chat_id=chat_id), metadata=session["metadata"], timeout=10)
+            # Looked up per call, like every bridge call: the channel is created lazily on the serving loop.
+            get_chat = self._upstream.unary_method(GET_CHAT, chat_pb2.GetChatRequest, chat_pb2.Chat)
+            await get_chat(chat_pb2.GetChatRequest(chat_id=chat_id), metadata=session["metadata"], timeout=10)
         except grpc.aio.AioRpcError as error:
             failure = rpc_failure(error)
             return {"ok": False, "code": failure.code, "error": failure.message}

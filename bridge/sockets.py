@@ -14,7 +14,6 @@ from typing import Any
 
 import grpc
 from relais.options.v1 import options_pb2
-from relais.v1 import access_pb2
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -24,8 +23,6 @@ from bridge.errors import RpcFailure, error_response, rpc_failure
 from bridge.routes import FORWARDED_HEADERS, request_id_of
 from bridge.streams import LocalAssistantSocket, OrchestratorSocket
 from bridge.upstream import Upstream
-
-CHECK_ACCESS = "/relais.v1.AccessService/CheckAccess"
 
 
 def socket_metadata(websocket: WebSocket, request_id: str) -> list[tuple[str, str]]:
@@ -57,9 +54,6 @@ class ProtoWebSocketRoute(BaseRoute):
         self.path = binding.path
         self.name = binding.route_name
         self._upstream = upstream
-        self._check_access = upstream.channel_callable(
-            CHECK_ACCESS, access_pb2.CheckAccessRequest.SerializeToString, access_pb2.CheckAccessResponse.FromString
-        )
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] == "websocket" and scope["path"] == self.path:
@@ -102,8 +96,7 @@ class ProtoWebSocketRoute(BaseRoute):
     async def _authenticate(self, metadata: list[tuple[str, str]]) -> RpcFailure | None:
         """None if the credentials admit the caller to the socket's RPC, else why not (the server decides)."""
         try:
-            request = access_pb2.CheckAccessRequest(method=self.binding.full_method)
-            await self._check_access(request, metadata=metadata, timeout=10)
+            await self._upstream.check_access(self.binding.full_method, metadata)
         except grpc.aio.AioRpcError as error:
             return rpc_failure(error)
         return None

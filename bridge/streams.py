@@ -146,7 +146,46 @@ class WebSocketError(Exception):
         self.code, self.message = code, message
 
 
-class LocalAssistantSocket:
+class _JsonSocket:
+    """What every WebSocket dialect does the same way: JSON text frames in and out, sends
+    serialised (tasks share the socket), request messages read with the bridge's JSON rules."""
+
+    def __init__(self, binding: WebSocketBinding, upstream: Upstream) -> None:
+        self._binding = binding
+        self._upstream = upstream
+
+    def _attach(self, websocket: WebSocket) -> None:
+        self._socket = websocket
+        self._send_lock = asyncio.Lock()
+
+    async def _receive(self) -> Any:
+        """The next frame's JSON; WebSocketError for a binary frame or malformed JSON."""
+        try:
+            raw = await self._socket.receive_text()
+        except KeyError:  # a binary frame
+            raise WebSocketError("BAD_REQUEST", "Send JSON text frames") from None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            raise WebSocketError("BAD_REQUEST", f"Malformed JSON: {error}") from None
+
+    def _request_message(self, data: dict[str, Any]) -> Message:
+        message = self._binding.request_class()
+        try:
+            json_to_message(data, message)
+        except ParseError as error:
+            raise WebSocketError("VALIDATION_ERROR", str(error)) from None
+        return message
+
+    async def _send(self, payload: dict[str, Any]) -> None:
+        if self._socket.application_state != WebSocketState.CONNECTED:
+            return
+        async with self._send_lock:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await self._socket.send_text(orjson.dumps(payload).decode())
+
+
+class LocalAssistantSocket(_JsonSocket):
     """The local assistant's WebSocket (`/llm/stream`).
 
     In:  {"type": "request", "req_id": "1", "source": "demo", "event": "start",
@@ -162,23 +201,13 @@ class LocalAssistantSocket:
     SOURCE = "llm"
     MAX_CONCURRENT = 16
 
-    def __init__(self, binding: WebSocketBinding, upstream: Upstream) -> None:
-        self._binding = binding
-        self._upstream = upstream
-
     async def serve(self, websocket: WebSocket, metadata: list[tuple[str, str]]) -> None:
-        self._socket = websocket
-        self._send_lock = asyncio.Lock()
+        self._attach(websocket)
         tasks: dict[str, asyncio.Task[None]] = {}
         try:
             while True:
                 try:
-                    raw = await websocket.receive_text()
-                except KeyError:  # a binary frame
-                    await self._send_error(None, "BAD_REQUEST", "Send JSON text frames")
-                    continue
-                try:
-                    request = self._parse(raw)
+                    request = self._check(await self._receive())
                 except WebSocketError as error:
                     await self._send_error(None, error.code, error.message)
                     continue
@@ -198,7 +227,7 @@ class LocalAssistantSocket:
                     )
                 else:
                     try:
-                        message = self._request_message(request.get("payload"))
+                        message = self._payload_message(request.get("payload"))
                     except WebSocketError as error:
                         await self._send_error(req_id, error.code, error.message)
                         continue
@@ -213,11 +242,7 @@ class LocalAssistantSocket:
             await asyncio.gather(*tasks.values(), return_exceptions=True)
 
     @staticmethod
-    def _parse(raw: str) -> dict[str, Any]:
-        try:
-            request = orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
-            raise WebSocketError("BAD_REQUEST", f"Malformed JSON: {error}") from None
+    def _check(request: Any) -> dict[str, Any]:
         if not isinstance(request, dict) or request.get("type", "request") != "request":
             raise WebSocketError("BAD_REQUEST", 'Expected {"type": "request", "req_id", "event", "payload"}')
         req_id = request.get("req_id")
@@ -226,17 +251,12 @@ class LocalAssistantSocket:
         request["req_id"] = str(req_id)
         return request
 
-    def _request_message(self, payload: Any) -> Message:
-        message = self._binding.request_class()
+    def _payload_message(self, payload: Any) -> Message:
         if isinstance(payload, str):
             payload = {"prompt": payload}
         if not isinstance(payload, dict):
             raise WebSocketError("BAD_REQUEST", 'payload must be an object such as {"prompt": "..."}')
-        try:
-            json_to_message(payload, message)
-        except ParseError as error:
-            raise WebSocketError("VALIDATION_ERROR", str(error)) from None
-        return message
+        return self._request_message(payload)
 
     async def _run(self, req_id: str, message: Message, metadata: list[tuple[str, str]]) -> None:
         call = self._upstream.server_stream(self._binding)(message, metadata=metadata)
@@ -264,42 +284,27 @@ class LocalAssistantSocket:
         finally:
             call.cancel()
 
-    async def _send(self, payload: dict[str, Any]) -> None:
-        if self._socket.application_state != WebSocketState.CONNECTED:
-            return
-        async with self._send_lock:
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-                await self._socket.send_text(orjson.dumps(payload).decode())
-
     async def _send_event(self, req_id: str, event: str, payload: Any) -> None:
-        await self._send(
-            {
-                "type": "event",
-                "req_id": req_id,
-                "source": self.SOURCE,
-                "event": event,
-                "payload": payload,
-                "ts": _now_ms(),
-            }
-        )
+        await self._send(self._envelope("event", req_id, event, payload))
 
     async def _send_error(self, req_id: str | None, code: str, message: str, status: int | None = None) -> None:
         payload: dict[str, Any] = {"code": code, "message": message}
         if status is not None:
             payload["status"] = status
-        await self._send(
-            {
-                "type": "error",
-                "req_id": req_id,
-                "source": self.SOURCE,
-                "event": "error",
-                "payload": payload,
-                "ts": _now_ms(),
-            }
-        )
+        await self._send(self._envelope("error", req_id, "error", payload))
+
+    def _envelope(self, kind: str, req_id: str | None, event: str, payload: Any) -> dict[str, Any]:
+        return {
+            "type": kind,
+            "req_id": req_id,
+            "source": self.SOURCE,
+            "event": event,
+            "payload": payload,
+            "ts": _now_ms(),
+        }
 
 
-class OrchestratorSocket:
+class OrchestratorSocket(_JsonSocket):
     """The AI Orchestrator's WebSocket (`/ws/chat`).
 
     In:  {"message": "...", "model": "...", "conversation_id": "..."} per text frame; requests
@@ -313,13 +318,11 @@ class OrchestratorSocket:
     MAX_QUEUED = 16
 
     def __init__(self, binding: WebSocketBinding, upstream: Upstream, *, ping_interval: float) -> None:
-        self._binding = binding
-        self._upstream = upstream
+        super().__init__(binding, upstream)
         self._ping_interval = ping_interval
 
     async def serve(self, websocket: WebSocket, metadata: list[tuple[str, str]]) -> None:
-        self._socket = websocket
-        self._send_lock = asyncio.Lock()
+        self._attach(websocket)
         queue: asyncio.Queue[Message] = asyncio.Queue(self.MAX_QUEUED)
         helpers = [
             asyncio.create_task(self._answer(queue, metadata)),
@@ -328,12 +331,7 @@ class OrchestratorSocket:
         try:
             while True:
                 try:
-                    raw = await websocket.receive_text()
-                except KeyError:
-                    await self._error("BAD_REQUEST", "Send JSON text frames")
-                    continue
-                try:
-                    request = self._request(raw)
+                    request = self._request(await self._receive())
                 except WebSocketError as error:
                     await self._error(error.code, error.message)
                     continue
@@ -348,19 +346,10 @@ class OrchestratorSocket:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
 
-    def _request(self, raw: str) -> Message:
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
-            raise WebSocketError("BAD_REQUEST", f"Malformed JSON: {error}") from None
+    def _request(self, data: Any) -> Message:
         if not isinstance(data, dict):
             raise WebSocketError("BAD_REQUEST", 'Expected {"message": "...", "model": "...", "conversation_id": "..."}')
-        message = self._binding.request_class()
-        try:
-            json_to_message(data, message)
-        except ParseError as error:
-            raise WebSocketError("VALIDATION_ERROR", str(error)) from None
-        return message
+        return self._request_message(data)
 
     async def _answer(self, queue: asyncio.Queue[Message], metadata: list[tuple[str, str]]) -> None:
         while True:
@@ -397,10 +386,3 @@ class OrchestratorSocket:
         if status is not None:
             payload["status"] = status
         await self._send(payload)
-
-    async def _send(self, payload: dict[str, Any]) -> None:
-        if self._socket.application_state != WebSocketState.CONNECTED:
-            return
-        async with self._send_lock:
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-                await self._socket.send_text(orjson.dumps(payload).decode())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
+from relais.v1 import access_pb2
 
 from bridge.bindings import Binding, WebSocketBinding
 
@@ -19,6 +21,9 @@ CHANNEL_OPTIONS = [
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
+
+
+CHECK_ACCESS = "/relais.v1.AccessService/CheckAccess"
 
 
 class Upstream:
@@ -37,28 +42,28 @@ class Upstream:
 
     def unary(self, binding: Binding) -> Any:
         """The unary-unary multicallable of a binding's RPC."""
-        callable_ = self._unary.get(binding.full_method)
+        return self.unary_method(binding.full_method, binding.request_class, binding.response_class)
+
+    def unary_method(self, method: str, request_class: type[Message], response_class: type[Message]) -> Any:
+        """The unary-unary multicallable of `method` ("/package.Service/Method"), created on first use."""
+        callable_ = self._unary.get(method)
         if callable_ is None:
-            callable_ = self._unary[binding.full_method] = self.channel.unary_unary(
-                binding.full_method,
-                request_serializer=binding.request_class.SerializeToString,
-                response_deserializer=binding.response_class.FromString,
+            callable_ = self._unary[method] = self.channel.unary_unary(
+                method,
+                request_serializer=request_class.SerializeToString,
+                response_deserializer=response_class.FromString,
             )
         return callable_
 
-    def channel_callable(self, method: str, serializer: Any, deserializer: Any) -> Any:
-        """A unary-unary callable for `method` outside the route table; created on first use."""
-        holder: dict[str, Any] = {}
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if holder.get("channel") is not self.channel:
-                holder["channel"] = self.channel
-                holder["callable"] = self.channel.unary_unary(
-                    method, request_serializer=serializer, response_deserializer=deserializer
-                )
-            return holder["callable"](*args, **kwargs)
-
-        return call
+    async def check_access(self, method: str, metadata: list[tuple[str, str]]) -> access_pb2.CheckAccessResponse:
+        """Whether the credentials in `metadata` admit their holder to `method`: the server's own
+        access decision, for gateways (WebSocket and Socket.IO handshakes). Raises the RPC error
+        (UNAUTHENTICATED, PERMISSION_DENIED) when they do not."""
+        check = self.unary_method(CHECK_ACCESS, access_pb2.CheckAccessRequest, access_pb2.CheckAccessResponse)
+        response: access_pb2.CheckAccessResponse = await check(
+            access_pb2.CheckAccessRequest(method=method), metadata=metadata, timeout=10
+        )
+        return response
 
     def server_stream(self, binding: Binding | WebSocketBinding) -> Any:
         """The unary-stream multicallable of a binding's RPC."""

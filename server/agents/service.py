@@ -11,12 +11,12 @@ from server.agents.models import Agent
 from server.auth import Principal
 from server.errors import FailedPrecondition, FieldViolation, NotFound, PermissionDenied, ValidationFailed
 from server.identity.models import User
+from server.paging import page_window
 from server.storage import Database
 
 MAX_AGENTS_PER_USER = 50
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_MODEL = "auto"
-PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 LIMITS = {"name": 100, "system_prompt": 20_000, "model": 100, "avatar_url": 500}
 
 
@@ -72,11 +72,7 @@ class AgentService:
         self._database = database
 
     async def list_public(self, *, limit: int, offset: int) -> AgentPage:
-        limit = min(limit or PAGE_SIZE, MAX_PAGE_SIZE)
-        if limit < 0 or offset < 0:
-            raise ValidationFailed(
-                [FieldViolation(field="limit" if limit < 0 else "offset", message="must not be negative")]
-            )
+        offset, limit = page_window(skip=0, offset=offset, limit=limit)
         async with self._database.sessions() as session:
             total = await session.scalar(select(func.count()).select_from(Agent).where(Agent.is_public))
             rows = await session.scalars(

@@ -8,17 +8,8 @@ from relais.v1 import agent_pb2, agent_pb2_grpc
 
 from server.agents.models import Agent
 from server.agents.service import AgentFields, AgentService
-from server.auth import Principal
 from server.convert import timestamp
-from server.errors import Unauthenticated
-from server.interceptors.call import current_call
-
-
-def _caller() -> Principal:
-    found = current_call().principal
-    if found is None:
-        raise Unauthenticated("Authentication required")
-    return found
+from server.interceptors.call import current_call, current_principal
 
 
 def agent_message(agent: Agent) -> agent_pb2.Agent:
@@ -68,21 +59,21 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         )
 
     async def ListMyAgents(self, request: agent_pb2.ListMyAgentsRequest, context: Any) -> agent_pb2.ListAgentsResponse:
-        agents = await self._agents.list_mine(_caller())
+        agents = await self._agents.list_mine(current_principal())
         return agent_pb2.ListAgentsResponse(
             agents=[agent_message(agent) for agent in agents], total=len(agents), limit=len(agents)
         )
 
     async def CreateAgent(self, request: agent_pb2.CreateAgentRequest, context: Any) -> agent_pb2.Agent:
-        return agent_message(await self._agents.create(_caller(), _fields(request, FIELD_NAMES)))
+        return agent_message(await self._agents.create(current_principal(), _fields(request, FIELD_NAMES)))
 
     async def GetAgent(self, request: agent_pb2.GetAgentRequest, context: Any) -> agent_pb2.Agent:
         return agent_message(await self._agents.get(current_call().principal, request.agent_id))
 
     async def UpdateAgent(self, request: agent_pb2.UpdateAgentRequest, context: Any) -> agent_pb2.Agent:
         fields = _fields(request, FIELD_NAMES)
-        return agent_message(await self._agents.update(_caller(), request.agent_id, fields))
+        return agent_message(await self._agents.update(current_principal(), request.agent_id, fields))
 
     async def DeleteAgent(self, request: agent_pb2.DeleteAgentRequest, context: Any) -> agent_pb2.DeleteAgentResponse:
-        await self._agents.delete(_caller(), request.agent_id)
+        await self._agents.delete(current_principal(), request.agent_id)
         return agent_pb2.DeleteAgentResponse(message=f"Agent {request.agent_id} deleted")

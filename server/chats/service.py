@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 
@@ -20,13 +21,13 @@ from server.inference.backend import Chunk, GenerationRequest, Role, Turn
 from server.inference.catalogue import Catalogue
 from server.inference.config import ROUTER_KEY
 from server.inference.service import Generation, InferenceService
+from server.paging import page_window
 from server.storage import Database
 from server.storage.models import utcnow
 
 MAX_CONTENT = 4000
 MAX_TITLE = 200
 TITLE_FROM_MESSAGE = 60
-PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 # How often a reply being generated is written to the database.
 FLUSH_EVERY = 1.0
 DEFAULT_TEMPERATURE = 0.7
@@ -59,6 +60,14 @@ def _user_id(principal: Principal) -> int:
     if principal.user_id is None:
         raise PermissionDenied("Conversations belong to user accounts; sign in as a user")
     return principal.user_id
+
+
+def _append(session: Any, chat: Chat | None, message: Message) -> None:
+    """Add a message to a conversation, keeping the conversation's count and activity time."""
+    session.add(message)
+    if chat is not None:
+        chat.message_count += 1
+        chat.last_message_at = utcnow()
 
 
 class ReplyRecorder:
@@ -98,11 +107,7 @@ class ReplyRecorder:
         """Record that the model could not even start: an empty reply with status error."""
         async with self._database.sessions() as session, session.begin():
             self.message = Message(chat_id=self._chat_id, role="assistant", llm_model=self._model, status="error")
-            session.add(self.message)
-            chat = await session.get(Chat, self._chat_id)
-            if chat is not None:
-                chat.message_count += 1
-                chat.last_message_at = utcnow()
+            _append(session, await session.get(Chat, self._chat_id), self.message)
         await self._events.stored(self.message)
 
     async def _write(self, generation: Generation, status: str) -> None:
@@ -110,11 +115,7 @@ class ReplyRecorder:
         async with self._database.sessions() as session, session.begin():
             if self.message is None:
                 self.message = Message(chat_id=self._chat_id, role="assistant", llm_model=self._model)
-                session.add(self.message)
-                chat = await session.get(Chat, self._chat_id)
-                if chat is not None:
-                    chat.message_count += 1
-                    chat.last_message_at = utcnow()
+                _append(session, await session.get(Chat, self._chat_id), self.message)
             else:
                 self.message = await session.merge(self.message)
             self.message.content = generation.text
@@ -140,10 +141,7 @@ class ChatService:
     # ------------------------------------------------------------------ conversations
 
     async def page(self, principal: Principal, *, limit: int, offset: int, search: str = "") -> ChatPage:
-        if limit < 0 or offset < 0:
-            field = "limit" if limit < 0 else "offset"
-            raise ValidationFailed([FieldViolation(field=field, message="must not be negative")])
-        limit = min(limit or PAGE_SIZE, MAX_PAGE_SIZE)
+        offset, limit = page_window(skip=0, offset=offset, limit=limit)
         owner = _user_id(principal)
         condition = Chat.owner_id == owner
         if search.strip():
@@ -278,9 +276,7 @@ class ChatService:
                 )
             )
             user_message = Message(chat_id=chat_id, role="user", content=content, status="complete")
-            session.add(user_message)
-            chat.message_count += 1
-            chat.last_message_at = utcnow()
+            _append(session, chat, user_message)
             if not chat.title:
                 chat.title = title_from(content)
             agent = chat.agent

@@ -7,12 +7,11 @@ from typing import Any
 
 from relais.v1 import chat_pb2, chat_pb2_grpc, inference_pb2
 
-from server.auth import Principal
 from server.chats.models import Chat, Message
 from server.chats.service import ChatService
 from server.convert import timestamp
-from server.errors import DomainError, NotFound, Unauthenticated
-from server.interceptors.call import current_call
+from server.errors import DomainError, NotFound
+from server.interceptors.call import current_call, current_principal
 
 ROLES = {"user": chat_pb2.MESSAGE_ROLE_USER, "assistant": chat_pb2.MESSAGE_ROLE_ASSISTANT}
 STATUSES = {
@@ -20,13 +19,6 @@ STATUSES = {
     "incomplete": chat_pb2.MESSAGE_STATUS_INCOMPLETE,
     "error": chat_pb2.MESSAGE_STATUS_ERROR,
 }
-
-
-def _caller() -> Principal:
-    found = current_call().principal
-    if found is None:
-        raise Unauthenticated("Authentication required")
-    return found
 
 
 def message_message(message: Message) -> chat_pb2.ChatMessage:
@@ -71,25 +63,25 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         self._chats = chats
 
     async def ListChats(self, request: chat_pb2.ListChatsRequest, context: Any) -> chat_pb2.ListChatsResponse:
-        page = await self._chats.page(_caller(), limit=request.limit, offset=request.offset)
+        page = await self._chats.page(current_principal(), limit=request.limit, offset=request.offset)
         return chat_pb2.ListChatsResponse(
             chats=[chat_message(chat) for chat in page.chats], total=page.total, limit=page.limit, offset=page.offset
         )
 
     async def CreateChat(self, request: chat_pb2.CreateChatRequest, context: Any) -> chat_pb2.Chat:
         agent_id = request.agent_id if request.HasField("agent_id") else None
-        return chat_message(await self._chats.create(_caller(), agent_id=agent_id, title=request.title))
+        return chat_message(await self._chats.create(current_principal(), agent_id=agent_id, title=request.title))
 
     async def GetChat(self, request: chat_pb2.GetChatRequest, context: Any) -> chat_pb2.Chat:
-        caller = _caller()
+        caller = current_principal()
         chat = await self._chats.get(caller, request.chat_id)
         return chat_message(chat, await self._chats.messages(caller, request.chat_id))
 
     async def UpdateChat(self, request: chat_pb2.UpdateChatRequest, context: Any) -> chat_pb2.Chat:
-        return chat_message(await self._chats.rename(_caller(), request.chat_id, request.title))
+        return chat_message(await self._chats.rename(current_principal(), request.chat_id, request.title))
 
     async def DeleteChat(self, request: chat_pb2.DeleteChatRequest, context: Any) -> chat_pb2.DeleteChatResponse:
-        await self._chats.delete(_caller(), request.chat_id)
+        await self._chats.delete(current_principal(), request.chat_id)
         return chat_pb2.DeleteChatResponse(message=f"Chat {request.chat_id} deleted")
 
 
@@ -99,7 +91,11 @@ class MessageServicer(chat_pb2_grpc.MessageServiceServicer):
 
     async def SendMessage(self, request: chat_pb2.SendMessageRequest, context: Any) -> chat_pb2.SendMessageResponse:
         exchange = await self._chats.send(
-            _caller(), request.chat_id, request.content, list(request.files), request_id=current_call().request_id
+            current_principal(),
+            request.chat_id,
+            request.content,
+            list(request.files),
+            request_id=current_call().request_id,
         )
         return chat_pb2.SendMessageResponse(
             user_message=message_message(exchange.user_message),
@@ -110,7 +106,7 @@ class MessageServicer(chat_pb2_grpc.MessageServiceServicer):
         self, request: chat_pb2.StreamMessageRequest, context: Any
     ) -> AsyncIterator[chat_pb2.MessageEvent]:
         user_message, generation, recorder, failure = await self._chats.start_reply(
-            _caller(),
+            current_principal(),
             request.chat_id,
             request.message,
             [],
@@ -156,7 +152,7 @@ class ConversationServicer(chat_pb2_grpc.ConversationServiceServicer):
         self._chats = chats
 
     async def Converse(self, request: chat_pb2.ConverseRequest, context: Any) -> AsyncIterator[chat_pb2.ChatEvent]:
-        caller = _caller()
+        caller = current_principal()
         chat_id = _conversation_id(request.conversation_id)
         if chat_id is None:
             # Checked before the conversation is created: a refused request stores nothing.
@@ -201,7 +197,9 @@ class ConversationServicer(chat_pb2_grpc.ConversationServiceServicer):
     async def ListConversations(
         self, request: chat_pb2.ListConversationsRequest, context: Any
     ) -> chat_pb2.ListConversationsResponse:
-        page = await self._chats.page(_caller(), limit=request.limit, offset=request.offset, search=request.search)
+        page = await self._chats.page(
+            current_principal(), limit=request.limit, offset=request.offset, search=request.search
+        )
         return chat_pb2.ListConversationsResponse(
             conversations=[chat_message(chat) for chat in page.chats],
             total=page.total,
@@ -210,15 +208,15 @@ class ConversationServicer(chat_pb2_grpc.ConversationServiceServicer):
         )
 
     async def GetConversation(self, request: chat_pb2.GetConversationRequest, context: Any) -> chat_pb2.Chat:
-        caller = _caller()
+        caller = current_principal()
         chat = await self._chats.get(caller, request.id)
         return chat_message(chat, await self._chats.messages(caller, request.id))
 
     async def DeleteConversation(
         self, request: chat_pb2.DeleteConversationRequest, context: Any
     ) -> chat_pb2.DeleteChatResponse:
-        await self._chats.delete(_caller(), request.id)
+        await self._chats.delete(current_principal(), request.id)
         return chat_pb2.DeleteChatResponse(message=f"Conversation {request.id} deleted")
 
     async def GetStats(self, request: chat_pb2.GetStatsRequest, context: Any) -> chat_pb2.Stats:
-        return chat_pb2.Stats(**await self._chats.stats(_caller()))
+        return chat_pb2.Stats(**await self._chats.stats(current_principal()))

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.errors import AlreadyExists, FailedPrecondition, FieldViolation, NotFound, ValidationFailed
 from server.identity import repository
 from server.identity.models import Permission, Role
-from server.identity.values import Page, page_window
+from server.identity.values import Page
+from server.paging import page_window
 from server.storage import Database
 
 _ROLE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")

@@ -46,8 +46,8 @@ from server.identity.values import (
     normalise_trigramme,
     normalise_username,
     now,
-    page_window,
 )
+from server.paging import page_window
 from server.ratelimit.limiter import RateLimit, RateLimiter
 from server.storage import Database
 

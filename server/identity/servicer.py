@@ -19,23 +19,13 @@ from relais.v1 import (
     user_pb2_grpc,
 )
 
-from server.auth import Principal
 from server.convert import timestamp
-from server.errors import Unauthenticated
 from server.identity.api_keys import ApiKeys, scopes_of
 from server.identity.models import ApiKey, AuthSession, Permission
 from server.identity.roles import RoleAdministration, RoleView
 from server.identity.service import IdentityService, IssuedTokens, NewAccount
 from server.identity.values import ClientInfo, UserView, aware, now
-from server.interceptors.call import current_call
-
-
-def principal() -> Principal:
-    """The caller of a non-public RPC (the auth interceptor has admitted them)."""
-    found = current_call().principal
-    if found is None:
-        raise Unauthenticated("Authentication required")
-    return found
+from server.interceptors.call import current_call, current_principal
 
 
 def client_info(context: Any) -> ClientInfo:
@@ -103,11 +93,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return tokens_message(issued)
 
     async def Logout(self, request: auth_pb2.LogoutRequest, context: Any) -> auth_pb2.LogoutResponse:
-        ended = await self._identity.logout(principal())
+        ended = await self._identity.logout(current_principal())
         return auth_pb2.LogoutResponse(message="Signed out" if ended else "No session to end (API key)")
 
     async def GetMe(self, request: auth_pb2.GetMeRequest, context: Any) -> user_pb2.User:
-        return user_message(await self._identity.me(principal()))
+        return user_message(await self._identity.me(current_principal()))
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
@@ -118,14 +108,14 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         return user_message(await self._identity.register(account(request)))
 
     async def GetProfile(self, request: user_pb2.GetProfileRequest, context: Any) -> user_pb2.User:
-        return user_message(await self._identity.me(principal()))
+        return user_message(await self._identity.me(current_principal()))
 
     async def UpdateProfile(self, request: user_pb2.UpdateProfileRequest, context: Any) -> user_pb2.User:
         def optional(name: str) -> str | None:
             return getattr(request, name) if request.HasField(name) else None
 
         view = await self._identity.update_profile(
-            principal(),
+            current_principal(),
             email=optional("email"),
             full_name=optional("full_name") if request.HasField("full_name") else optional("name"),
             trigramme=optional("trigramme"),
@@ -137,7 +127,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.ChangePasswordRequest, context: Any
     ) -> user_pb2.ChangePasswordResponse:
         revoked = await self._identity.change_password(
-            principal(), current=request.current_password, new=request.new_password
+            current_principal(), current=request.current_password, new=request.new_password
         )
         return user_pb2.ChangePasswordResponse(message="Password changed", sessions_revoked=revoked)
 
@@ -172,7 +162,7 @@ class AdminUserServicer(admin_user_pb2_grpc.AdminUserServiceServicer):
     async def DeleteUser(
         self, request: admin_user_pb2.DeleteUserRequest, context: Any
     ) -> admin_user_pb2.DeleteUserResponse:
-        await self._identity.delete_user(principal(), request.id)
+        await self._identity.delete_user(current_principal(), request.id)
         return admin_user_pb2.DeleteUserResponse()
 
     async def SetUserRole(self, request: admin_user_pb2.SetUserRoleRequest, context: Any) -> user_pb2.User:
@@ -193,13 +183,13 @@ class AdminUserServicer(admin_user_pb2_grpc.AdminUserServiceServicer):
     async def ActivateUser(
         self, request: admin_user_pb2.ActivateUserRequest, context: Any
     ) -> admin_user_pb2.UserActivation:
-        user = await self._identity.set_active(principal(), request.user_id, active=True)
+        user = await self._identity.set_active(current_principal(), request.user_id, active=True)
         return admin_user_pb2.UserActivation(id=user.id, is_active=user.is_active)
 
     async def DeactivateUser(
         self, request: admin_user_pb2.DeactivateUserRequest, context: Any
     ) -> admin_user_pb2.UserActivation:
-        user = await self._identity.set_active(principal(), request.user_id, active=False)
+        user = await self._identity.set_active(current_principal(), request.user_id, active=False)
         return admin_user_pb2.UserActivation(id=user.id, is_active=user.is_active)
 
 
@@ -301,20 +291,20 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
         self, request: session_pb2.ListSessionsRequest, context: Any
     ) -> session_pb2.ListSessionsResponse:
         rows = await self._identity.list_sessions(
-            principal(), include_inactive=request.include_inactive, all_users=request.all
+            current_principal(), include_inactive=request.include_inactive, all_users=request.all
         )
         return session_pb2.ListSessionsResponse(sessions=[session_summary(row) for row in rows])
 
     async def TerminateSession(
         self, request: session_pb2.TerminateSessionRequest, context: Any
     ) -> session_pb2.TerminateSessionResponse:
-        row = await self._identity.terminate_session(principal(), request.id)
+        row = await self._identity.terminate_session(current_principal(), request.id)
         return session_pb2.TerminateSessionResponse(id=row.id, active=False)
 
     async def GetCurrentSession(
         self, request: session_pb2.GetCurrentSessionRequest, context: Any
     ) -> session_pb2.CurrentSession:
-        row = await self._identity.current_session(principal(), requested=current_call().credentials.session_id)
+        row = await self._identity.current_session(current_principal(), requested=current_call().credentials.session_id)
         return session_pb2.CurrentSession(
             id=row.id,
             user_id=row.user_id,
@@ -347,18 +337,18 @@ class ApiKeyServicer(api_key_pb2_grpc.ApiKeyServiceServicer):
         self, request: api_key_pb2.CreateApiKeyRequest, context: Any
     ) -> api_key_pb2.CreateApiKeyResponse:
         created = await self._keys.create(
-            principal(), name=request.name, scopes=list(request.scopes), expires_in_days=request.expires_in_days
+            current_principal(), name=request.name, scopes=list(request.scopes), expires_in_days=request.expires_in_days
         )
         return api_key_pb2.CreateApiKeyResponse(api_key=api_key_message(created.row), key=created.secret)
 
     async def ListApiKeys(
         self, request: api_key_pb2.ListApiKeysRequest, context: Any
     ) -> api_key_pb2.ListApiKeysResponse:
-        rows = await self._keys.list(principal(), include_revoked=request.include_revoked)
+        rows = await self._keys.list(current_principal(), include_revoked=request.include_revoked)
         return api_key_pb2.ListApiKeysResponse(items=[api_key_message(row) for row in rows], total=len(rows))
 
     async def RevokeApiKey(
         self, request: api_key_pb2.RevokeApiKeyRequest, context: Any
     ) -> api_key_pb2.RevokeApiKeyResponse:
-        await self._keys.revoke(principal(), request.id)
+        await self._keys.revoke(current_principal(), request.id)
         return api_key_pb2.RevokeApiKeyResponse()

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from server.errors import FieldViolation, ValidationFailed
+from server.errors import FieldViolation
 from server.identity.models import User
 
 T = TypeVar("T")
 
-MAX_PAGE = 100
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{3,64}$")
 _TRIGRAMME = re.compile(r"^[A-Z]{2,4}$")
@@ -61,20 +60,6 @@ class Page(Generic[T]):
     @property
     def has_more(self) -> bool:
         return self.skip + len(self.items) < self.total
-
-
-def page_window(*, skip: int, offset: int, limit: int, default: int = 20) -> tuple[int, int]:
-    """(skip, limit) from either pagination dialect; limit capped at 100."""
-    violations = []
-    if skip < 0:
-        violations.append(FieldViolation(field="skip", message="must be zero or more"))
-    if offset < 0:
-        violations.append(FieldViolation(field="offset", message="must be zero or more"))
-    if limit < 0:
-        violations.append(FieldViolation(field="limit", message="must be between 1 and 100"))
-    if violations:
-        raise ValidationFailed(violations)
-    return skip or offset, min(limit or default, MAX_PAGE)
 
 
 def normalise_email(email: str, violations: list[FieldViolation], field: str = "email") -> str:

@@ -78,8 +78,7 @@ class _Coalescer:
             self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
-        with contextlib.suppress(Exception):
-            await self._source.aclose()  # type: ignore[attr-defined]
+        await _aclose(self._source)
 
 
 class Generation:
@@ -147,11 +146,7 @@ class Generation:
             outcome = "error"
             raise
         finally:
-            if coalescer is not None:
-                await coalescer.close()
-            else:
-                with contextlib.suppress(Exception):
-                    await self._source.aclose()  # type: ignore[attr-defined]
+            await (coalescer.close() if coalescer is not None else _aclose(self._source))
             LLM_ACTIVE_STREAMS.labels(*self._labels).dec()
             LLM_REQUESTS.labels(*self._labels, outcome).inc()
             if self._first_token_at is not None and self.completion_tokens > 1:
@@ -202,12 +197,9 @@ class InferenceService:
             first = await anext(source)
         except StopAsyncIteration:
             first = Chunk(finish=Finish.STOP)
-        except Unavailable:
-            self.catalogue.mark_unavailable(model.key)
-            LLM_REQUESTS.labels(model.key, model.backend.kind, "error").inc()
-            await _aclose(source)
-            raise
-        except BaseException:
+        except BaseException as error:
+            if isinstance(error, Unavailable):
+                self.catalogue.mark_unavailable(model.key)
             LLM_REQUESTS.labels(model.key, model.backend.kind, "error").inc()
             await _aclose(source)
             raise

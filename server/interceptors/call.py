@@ -7,6 +7,7 @@ import contextvars
 from dataclasses import dataclass, field
 
 from server.auth import Credentials, Principal
+from server.errors import Unauthenticated
 
 
 @dataclass(slots=True, kw_only=True)
@@ -30,6 +31,14 @@ _current: contextvars.ContextVar[CallState] = contextvars.ContextVar("relais_cal
 def current_call() -> CallState:
     """The call being served. Only valid inside an RPC."""
     return _current.get()
+
+
+def current_principal() -> Principal:
+    """The caller of a non-public RPC (the auth interceptor has admitted them)."""
+    found = _current.get().principal
+    if found is None:
+        raise Unauthenticated("Authentication required")
+    return found
 
 
 def begin_call(state: CallState) -> contextvars.Token[CallState]:

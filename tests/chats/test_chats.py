@@ -10,13 +10,13 @@ import grpc
 import httpx
 import orjson
 import pytest
-import requests
 from httpx_sse import connect_sse
 from relais.v1 import chat_pb2, chat_pb2_grpc
 
 from server.chats.history import fit
 from server.inference.backend import Role, Turn
 from tests.identity.helpers import PASSWORD, Account, new_account
+from tests.seeds.test_identity_examples import FoyerGPTAPI
 from tests.support.live import LiveStack
 from tests.support.triton_live import LiveTriton
 from tests.support.triton_standin import default_tokens
@@ -183,35 +183,6 @@ def test_messages_over_grpc(http: httpx.Client, chat_stack: LiveStack) -> None:
                 chat_pb2.SendMessageRequest(chat_id=created.id, content="hi", files=[7]), metadata=metadata
             )
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-
-
-class FoyerGPTAPI:
-    """seeds/004 "Python", as written."""
-
-    def __init__(self, base_url: str = "http://localhost:8061/api") -> None:
-        self.base_url = base_url
-        self.session = requests.Session()
-        self.token = None
-
-    def login(self, email: str, password: str) -> Any:
-        response = self.session.post(f"{self.base_url}/auth/login", json={"email": email, "password": password})
-        response.raise_for_status()
-        data = response.json()
-        self.token = data["access_token"]
-        self.session.headers.update({"Authorization": f"Bearer {self.token}"})
-        return data
-
-    def create_agent(self, name: str, system_prompt: str, **kwargs: Any) -> Any:
-        response = self.session.post(
-            f"{self.base_url}/agents", json={"name": name, "system_prompt": system_prompt, **kwargs}
-        )
-        response.raise_for_status()
-        return response.json()
-
-    def send_message(self, chat_id: int, content: str) -> Any:
-        response = self.session.post(f"{self.base_url}/messages", json={"chat_id": chat_id, "content": content})
-        response.raise_for_status()
-        return response.json()
 
 
 def test_the_seed_python_example_runs_unchanged(http: httpx.Client, chat_stack: LiveStack) -> None:

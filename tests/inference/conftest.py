@@ -3,7 +3,6 @@ the real local model (loaded on first use) and backends that are broken on purpo
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import grpc
@@ -16,6 +15,7 @@ from tests.support import services
 from tests.support.live import LiveStack
 from tests.support.triton_live import LiveTriton
 from tests.support.triton_standin import StandInModel
+from tests.test_cli import free_port
 
 USER = {"authorization": "Bearer user-token"}
 USER_METADATA = (("authorization", "Bearer user-token"),)
@@ -23,12 +23,6 @@ USER_METADATA = (("authorization", "Bearer user-token"),)
 
 def wide_tokens(prompt: str, max_tokens: int) -> list[str]:
     return [f"{index:05d}" + "x" * 1019 for index in range(max_tokens)]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,10 @@ from relais.v1 import inference_pb2, inference_pb2_grpc
 
 from server.inference.local import packaged_model
 from tests.conftest import stack_settings
-from tests.inference.conftest import USER, USER_METADATA, free_port
+from tests.inference.conftest import USER, USER_METADATA
 from tests.support import services
 from tests.support.live import LiveStack
+from tests.test_cli import free_port
 
 pytestmark = pytest.mark.slow
 

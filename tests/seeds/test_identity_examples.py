@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import requests
@@ -44,20 +45,32 @@ def test_orchestrator_httpx_example(stack: LiveStack) -> None:
 
 
 class FoyerGPTAPI:
-    """seeds/004 "Python", as written (login part)."""
+    """seeds/004 "Python", as written."""
 
     def __init__(self, base_url: str = "http://localhost:8061/api") -> None:
         self.base_url = base_url
         self.session = requests.Session()
         self.token = None
 
-    def login(self, email: str, password: str) -> dict[str, object]:
+    def login(self, email: str, password: str) -> Any:
         response = self.session.post(f"{self.base_url}/auth/login", json={"email": email, "password": password})
         response.raise_for_status()
         data = response.json()
         self.token = data["access_token"]
         self.session.headers.update({"Authorization": f"Bearer {self.token}"})
-        return dict(data)
+        return data
+
+    def create_agent(self, name: str, system_prompt: str, **kwargs: Any) -> Any:
+        response = self.session.post(
+            f"{self.base_url}/agents", json={"name": name, "system_prompt": system_prompt, **kwargs}
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def send_message(self, chat_id: int, content: str) -> Any:
+        response = self.session.post(f"{self.base_url}/messages", json={"chat_id": chat_id, "content": content})
+        response.raise_for_status()
+        return response.json()
 
 
 def test_foyergpt_python_client_class(stack: LiveStack, http: httpx.Client) -> None:
