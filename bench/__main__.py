@@ -6,13 +6,14 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from bench import chat, health, identity, llm
+from bench import chat, health, identity, llm, retrieval
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], int]] = {
     "health": health.run,
     "identity": identity.run,
     "llm": llm.run,
     "chat": chat.run,
+    "retrieval": retrieval.run,
 }
 
 

@@ -25,6 +25,14 @@ from relais.options.v1 import options_pb2
 from bridge.httprule import PathTemplate, TemplateError
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+# google.api.HttpBody: a response body in its own media type (a download when streamed).
+HTTP_BODY = "google.api.HttpBody"
+# A request field of this type receives the multipart file part of the same name.
+UPLOADED_FILE = "relais.options.v1.UploadedFile"
+
+
+def is_uploaded_file(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.full_name == UPLOADED_FILE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,7 +169,8 @@ def _method_bindings(method: MethodDescriptor) -> list[Binding]:
     _check_delivery_choice(method, stream)
     if method.client_streaming:
         raise TemplateError(f"{method.full_name}: client-streaming RPCs cannot be bound to HTTP")
-    if method.server_streaming and dialect not in SSE_DIALECTS:
+    # A stream of google.api.HttpBody is one download: its pieces are the body, no framing.
+    if method.server_streaming and dialect not in SSE_DIALECTS and method.output_type.full_name != HTTP_BODY:
         raise TemplateError(
             f"{method.full_name}: a server-streaming RPC needs a (relais.options.v1.stream).sse dialect"
         )

@@ -15,7 +15,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from relais.options.v1 import options_pb2
 
-from bridge.bindings import Binding, resolve_field
+from bridge.bindings import HTTP_BODY, Binding, is_uploaded_file, resolve_field
 from bridge.marshal import enum_words
 
 FD = FieldDescriptor
@@ -241,7 +241,10 @@ def _operation(builder: SchemaBuilder, binding: Binding, names: tuple[str, ...])
             builder.message(request) if binding.body == "*" else builder.field(request.fields_by_name[binding.body])
         )
         content: Schema = {"application/json": {"schema": schema}}
-        if binding.body == "*" and _is_flat(request):
+        if binding.body == "*" and (form := _multipart_schema(builder, request)) is not None:
+            # Files travel as multipart parts; JSON (the file's bytes in base64) still works.
+            content = {"multipart/form-data": {"schema": form}, **content}
+        elif binding.body == "*" and _is_flat(request):
             # Form encoding has no notation for nested objects: offered for flat messages only.
             content["application/x-www-form-urlencoded"] = {"schema": schema}
         operation["requestBody"] = {"required": False, "content": content}
@@ -256,6 +259,20 @@ def _operation(builder: SchemaBuilder, binding: Binding, names: tuple[str, ...])
 FOYERGPT_SSE = options_pb2.STREAM_DIALECT_FOYERGPT_SSE
 
 
+def _multipart_schema(builder: SchemaBuilder, request: Descriptor) -> Schema | None:
+    """A form for a request with UploadedFile fields: those as binary parts, the rest as values."""
+    files = [field for field in request.fields if is_uploaded_file(field)]
+    if not files:
+        return None
+    properties: Schema = {}
+    for field in request.fields:
+        if field in files:
+            properties[field.name] = {"type": "string", "format": "binary"}
+        elif field.cpp_type != FD.CPPTYPE_MESSAGE:
+            properties[field.name] = builder.field(field)
+    return {"type": "object", "properties": properties, "required": [field.name for field in files]}
+
+
 def _is_flat(descriptor: Descriptor) -> bool:
     """Every field is a scalar, an enum or a list of them."""
     return all(field.cpp_type != FD.CPPTYPE_MESSAGE for field in descriptor.fields)
@@ -265,13 +282,19 @@ def _success(builder: SchemaBuilder, binding: Binding) -> Schema:
     output = binding.method.output_type
     if binding.success_status == 204:
         return {"description": "No content"}
-    if output.full_name == "google.api.HttpBody":
+    if output.full_name == HTTP_BODY:
         return {"description": "Raw content", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
     if binding.streaming:
-        return {
-            "description": "Server-sent events, then `data: [DONE]`",
-            "content": {"text/event-stream": {"schema": _sse_event(builder.message(output))}},
-        }
+        content: Schema = {"text/event-stream": {"schema": _sse_event(builder.message(output))}}
+        if binding.stream_field:
+            # The same route answers one JSON body (the result event) when the request's flag is off.
+            result = output.fields_by_name[binding.result_event].message_type
+            content["application/json"] = {"schema": builder.message(result)}
+            return {
+                "description": f"One JSON body, or server-sent events when `{binding.stream_field}` is true",
+                "content": content,
+            }
+        return {"description": "Server-sent events, then `data: [DONE]`", "content": content}
     schema = (
         builder.field(output.fields_by_name[binding.response_body])
         if binding.response_body

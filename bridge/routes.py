@@ -7,18 +7,18 @@ Each binding becomes a `ProtoRoute`; serving a request only runs the compiled pl
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import grpc
 import orjson
 from google.protobuf.message import Message
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
-from bridge.bindings import Binding
+from bridge.bindings import HTTP_BODY, Binding, is_uploaded_file
 from bridge.errors import error_response, rpc_error_response, validation_response
 from bridge.marshal import ParseError, json_to_message, message_to_json
 from bridge.query import apply_params, set_path_value
@@ -35,7 +35,11 @@ FORWARDED_HEADERS = {
     "x-session-id": "x-session-id",
     "user-agent": "x-forwarded-user-agent",
 }
-HTTP_BODY = "google.api.HttpBody"
+# Headers of a download the server sends as initial metadata.
+DOWNLOAD_HEADERS = ("content-disposition", "content-length")
+# A multipart form's limits besides the body size: file parts, and other parts.
+MAX_FORM_FILES = 4
+MAX_FORM_FIELDS = 64
 
 
 class BodyError(Exception):
@@ -85,6 +89,8 @@ class Transcoder:
             first = await first_message(call)
         except grpc.aio.AioRpcError as error:
             return rpc_error_response(error, request_id, _headers(error.initial_metadata(), error.trailing_metadata()))
+        if binding.method.output_type.full_name == HTTP_BODY:
+            return _download(call, first, await call.initial_metadata(), binding.success_status)
         return sse_response(call, first, _headers(await call.initial_metadata()), request_id, binding.stream_dialect)
 
     async def _whole(self, binding: Binding, call: Any, request_id: str) -> Response:
@@ -142,6 +148,9 @@ class Transcoder:
             pairs = urllib.parse.parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
             apply_params(target, pairs)
             return
+        if content_type == "multipart/form-data" and isinstance(target, Message):
+            await _read_form(request, raw, target)
+            return
         raise BodyError(415, "UNSUPPORTED_MEDIA_TYPE", f"Content type {content_type!r} is not accepted here; send JSON")
 
     async def _bounded_body(self, request: Request) -> bytes:
@@ -166,6 +175,52 @@ class Transcoder:
             if value and value.isascii() and value.isprintable():
                 metadata.append((key, value))
         return metadata
+
+
+async def _read_form(request: Request, raw: bytes, target: Message) -> None:
+    """A multipart form onto the request: file parts into UploadedFile fields of the same name,
+    the other parts as query parameters would be."""
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
+    except Exception as error:  # starlette raises MultiPartException or HTTPException for bad forms
+        raise BodyError(400, "BAD_REQUEST", f"Malformed multipart body: {getattr(error, 'detail', error)}") from None
+    try:
+        pairs: list[tuple[str, str]] = []
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                pairs.append((name, value))
+                continue
+            field = target.DESCRIPTOR.fields_by_name.get(name)
+            if field is None or not is_uploaded_file(field):
+                raise BodyError(400, "BAD_REQUEST", f"Unexpected file part {name!r}")
+            uploaded = getattr(target, name)
+            uploaded.filename = value.filename or ""
+            uploaded.content_type = value.content_type or ""
+            uploaded.data = await value.read()
+        apply_params(target, pairs)
+    finally:
+        await form.close()
+
+
+def _download(call: Any, first: Message | None, metadata: Any, status: int) -> Response:
+    """A stream of google.api.HttpBody as one response body, typed by its first piece."""
+    headers = {key: value for key, value in metadata or () if key in DOWNLOAD_HEADERS and isinstance(value, str)}
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            message = first
+            while message is not None:
+                yield message.data
+                message = await first_message(call)
+        finally:
+            call.cancel()
+
+    media_type = (first.content_type if first is not None else "") or "application/octet-stream"
+    return StreamingResponse(body(), status_code=status, media_type=media_type, headers=headers)
 
 
 def _headers(*metadata: Any) -> dict[str, str]:

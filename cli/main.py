@@ -3,6 +3,7 @@
 relais serve                                   # gRPC :50051 + HTTP :8000, data in ./data
 relais serve --only grpc --grpc-port 50051
 relais serve --only bridge --upstream grpc.internal:50051 --http-port 8080
+RELAIS_API_KEY=rk_... relais index data/corpus/manuals   # index corpus files, with a progress bar
 """
 
 from __future__ import annotations
@@ -165,6 +166,70 @@ async def create_admin(settings: Settings, *, email: str, password: str) -> bool
         return await ensure_admin(identity.service, database, email=email, password=password)
     finally:
         await database.dispose()
+
+
+def corpus_relative(path: Path, corpus_dir: Path) -> str:
+    """PATH as the server names it: relative to the corpus directory, which it must be inside."""
+    resolved, root = path.expanduser().resolve(), corpus_dir.resolve()
+    if not resolved.is_relative_to(root):
+        raise typer.BadParameter(
+            f"{path} is not inside the corpus directory {root}; put the files there (or set RELAIS_CORPUS_DIR)",
+            param_hint="PATH",
+        )
+    relative = resolved.relative_to(root).as_posix()
+    return "" if relative == "." else relative
+
+
+@app.command("index")
+def index(
+    path: Annotated[Path, typer.Argument(help="A file or folder inside the corpus directory.", exists=True)],
+    full: Annotated[bool, typer.Option("--full/--incremental", help="Re-read unchanged files too.")] = False,
+    server: Annotated[str | None, typer.Option(help="The gRPC server [127.0.0.1:<grpc port>].")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="RELAIS_API_KEY", help="An API key with corpus:write.")] = None,
+    token: Annotated[str | None, typer.Option(envvar="RELAIS_TOKEN", help="An access token, instead of a key.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML settings file (also RELAIS_CONFIG).", exists=True)] = None,
+) -> None:
+    """Index corpus files on a running server, showing progress; prints what changed."""
+    import grpc
+    from relais.v1 import retrieval_pb2, retrieval_pb2_grpc
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    settings = load_settings(config)
+    if not (api_key or token):
+        raise typer.BadParameter("needs credentials: --api-key / RELAIS_API_KEY or --token / RELAIS_TOKEN")
+    relative = corpus_relative(path, settings.corpus_path)
+    target = server or f"{loopback(settings.host)}:{settings.grpc_port}"
+    metadata = [("x-api-key", api_key)] if api_key else [("authorization", f"Bearer {token}")]
+    result = None
+    with (
+        grpc.insecure_channel(target) as channel,
+        Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+        ) as progress,
+    ):
+        task = progress.add_task("scanning", total=None)
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        try:
+            for event in stub.Reindex(retrieval_pb2.ReindexRequest(path=relative, full=full), metadata=metadata):
+                if event.HasField("progress"):
+                    step = event.progress
+                    progress.update(task, total=step.files_total, completed=step.files_done, description=step.path)
+                else:
+                    result = event.done
+        except grpc.RpcError as error:
+            typer.echo(f"error: {error.details()}", err=True)
+            raise typer.Exit(1) from None
+    if result is None:
+        typer.echo("error: the server ended the run without a result", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"indexed {result.indexed}, unchanged {result.unchanged}, removed {result.removed}, "
+        f"{result.chunks} passages in {result.seconds:.1f}s"
+    )
+    for failure in result.failed:
+        typer.echo(f"failed {failure.path}: {failure.reason}", err=True)
+    if result.failed:
+        raise typer.Exit(2)
 
 
 @app.command()

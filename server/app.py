@@ -38,6 +38,7 @@ from server.interceptors.request_id import RequestIdScope
 from server.observability import DATA_DIR_FREE_BYTES
 from server.ratelimit.limiter import MemoryRateLimiter, RateLimit, RateLimiter, RedisRateLimiter
 from server.registration import ServiceRegistration, register
+from server.retrieval.domain import RetrievalDomain, start_retrieval
 from server.scheduler.engine import Scheduler
 from server.storage import Database, create_database
 from server.system.probes import RedisProbe, disk_usage
@@ -91,6 +92,7 @@ class RelaisServer:
         )
         self.identity: IdentityDomain | None = None
         self.inference: InferenceDomain | None = None
+        self.retrieval: RetrievalDomain | None = None
         self.message_events: MessageEvents = RedisRooms(settings.redis_url) if settings.redis_url else LocalRooms()
         self.system = SystemService(
             database=self.database,
@@ -114,6 +116,10 @@ class RelaisServer:
         self.identity = await start_identity(self.settings, self.database, self.limiter)
         self.inference = await start_inference(self.settings)
         self.system.registries.dependencies["inference"] = self.inference.probe
+        self.retrieval = start_retrieval(self.settings, self.database)
+        if self.settings.retrieval_preload:
+            await self.retrieval.preload()
+        self.system.registries.dependencies["vector_store"] = self.retrieval.probe
         self.scheduler.add("disk-usage", 30.0, self._sample_disk)
         self.scheduler.start()
 
@@ -148,7 +154,13 @@ class RelaisServer:
             register(access_pb2, access_pb2_grpc, "AccessService", AccessServicer(self.policy, authenticator)),
             *self.identity.registrations(),
             *self.inference.registrations(),
-            register(agent_pb2, agent_pb2_grpc, "AgentService", AgentServicer(AgentService(self.database))),
+            *self.retrieval.registrations(),
+            register(
+                agent_pb2,
+                agent_pb2_grpc,
+                "AgentService",
+                AgentServicer(AgentService(self.database, self.retrieval.knowledge)),
+            ),
             *self._chat_registrations(),
             *self._extra_services,
         ]
@@ -169,8 +181,14 @@ class RelaisServer:
         return self.port
 
     def _chat_registrations(self) -> list[ServiceRegistration]:
-        assert self.inference is not None
-        chats = ChatService(self.database, self.inference.service, self.inference.catalogue, self.message_events)
+        assert self.inference is not None and self.retrieval is not None
+        chats = ChatService(
+            self.database,
+            self.inference.service,
+            self.inference.catalogue,
+            self.message_events,
+            knowledge=self.retrieval.knowledge,
+        )
         return [
             register(chat_pb2, chat_pb2_grpc, "ChatService", ChatServicer(chats)),
             register(chat_pb2, chat_pb2_grpc, "MessageService", MessageServicer(chats)),
@@ -189,6 +207,9 @@ class RelaisServer:
         if self.inference is not None:
             await self.inference.close()
             self.inference = None
+        if self.retrieval is not None:
+            await self.retrieval.close()
+            self.retrieval = None
         if self.identity is not None:
             await self.identity.close()
         await self.message_events.close()

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -98,10 +98,53 @@ class Settings(BaseSettings):
     llm_default_max_tokens: int = Field(default=256, ge=1)
     llm_max_tokens: int = Field(default=2048, ge=1)
 
+    # Retrieval. The vector store: a Milvus Lite file under data_dir unless a server URI is set
+    # (e.g. "http://milvus:19530"), with its token ("user:password" or an API key).
+    milvus_uri: str | None = None
+    milvus_token: SecretStr | None = None
+    milvus_collection: str = Field(default="relais_passages", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+    # The local assistant's corpus (/rag/reindex); data_dir/corpus when unset.
+    corpus_dir: Path | None = None
+    # Embeddings: the packaged all-MiniLM-L6-v2 in-process ("local"), or a model on Triton.
+    embedding_backend: Literal["local", "triton"] = "local"
+    embedding_url: str | None = None
+    embedding_model: str = "all_minilm_l6_v2"
+    embedding_input: str = "TEXT"
+    embedding_output: str = "EMBEDDING"
+    embedding_dimension: int = Field(default=384, gt=0)
+    # CPU threads torch may use for local embeddings; every core when unset.
+    embedding_threads: int | None = Field(default=None, ge=1)
+    # Largest uploaded document (413 beyond).
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    # Passage size and overlap, in characters.
+    chunk_chars: int = Field(default=800, ge=100, le=8000)
+    chunk_overlap: int = Field(default=100, ge=0, le=1000)
+    # Open the vector store at start (else at its first use).
+    retrieval_preload: bool = True
+    # Passages given to an assistant reply.
+    reply_passages: int = Field(default=4, ge=0, le=20)
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("corpus_dir")
+    @classmethod
+    def _absolute_corpus(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @model_validator(mode="after")
+    def _embedding_backend(self) -> Settings:
+        if self.embedding_backend == "triton" and not self.embedding_url:
+            raise ValueError("embedding_backend 'triton' needs embedding_url (host:port of Triton's gRPC port)")
+        if self.chunk_overlap >= self.chunk_chars:
+            raise ValueError("chunk_overlap must be smaller than chunk_chars")
+        return self
+
+    @property
+    def corpus_path(self) -> Path:
+        return self.corpus_dir or self.data_dir / "corpus"
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -96,3 +96,21 @@ LLM_ACTIVE_STREAMS = Gauge("relais_llm_active_streams", "Generations in progress
 LLM_REQUESTS = Counter(
     "relais_llm_requests_total", "Generations by outcome (complete, cancelled, error).", ["model", "backend", "outcome"]
 )
+
+# Retrieval.
+RETRIEVAL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+RETRIEVAL_SEARCH_SECONDS = Histogram(
+    "relais_retrieval_search_seconds",
+    "Passage searches in the vector store (the query's embedding excluded), by mode.",
+    ["mode"],
+    buckets=RETRIEVAL_BUCKETS,
+)
+RETRIEVAL_EMBED_SECONDS = Histogram(
+    "relais_retrieval_embedding_seconds",
+    "Calls to the embedding model, by backend.",
+    ["backend"],
+    buckets=RETRIEVAL_BUCKETS,
+)
+RETRIEVAL_PASSAGES_INDEXED = Counter(
+    "relais_retrieval_passages_indexed_total", "Passages embedded and written, by scope.", ["scope"]
+)

@@ -60,6 +60,8 @@ def stack_settings(data_dir: Path, database_url: str, **overrides: object) -> Se
         "rate_limit_login": "100000/minute",
         # The local model loads on its first request: most stacks never generate.
         "llm_preload": False,
+        # Milvus Lite opens on first use too: most stacks never retrieve.
+        "retrieval_preload": False,
     }
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
@@ -79,6 +81,8 @@ def stack(
         max_body_bytes=64 * 1024,
         admin_email=ADMIN_EMAIL,
         admin_password=ADMIN_PASSWORD,
+        # /health reports the vector store: open it at start, as a server does by default.
+        retrieval_preload=True,
     )
     live = services.start_stack_with_test_service(settings, servicer=test_servicer, static_tokens=True)
     yield live

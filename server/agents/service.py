@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
@@ -13,6 +13,9 @@ from server.errors import FailedPrecondition, FieldViolation, NotFound, Permissi
 from server.identity.models import User
 from server.paging import page_window
 from server.storage import Database
+
+if TYPE_CHECKING:
+    from server.retrieval.service import KnowledgeBase
 
 MAX_AGENTS_PER_USER = 50
 DEFAULT_TEMPERATURE = 0.7
@@ -68,7 +71,8 @@ def _violations(fields: AgentFields, *, creating: bool) -> list[FieldViolation]:
 
 
 class AgentService:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, knowledge: KnowledgeBase | None = None) -> None:
+        self._knowledge = knowledge
         self._database = database
 
     async def list_public(self, *, limit: int, offset: int) -> AgentPage:
@@ -144,6 +148,11 @@ class AgentService:
         return await self.get(principal, agent_id)
 
     async def delete(self, principal: Principal, agent_id: int) -> None:
+        if self._knowledge is not None:
+            async with self._database.sessions() as session:
+                await self._owned(session, principal, agent_id)
+            # Its documents and memories first: their files and passages are not rows a cascade could remove.
+            await self._knowledge.forget_entity("agent", agent_id)
         async with self._database.sessions() as session, session.begin():
             await session.delete(await self._owned(session, principal, agent_id))
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, func, or_, select
 
@@ -24,6 +25,11 @@ from server.inference.service import Generation, InferenceService
 from server.paging import page_window
 from server.storage import Database
 from server.storage.models import utcnow
+
+if TYPE_CHECKING:
+    from server.retrieval.service import Found, KnowledgeBase
+
+log = logging.getLogger("relais.chats")
 
 MAX_CONTENT = 4000
 MAX_TITLE = 200
@@ -70,15 +76,35 @@ def _append(session: Any, chat: Chat | None, message: Message) -> None:
         chat.last_message_at = utcnow()
 
 
+def with_passages(system_prompt: str, found: list[Found]) -> str:
+    """The system prompt followed by the retrieved passages, numbered so the reply can cite them."""
+    if not found:
+        return system_prompt
+    excerpts = "\n\n".join(f"[{index}] {passage.path}:\n{passage.text}" for index, passage in enumerate(found, 1))
+    lead = "Excerpts from the documents and memory available to this conversation (cite them as [n]):"
+    return f"{system_prompt}\n\n{lead}\n\n{excerpts}".strip()
+
+
 class ReplyRecorder:
     """Writes an assistant reply as it is generated: created with the first text, rewritten at
     most every FLUSH_EVERY seconds, finished with its status whatever ends the generation."""
 
-    def __init__(self, database: Database, chat_id: int, model: str, events: MessageEvents) -> None:
+    def __init__(
+        self,
+        database: Database,
+        chat_id: int,
+        model: str,
+        events: MessageEvents,
+        *,
+        sources: list[dict[str, Any]] | None = None,
+        on_complete: Callable[[Message], Awaitable[None]] | None = None,
+    ) -> None:
         self._database = database
         self._events = events
         self._chat_id = chat_id
         self._model = model
+        self._sources = sources or None
+        self._on_complete = on_complete
         self._flushed_at = 0.0
         self.message: Message | None = None
 
@@ -102,11 +128,20 @@ class ReplyRecorder:
         await self._write(generation, status)
         if self.message is not None:
             await self._events.stored(self.message)
+            if status == "complete" and self._on_complete is not None:
+                try:
+                    await self._on_complete(self.message)
+                except Exception:
+                    log.exception("after-reply task failed for message %s", self.message.id)
+
+    def _new_message(self, **fields: Any) -> Message:
+        """The reply's row, with the model that writes it and the passages it was given."""
+        return Message(chat_id=self._chat_id, role="assistant", llm_model=self._model, sources=self._sources, **fields)
 
     async def failed_to_start(self) -> None:
         """Record that the model could not even start: an empty reply with status error."""
         async with self._database.sessions() as session, session.begin():
-            self.message = Message(chat_id=self._chat_id, role="assistant", llm_model=self._model, status="error")
+            self.message = self._new_message(status="error")
             _append(session, await session.get(Chat, self._chat_id), self.message)
         await self._events.stored(self.message)
 
@@ -114,7 +149,7 @@ class ReplyRecorder:
         self._flushed_at = time.monotonic()
         async with self._database.sessions() as session, session.begin():
             if self.message is None:
-                self.message = Message(chat_id=self._chat_id, role="assistant", llm_model=self._model)
+                self.message = self._new_message()
                 _append(session, await session.get(Chat, self._chat_id), self.message)
             else:
                 self.message = await session.merge(self.message)
@@ -131,9 +166,12 @@ class ChatService:
         inference: InferenceService,
         catalogue: Catalogue,
         events: MessageEvents | None = None,
+        *,
+        knowledge: KnowledgeBase | None = None,
     ) -> None:
         self._database = database
         self._events = events or LocalRooms()
+        self._knowledge = knowledge
         self._inference = inference
         self._catalogue = catalogue
         self._started = time.monotonic()
@@ -193,6 +231,10 @@ class ChatService:
         return await self.get(principal, chat_id)
 
     async def delete(self, principal: Principal, chat_id: int) -> None:
+        if self._knowledge is not None:
+            await self.get(principal, chat_id)
+            # Its documents first: their files and passages are not rows a cascade could remove.
+            await self._knowledge.forget_entity("chat", chat_id)
         async with self._database.sessions() as session, session.begin():
             await session.delete(await self._owned(session, principal, chat_id))
 
@@ -245,6 +287,7 @@ class ChatService:
             "agents": int(agents or 0),
             "models": len(self._catalogue.keys),
             "uptime_seconds": int(time.monotonic() - self._started),
+            "memory_entries": await self._knowledge.memory_count(principal) if self._knowledge else 0,
         }
 
     # ------------------------------------------------------------------ messages
@@ -263,11 +306,24 @@ class ChatService:
         """Store the user's message, then start the reply. Returns the stored message, the
         generation (None if it could not start, with the reason) and its recorder."""
         self.check_content(content, content_field)
-        if files:
-            # Documents arrive with the retrieval domain; until one exists, no id names a document.
+        if files and self._knowledge is None:
             raise NotFound(f"No document {files[0]}")
         if model:
             self.check_model(model)
+        # Retrieval first, before anything is stored: if it fails, the request fails whole.
+        async with self._database.sessions() as session:
+            chat = await self._owned(session, principal, chat_id)
+            agent = chat.agent
+        found: list[Found] = []
+        if self._knowledge is not None:
+            file_sources = await self._knowledge.check_files(principal, files)
+            found = await self._knowledge.for_reply(
+                principal,
+                chat_id=chat_id,
+                agent_id=agent.id if agent else None,
+                file_sources=file_sources,
+                query=content,
+            )
         async with self._database.sessions() as session, session.begin():
             chat = await self._owned(session, principal, chat_id)
             history = list(
@@ -280,11 +336,12 @@ class ChatService:
             if not chat.title:
                 chat.title = title_from(content)
             agent = chat.agent
-            system_prompt = agent.system_prompt if agent else ""
+            system_prompt = with_passages(agent.system_prompt if agent else "", found)
             temperature = agent.temperature if agent else DEFAULT_TEMPERATURE
             # An agent may name a model this deployment does not serve: the router then chooses.
             wanted = model or (agent.model if agent else ROUTER_KEY)
             model_key = wanted if wanted in self._catalogue.keys else ROUTER_KEY
+            learning_agent = agent.id if agent is not None and agent.learn_from_interaction else None
         turns = [Turn(Role.USER if m.role == "user" else Role.ASSISTANT, m.content) for m in history]
         turns.append(Turn(Role.USER, content))
         max_tokens = self._inference.max_tokens(None)
@@ -298,7 +355,21 @@ class ChatService:
             caller=principal.subject,
         )
         await self._events.stored(user_message)
-        recorder = ReplyRecorder(self._database, chat_id, served.key, self._events)
+        on_complete = None
+        if learning_agent is not None and self._knowledge is not None:
+            knowledge, agent_id = self._knowledge, learning_agent
+
+            async def on_complete(reply: Message) -> None:
+                await knowledge.learn(principal, agent_id, question=content, answer=reply.content, chat_id=chat_id)
+
+        recorder = ReplyRecorder(
+            self._database,
+            chat_id,
+            served.key,
+            self._events,
+            sources=[passage.as_json() for passage in found],
+            on_complete=on_complete,
+        )
         try:
             generation = await self._inference.start(request, served.key)
         except Exception as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from google.protobuf import json_format
 from relais.v1 import chat_pb2, chat_pb2_grpc, inference_pb2
 
 from server.chats.models import Chat, Message
@@ -35,6 +36,8 @@ def message_message(message: Message) -> chat_pb2.ChatMessage:
     )
     if message.llm_model:
         converted.llm_model = message.llm_model
+    for source in message.sources or ():
+        json_format.ParseDict(source, converted.sources.add())
     return converted
 
 

@@ -30,6 +30,7 @@ BUILTIN_PERMISSIONS = {
     "permissions:write": "Declare permissions",
     "sessions:read": "See every user's sessions",
     "sessions:write": "End any user's session",
+    "corpus:write": "Index the local assistant's corpus directory",
 }
 BUILTIN_ROLES = {
     "admin": ("Administrator: every permission", ["*"]),

@@ -16,6 +16,8 @@ def test_every_binding_is_documented_with_schemas(http: httpx.Client) -> None:
         success = operation["responses"][str(binding.success_status)]
         if binding.success_status == 204:
             assert "content" not in success
+        elif binding.method.output_type.full_name == "google.api.HttpBody":
+            assert success["content"]["*/*"]["schema"] == {"type": "string", "format": "binary"}
         elif binding.streaming:
             event = success["content"]["text/event-stream"]["schema"]["oneOf"][1]
             assert "$ref" in event["properties"]["data"]["contentSchema"]["anyOf"][0]
@@ -68,3 +70,12 @@ def test_static_files_are_served_and_traversal_is_refused(http: httpx.Client) ->
     assert http.get("/static/relais.css").headers["content-type"].startswith("text/css")
     assert http.get("/static/../../pyproject.toml").status_code == 404
     assert http.get("/static/%2e%2e/app.py").status_code == 404
+
+
+def test_uploads_are_documented_as_multipart_forms(http: httpx.Client) -> None:
+    operation = http.get("/openapi.json").json()["paths"]["/api/documents/upload"]["post"]
+    form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+
+    assert form["properties"]["file"] == {"type": "string", "format": "binary"} and form["required"] == ["file"]
+    assert {"entity_type", "entity_id", "conversation_id"} <= set(form["properties"])
+    assert "application/json" in operation["requestBody"]["content"]

@@ -39,8 +39,8 @@ def test_health_over_http_reports_measured_values(http: httpx.Client, stack: Liv
     assert abs(datetime.now(UTC) - measured) < timedelta(seconds=30)
     assert body["time"] == body["timestamp"]
     assert isinstance(body["uptime"], int) and body["uptime"] >= 0
-    # The packaged local model is loadable; no vector store is configured yet.
-    assert body["ollama"] == "connected" and body["chromadb"] == "not_configured"
+    # The packaged local model is loadable; Milvus Lite answers (its file under the data dir).
+    assert body["ollama"] == "connected" and body["chromadb"] == "connected" and body["faiss_ok"] is True
     assert body["plugins_count"] == 0 and body["tools_count"] == 0
 
 
@@ -96,7 +96,7 @@ def test_manager_health_reports_the_scheduler(http: httpx.Client) -> None:
 
 @pytest.mark.parametrize("redis_url, expected", [("redis://127.0.0.1:6379/0", True), ("redis://127.0.0.1:1/0", False)])
 def test_health_probes_redis_for_real(redis_url: str, expected: bool, tmp_path: Path, database_url: str) -> None:
-    live = LiveStack(stack_settings(tmp_path, database_url, redis_url=redis_url)).start()
+    live = LiveStack(stack_settings(tmp_path, database_url, redis_url=redis_url, retrieval_preload=True)).start()
     try:
         body = httpx.get(f"{live.base_url}/health", timeout=30).json()
     finally:

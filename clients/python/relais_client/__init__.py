@@ -24,9 +24,12 @@ from relais_typed.relais.v1 import (
     AuthServiceStub,
     ChatServiceStub,
     ConversationServiceStub,
+    DocumentServiceStub,
     InferenceServiceStub,
+    MemoryServiceStub,
     MessageServiceStub,
     ModelServiceStub,
+    RetrievalServiceStub,
     RoleServiceStub,
     SessionServiceStub,
     SystemServiceStub,
@@ -78,6 +81,9 @@ class RelaisClient:
         self.inference = InferenceServiceStub(channel)
         self.models = ModelServiceStub(channel)
         self.agents = AgentServiceStub(channel)
+        self.retrieval = RetrievalServiceStub(channel)
+        self.memory = MemoryServiceStub(channel)
+        self.documents = DocumentServiceStub(channel)
         self.chats = ChatServiceStub(channel)
         self.messages = MessageServiceStub(channel)
         self.conversations = ConversationServiceStub(channel)

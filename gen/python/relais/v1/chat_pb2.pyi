@@ -4,6 +4,7 @@ from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from relais.options.v1 import options_pb2 as _options_pb2
 from relais.v1 import inference_pb2 as _inference_pb2
+from relais.v1 import retrieval_pb2 as _retrieval_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -34,7 +35,7 @@ MESSAGE_STATUS_INCOMPLETE: MessageStatus
 MESSAGE_STATUS_ERROR: MessageStatus
 
 class ChatMessage(_message.Message):
-    __slots__ = ("id", "chat_id", "role", "content", "llm_model", "status", "usage", "created_at")
+    __slots__ = ("id", "chat_id", "role", "content", "llm_model", "status", "usage", "created_at", "sources")
     ID_FIELD_NUMBER: _ClassVar[int]
     CHAT_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +44,7 @@ class ChatMessage(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
     id: int
     chat_id: int
     role: MessageRole
@@ -51,7 +53,8 @@ class ChatMessage(_message.Message):
     status: MessageStatus
     usage: _inference_pb2.TokenUsage
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[int] = ..., chat_id: _Optional[int] = ..., role: _Optional[_Union[MessageRole, str]] = ..., content: _Optional[str] = ..., llm_model: _Optional[str] = ..., status: _Optional[_Union[MessageStatus, str]] = ..., usage: _Optional[_Union[_inference_pb2.TokenUsage, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    sources: _containers.RepeatedCompositeFieldContainer[_retrieval_pb2.Passage]
+    def __init__(self, id: _Optional[int] = ..., chat_id: _Optional[int] = ..., role: _Optional[_Union[MessageRole, str]] = ..., content: _Optional[str] = ..., llm_model: _Optional[str] = ..., status: _Optional[_Union[MessageStatus, str]] = ..., usage: _Optional[_Union[_inference_pb2.TokenUsage, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[_retrieval_pb2.Passage, _Mapping]]] = ...) -> None: ...
 
 class ChatAgent(_message.Message):
     __slots__ = ("id", "name", "avatar_url")
@@ -244,7 +247,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("conversations", "messages", "user_messages", "assistant_messages", "prompt_tokens", "completion_tokens", "agents", "models", "uptime_seconds")
+    __slots__ = ("conversations", "messages", "user_messages", "assistant_messages", "prompt_tokens", "completion_tokens", "agents", "models", "uptime_seconds", "memory_entries")
     CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     USER_MESSAGES_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +257,7 @@ class Stats(_message.Message):
     AGENTS_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_ENTRIES_FIELD_NUMBER: _ClassVar[int]
     conversations: int
     messages: int
     user_messages: int
@@ -263,7 +267,8 @@ class Stats(_message.Message):
     agents: int
     models: int
     uptime_seconds: int
-    def __init__(self, conversations: _Optional[int] = ..., messages: _Optional[int] = ..., user_messages: _Optional[int] = ..., assistant_messages: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., agents: _Optional[int] = ..., models: _Optional[int] = ..., uptime_seconds: _Optional[int] = ...) -> None: ...
+    memory_entries: int
+    def __init__(self, conversations: _Optional[int] = ..., messages: _Optional[int] = ..., user_messages: _Optional[int] = ..., assistant_messages: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., agents: _Optional[int] = ..., models: _Optional[int] = ..., uptime_seconds: _Optional[int] = ..., memory_entries: _Optional[int] = ...) -> None: ...
 
 class StreamMessageRequest(_message.Message):
     __slots__ = ("chat_id", "message")

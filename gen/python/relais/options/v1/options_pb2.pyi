@@ -117,3 +117,13 @@ class StreamBehavior(_message.Message):
     stream_field: str
     result_event: str
     def __init__(self, sse: _Optional[_Union[StreamDialect, str]] = ..., websockets: _Optional[_Iterable[_Union[WebSocketRoute, _Mapping]]] = ..., stream_field: _Optional[str] = ..., result_event: _Optional[str] = ...) -> None: ...
+
+class UploadedFile(_message.Message):
+    __slots__ = ("filename", "content_type", "data")
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    filename: str
+    content_type: str
+    data: bytes
+    def __init__(self, filename: _Optional[str] = ..., content_type: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...

@@ -11,6 +11,7 @@ __all__ = (
     "SetCookie",
     "StreamBehavior",
     "StreamDialect",
+    "UploadedFile",
     "WebSocketRoute",
 )
 
@@ -278,6 +279,30 @@ class StreamBehavior(betterproto2.Message):
 
 
 default_message_pool.register_message("relais.options.v1", "StreamBehavior", StreamBehavior)
+
+
+@dataclass(eq=False, repr=False)
+class UploadedFile(betterproto2.Message):
+    """
+    A file sent as one part of a multipart/form-data request. A request field of this type
+    receives the file part of the same name; the request's other fields come from the
+    form's other parts, by name, as query parameters would. Over gRPC, clients fill it directly.
+    """
+
+    filename: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    The name the client gave the file; a path's directories are dropped.
+    """
+
+    content_type: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    The media type the client declared; servers check the bytes, not this.
+    """
+
+    data: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+
+
+default_message_pool.register_message("relais.options.v1", "UploadedFile", UploadedFile)
 
 
 @dataclass(eq=False, repr=False)

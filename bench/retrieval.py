@@ -1,0 +1,364 @@
+"""Retrieval: query latency and recall on a large corpus, and the ingestion pipeline's overhead.
+
+    .venv/bin/python -m bench retrieval            # 100,000 passages, 500 queries, ~800-passage ingestion
+    .venv/bin/python -m bench retrieval --quick    # 10,000 passages, 100 queries, ~200-passage ingestion
+
+Everything runs in this process, on this machine's CPU, with the real all-MiniLM-L6-v2.
+
+Part 1, queries. A generated corpus of short passages is embedded once (the vectors are cached
+under bench/.cache/, keyed by the generator and its size) and loaded into:
+
+    milvus   Relais' PassageStore on a Milvus Lite file, as the server configures it: HNSW (M 16,
+             efConstruction 200, ef 128) on inner product, BM25 on the text, flushed so every
+             passage sits in an indexed segment
+    faiss    a FAISS IndexFlatIP (exact inner product), what the local assistant used
+
+Held-out queries are generated the same way and embedded. The exact top 10 of each query is
+computed by brute force (NumPy, float32). Reported per target, one query at a time: latency
+p50/p99 and recall@10 against the exact top 10, for
+
+    milvus dense     PassageStore.search(mode="dense"), the filter scope == "corpus" included
+    milvus hybrid    PassageStore.search(mode="hybrid"): dense + BM25 fused by RRF (latency only:
+                     its results are meant to differ from the dense top 10)
+    faiss flat       IndexFlatIP.search
+    relais query     KnowledgeBase.query_corpus (what POST /rag/query runs): embeds the query, hybrid
+                     search, visibility check in SQL (latency only)
+
+Part 2, ingestion. The same text (generated paragraphs, cut into ~800 passages at the server's
+default 800 characters) goes through
+
+    raw model    SentenceTransformer.encode of exactly the passages the chunker cuts, batch 64
+    pipeline     KnowledgeBase.upload of the text as a .txt file: content check, extraction,
+                 chunking, embedding (batch 64), Milvus inserts overlapped with the next batch's
+                 embedding, the SQL row, the stored file
+
+alternately, ROUNDS times each; reported as passages/s and the pipeline's overhead
+(1 - pipeline rate / raw rate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import common
+
+NAME = "retrieval"
+ROUNDS = 3
+TOP = 10
+CACHE_DIR = Path(__file__).parent / ".cache"
+GENERATOR_VERSION = 2
+
+SUBJECTS = [
+    "Le serveur de fichiers",
+    "La base de données",
+    "Le routeur du bureau",
+    "L'imprimante du deuxième étage",
+    "Le pare-feu",
+    "La sauvegarde nocturne",
+    "Le portail client",
+    "L'application mobile",
+    "Le cluster Kubernetes",
+    "La file de messages",
+    "Le service de paiement",
+    "Le moteur de recherche",
+    "La passerelle VPN",
+    "Le tableau de bord",
+    "L'agent de supervision",
+    "Le cache Redis",
+    "Le stockage objet",
+    "Le proxy inverse",
+]
+EVENTS = [
+    "a redémarré après une coupure de courant",
+    "affiche des temps de réponse élevés",
+    "refuse les connexions depuis la mise à jour",
+    "a saturé son disque pendant la nuit",
+    "perd des paquets de façon intermittente",
+    "a été migré vers la nouvelle version",
+    "renvoie des erreurs d'authentification",
+    "consomme trop de mémoire",
+    "a été sauvegardé avec succès",
+    "n'envoie plus ses métriques",
+    "a vu son certificat expirer",
+    "a été déplacé dans un autre centre de données",
+]
+ACTIONS = [
+    "L'équipe a appliqué le correctif",
+    "Un ticket a été ouvert auprès du fournisseur",
+    "La configuration a été restaurée",
+    "Les journaux ont été archivés pour analyse",
+    "Une alerte a été ajoutée à la supervision",
+    "Le service a été redimensionné",
+    "La procédure de reprise a été testée",
+    "Le problème est suivi dans le registre des incidents",
+]
+DETAILS = [
+    "le lundi matin",
+    "pendant la maintenance",
+    "après le déploiement de vendredi",
+    "en heures de pointe",
+    "depuis la semaine dernière",
+    "lors du test de charge",
+    "au moment de la bascule",
+    "pendant les congés",
+]
+
+
+def passage(rng: random.Random, number: int) -> str:
+    ticket = f"INC-{rng.randint(1000, 99999)}"
+    return (
+        f"{rng.choice(SUBJECTS)} {rng.choice(EVENTS)} {rng.choice(DETAILS)}. "
+        f"{rng.choice(ACTIONS)} ({ticket}, note {number})."
+    )
+
+
+def note(rng: random.Random, number: int) -> str:
+    """A one-sentence passage (about 90 characters): short, so 100,000 of them embed in minutes."""
+    return f"{rng.choice(SUBJECTS)} {rng.choice(EVENTS)} {rng.choice(DETAILS)} (INC-{rng.randint(1000, 99999)})."
+
+
+def corpus(count: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    return [note(rng, number) for number in range(count)]
+
+
+def queries(count: int, seed: int = 1234) -> list[str]:
+    rng = random.Random(seed)
+    return [f"{rng.choice(SUBJECTS)} {rng.choice(EVENTS)} {rng.choice(DETAILS)} ?" for _ in range(count)]
+
+
+def paragraphs(count: int, seed: int = 99) -> str:
+    """About `count` passages of the server's default size, as one text file."""
+    rng = random.Random(seed)
+    blocks = []
+    for number in range(count * 2):
+        blocks.append(" ".join(passage(rng, number * 3 + k) for k in range(3)))
+    return "\n\n".join(blocks)
+
+
+def encode(model: Any, texts: list[str]) -> np.ndarray:
+    return np.asarray(model.encode(texts, batch_size=64, normalize_embeddings=True), dtype=np.float32)
+
+
+def cached_vectors(model: Any, texts: list[str], label: str) -> np.ndarray:
+    digest = hashlib.sha256(("\n".join(texts) + f"|v{GENERATOR_VERSION}").encode()).hexdigest()[:16]
+    path = CACHE_DIR / f"{label}-{len(texts)}-{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    started = time.perf_counter()
+    vectors = np.concatenate([encode(model, texts[i : i + 8192]) for i in range(0, len(texts), 8192)])
+    print(f"  embedded {len(texts)} {label} in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    CACHE_DIR.mkdir(exist_ok=True)
+    np.save(path, vectors)
+    return vectors
+
+
+def summary(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "p50_ms": round(common.percentile(ordered, 50) * 1000, 3),
+        "p99_ms": round(common.percentile(ordered, 99) * 1000, 3),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 3),
+    }
+
+
+def recall(found: list[list[int]], truth: np.ndarray) -> float:
+    hits = sum(len(set(row) & set(truth[index].tolist())) for index, row in enumerate(found))
+    return round(hits / (len(found) * TOP), 4)
+
+
+async def query_part(args: argparse.Namespace, work: Path, model: Any) -> dict[str, Any]:
+    import faiss
+
+    from server.retrieval.models import CorpusFile
+    from server.retrieval.store import PassageStore, StoredPassage
+
+    size = 10_000 if args.quick else 100_000
+    count = 100 if args.quick else 500
+    texts, asked = corpus(size), queries(count)
+    vectors = cached_vectors(model, texts, "corpus")
+    query_vectors = cached_vectors(model, asked, "queries")
+
+    knowledge, database = await knowledge_base(work, model)
+    store: PassageStore = knowledge._store
+    files = 100
+    per_file = -(-size // files)
+    started = time.perf_counter()
+    for offset in range(0, size, 5000):
+        rows = [
+            StoredPassage(
+                chunk_id=f"bench{number // per_file}:{number}",
+                text=texts[number],
+                owner_id=0,
+                scope="corpus",
+                entity="corpus",
+                source=f"bench{number // per_file}",
+                sha256="0" * 64,
+                path=f"bench/{number // per_file}.txt",
+                start=0,
+                end=len(texts[number]),
+            )
+            for number in range(offset, min(offset + 5000, size))
+        ]
+        await store.insert(rows, vectors[offset : offset + len(rows)])
+    await store.flush()
+    load_seconds = time.perf_counter() - started
+    async with database.sessions() as session, session.begin():
+        session.add_all(
+            CorpusFile(path=f"bench/{n}.txt", sha256="0" * 64, file_size=0, source_key=f"bench{n}", chunk_count=0)
+            for n in range(files)
+        )
+
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+    truth = np.argsort(-(query_vectors @ vectors.T), axis=1)[:, :TOP]
+
+    def chunk_number(chunk_id: str) -> int:
+        return int(chunk_id.rsplit(":", 1)[1])
+
+    results: dict[str, Any] = {}
+    for name in ("milvus dense", "milvus hybrid", "faiss flat", "relais query"):
+        latencies: list[float] = []
+        found: list[list[int]] = []
+        for index, text in enumerate(asked):
+            vector = query_vectors[index]
+            began = time.perf_counter()
+            if name == "faiss flat":
+                _, ids = flat.search(vector[None, :], TOP)
+                found.append([int(i) for i in ids[0]])
+            elif name == "relais query":
+                await knowledge.query_corpus(text, TOP)
+            else:
+                mode = "dense" if name == "milvus dense" else "hybrid"
+                hits = await store.search(vector, text, where='scope == "corpus"', limit=TOP, mode=mode)
+                found.append([chunk_number(hit.passage.chunk_id) for hit in hits])
+            latencies.append(time.perf_counter() - began)
+        results[name] = summary(latencies)
+        if name in ("milvus dense", "faiss flat"):
+            results[name]["recall_at_10"] = recall(found, truth)
+        print(f"  {name}: {results[name]}", file=sys.stderr)
+    await knowledge.close()
+    await database.dispose()
+    return {"passages": size, "queries": count, "load_seconds": round(load_seconds, 1), "targets": results}
+
+
+async def knowledge_base(work: Path, model: Any) -> Any:
+    from server.retrieval.embeddings import LocalEmbedder
+    from server.retrieval.lite import MilvusLiteProcess
+    from server.retrieval.service import KnowledgeBase, RetrievalSettings
+    from server.retrieval.store import PassageStore
+    from server.storage import create_database
+
+    await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
+    database = create_database(f"sqlite+aiosqlite:///{work / 'relais.db'}")
+    await database.migrate()
+    store = PassageStore(lite=MilvusLiteProcess(work / "milvus"))
+    knowledge = KnowledgeBase(
+        database, store, LocalEmbedder(), settings=RetrievalSettings(data_dir=work, corpus_dir=work / "corpus")
+    )
+    return knowledge, database
+
+
+async def ingestion_part(args: argparse.Namespace, work: Path, model: Any) -> dict[str, Any]:
+    from server.auth import Principal
+    from server.identity.models import User
+    from server.retrieval.chunking import chunk_spans
+
+    text = paragraphs(100 if args.quick else 400)
+    spans = chunk_spans(text, size=800, overlap=100)
+    passages = [text[span.start : span.end] for span in spans]
+    data = text.encode()
+    knowledge, database = await knowledge_base(work, model)
+    async with database.sessions() as session, session.begin():
+        user = User(email="bench@example.com", username="bench", password_hash="-")
+        session.add(user)
+    principal = Principal(subject=f"user:{user.id}", user_id=user.id)
+    encode(model, passages[:64])  # warm both paths' model and thread pools
+    await knowledge.upload(principal, filename="warm.txt", data=data[:20_000])
+
+    raw_seconds, pipeline_seconds = [], []
+    for round_number in range(ROUNDS):
+        began = time.perf_counter()
+        encode(model, passages)
+        raw_seconds.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        # A new name each round: the same file sent again under the same name is not re-indexed.
+        document = await knowledge.upload(principal, filename=f"bench{round_number}.txt", data=data)
+        pipeline_seconds.append(time.perf_counter() - began)
+        assert document.chunk_count == len(passages)
+    await knowledge.close()
+    await database.dispose()
+    raw_rate = len(passages) / statistics.median(raw_seconds)
+    pipeline_rate = len(passages) / statistics.median(pipeline_seconds)
+    result = {
+        "passages": len(passages),
+        "bytes": len(data),
+        "raw_model_passages_per_s": round(raw_rate, 1),
+        "pipeline_passages_per_s": round(pipeline_rate, 1),
+        "pipeline_overhead": round(1 - pipeline_rate / raw_rate, 4),
+        "raw_seconds": [round(s, 2) for s in raw_seconds],
+        "pipeline_seconds": [round(s, 2) for s in pipeline_seconds],
+    }
+    print(f"  ingestion: {result}", file=sys.stderr)
+    return result
+
+
+def markdown(document: dict[str, Any]) -> str:
+    query = document["query"]
+    lines = [
+        f"Queries on {query['passages']:,} passages ({query['queries']} queries, one at a time):",
+        "",
+        "| target | p50 ms | p99 ms | recall@10 |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, values in query["targets"].items():
+        recall_text = f"{values['recall_at_10']:.4f}" if "recall_at_10" in values else "—"
+        lines.append(f"| {name} | {values['p50_ms']:.2f} | {values['p99_ms']:.2f} | {recall_text} |")
+    ingestion = document["ingestion"]
+    lines += [
+        "",
+        f"Ingestion of {ingestion['passages']:,} passages ({ingestion['bytes']:,} bytes):",
+        "",
+        "| path | passages/s |",
+        "|---|---:|",
+        f"| raw model (encode) | {ingestion['raw_model_passages_per_s']:.1f} |",
+        f"| pipeline (upload) | {ingestion['pipeline_passages_per_s']:.1f} |",
+        "",
+        f"Pipeline overhead: {ingestion['pipeline_overhead'] * 100:.1f}%",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from server.retrieval.embeddings import _load_local, packaged_model_dir
+
+    model = _load_local(str(packaged_model_dir()), 2)
+    with tempfile.TemporaryDirectory(prefix="relais-bench-retrieval-") as root:
+        query = asyncio.run(query_part(args, Path(root) / "query", model))
+        ingestion = asyncio.run(ingestion_part(args, Path(root) / "ingest", model))
+    document = {
+        "benchmark": NAME,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": bool(args.quick),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "versions": common.versions(("pymilvus", "milvus-lite", "faiss-cpu", "sentence-transformers", "torch")),
+        "query": query,
+        "ingestion": ingestion,
+    }
+    common.write_json(common.output_path(args, NAME), document)
+    print(markdown(document))
+    return 0

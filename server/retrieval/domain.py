@@ -1,0 +1,87 @@
+"""The retrieval domain as the server assembles it: store, embedder, knowledge base, servicers.
+
+The vector store is opened at start (`retrieval_preload`, on by default; Milvus Lite takes a few
+seconds to spawn), the embedding model at its first use.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from relais.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+from server.config import Settings
+from server.registration import ServiceRegistration, register
+from server.retrieval.embeddings import Embedder, LocalEmbedder, TritonEmbedder
+from server.retrieval.lite import MilvusLiteProcess
+from server.retrieval.service import KnowledgeBase, RetrievalSettings
+from server.retrieval.servicer import DocumentServicer, MemoryServicer, RetrievalServicer
+from server.retrieval.store import PassageStore
+from server.storage import Database
+
+log = logging.getLogger("relais.retrieval")
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalDomain:
+    knowledge: KnowledgeBase
+    store: PassageStore
+
+    def registrations(self) -> list[ServiceRegistration]:
+        return [
+            register(retrieval_pb2, retrieval_pb2_grpc, "RetrievalService", RetrievalServicer(self.knowledge)),
+            register(retrieval_pb2, retrieval_pb2_grpc, "MemoryService", MemoryServicer(self.knowledge)),
+            register(retrieval_pb2, retrieval_pb2_grpc, "DocumentService", DocumentServicer(self.knowledge)),
+        ]
+
+    async def preload(self) -> None:
+        """Open the vector store now; a store that is down is reported by /health, not fatal."""
+        try:
+            await self.store.open()
+        except Exception as error:
+            log.warning("the vector store is not available yet: %s", error)
+
+    async def probe(self) -> bool:
+        return await self.store.probe()
+
+    async def close(self) -> None:
+        await self.knowledge.close()
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    if settings.embedding_backend == "triton":
+        assert settings.embedding_url is not None
+        return TritonEmbedder(
+            settings.embedding_url,
+            settings.embedding_model,
+            input_name=settings.embedding_input,
+            output_name=settings.embedding_output,
+            dimension=settings.embedding_dimension,
+        )
+    return LocalEmbedder(threads=settings.embedding_threads)
+
+
+def start_retrieval(settings: Settings, database: Database) -> RetrievalDomain:
+    embedder = build_embedder(settings)
+    store = PassageStore(
+        settings.milvus_uri or "",
+        lite=None if settings.milvus_uri else MilvusLiteProcess(settings.data_dir / "milvus"),
+        token=settings.milvus_token.get_secret_value() if settings.milvus_token else "",
+        collection=settings.milvus_collection,
+        dimension=embedder.dimension,
+    )
+    knowledge = KnowledgeBase(
+        database,
+        store,
+        embedder,
+        settings=RetrievalSettings(
+            data_dir=settings.data_dir,
+            corpus_dir=settings.corpus_path,
+            max_upload_bytes=settings.max_upload_bytes,
+            chunk_chars=settings.chunk_chars,
+            chunk_overlap=settings.chunk_overlap,
+            reply_passages=settings.reply_passages,
+        ),
+    )
+    return RetrievalDomain(knowledge, store)

