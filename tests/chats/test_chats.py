@@ -255,13 +255,16 @@ def test_a_streaming_client_that_leaves_keeps_an_incomplete_reply(
                 break
     chat_triton.wait_idle()
     assert chat_triton.standin.cancelled == cancelled + 1
+    # The reply is "incomplete" while it streams too (rewritten every FLUSH_EVERY): wait for the final
+    # write, which holds at least the three tokens the client saw.
     deadline = time.monotonic() + 5
     while True:
-        messages = http.get(f"/api/chats/{created['id']}", headers=owner.bearer).json()["messages"]
-        if messages[-1]["status"] != "incomplete" or time.monotonic() > deadline or messages[-1]["content"]:
+        reply = http.get(f"/api/chats/{created['id']}", headers=owner.bearer).json()["messages"][-1]
+        if reply["content"].startswith("tok0 é tok2 ") or reply["status"] != "incomplete":
             break
+        assert time.monotonic() < deadline, reply
         time.sleep(0.05)
-    assert messages[-1]["status"] == "incomplete" and messages[-1]["content"].startswith("tok0 é tok2 ")
+    assert reply["status"] == "incomplete" and reply["content"].startswith("tok0 é tok2 ")
 
 
 def test_streaming_checks_like_sending(http: httpx.Client) -> None:
