@@ -120,6 +120,8 @@ class RelaisServer:
         if self.settings.retrieval_preload:
             await self.retrieval.preload()
         self.system.registries.dependencies["vector_store"] = self.retrieval.probe
+        self.identity.service.user_deletion_hooks.append(self.retrieval.knowledge)
+        self.scheduler.add("retrieval-cleanup", self.settings.retrieval_cleanup_seconds, self.retrieval.sweep)
         self.scheduler.add("disk-usage", 30.0, self._sample_disk)
         self.scheduler.start()
 

@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     retrieval_preload: bool = True
     # Passages given to an assistant reply.
     reply_passages: int = Field(default=4, ge=0, le=20)
+    # How often passages and files left behind (a crash, the store down) are looked for, and
+    # how long an ingestion may stay silent before what it wrote counts as left behind.
+    retrieval_cleanup_seconds: float = Field(default=300.0, gt=0)
+    ingest_grace_seconds: float = Field(default=600.0, ge=0)
 
     @field_validator("data_dir")
     @classmethod

@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy import asc, desc, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -89,6 +90,17 @@ class NewAccount:
     username: str = ""
 
 
+class UserDeletionHook(Protocol):
+    """Another domain's part in deleting a user: rows that cascade can leave things outside the
+    database behind (stored files, vector passages), which this hook lists and then removes."""
+
+    async def before_user_deleted(self, session: AsyncSession, user_id: int) -> None:
+        """Runs in the deleting transaction, before the user's row goes."""
+
+    async def after_user_deleted(self, user_id: int) -> None:
+        """Runs once that transaction has committed."""
+
+
 class IdentityService:
     def __init__(
         self,
@@ -110,6 +122,8 @@ class IdentityService:
         self._refresh_ttl = timedelta(seconds=refresh_ttl)
         self._login_limit = login_limit
         self._allow_registration = allow_registration
+        # Registered by the domains that keep per-user data outside the database.
+        self.user_deletion_hooks: list[UserDeletionHook] = []
 
     # ----------------------------------------------------------------- accounts
 
@@ -500,7 +514,14 @@ class IdentityService:
         async with self._database.sessions() as session, session.begin():
             if await repository.get_user(session, user_id) is None:
                 raise NotFound(f"No user {user_id}")
+            for hook in self.user_deletion_hooks:
+                await hook.before_user_deleted(session, user_id)
             await repository.delete_user(session, user_id)
+        for hook in self.user_deletion_hooks:
+            try:
+                await hook.after_user_deleted(user_id)
+            except Exception:  # The account is gone; what is left is retried by the hook's own owner.
+                log.exception("after deleting user %d, a cleanup step failed", user_id)
         log.info("account deleted user_id=%d by=%s", user_id, principal.subject)
 
     async def set_role(self, user_id: int, role_name: str) -> UserView:

@@ -45,6 +45,12 @@ class RetrievalDomain:
     async def probe(self) -> bool:
         return await self.store.probe()
 
+    async def sweep(self) -> None:
+        """Remove the passages and files no row names (the ledger's; nothing to do, no store call)."""
+        cleared = await self.knowledge.cleanup.sweep()
+        if cleared:
+            log.info("removed the passages and files of %d sources no row names", cleared)
+
     async def close(self) -> None:
         await self.knowledge.close()
 
@@ -82,6 +88,7 @@ def start_retrieval(settings: Settings, database: Database) -> RetrievalDomain:
             chunk_chars=settings.chunk_chars,
             chunk_overlap=settings.chunk_overlap,
             reply_passages=settings.reply_passages,
+            ingest_grace_seconds=settings.ingest_grace_seconds,
         ),
     )
     return RetrievalDomain(knowledge, store)

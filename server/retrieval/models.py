@@ -1,8 +1,10 @@
-"""The documents, memories and corpus_files tables.
+"""The documents, memories, corpus_files and retrieval_cleanup tables.
 
 These rows are the truth about what exists: a passage found in the vector store counts only
-while the row it came from exists with the same sha256, so a file's chunks are replaced, and
-a document deleted, at the moment its row changes (see server/retrieval/service.py).
+while the row it came from names its source key, so a file's chunks are replaced, and a
+document deleted, at the moment its row changes (see server/retrieval/service.py). What the
+store and the disk still hold for keys no row names is listed in retrieval_cleanup until it
+is gone (see server/retrieval/cleanup.py).
 """
 
 from __future__ import annotations
@@ -71,3 +73,19 @@ class CorpusFile(Base):
     source_key: Mapped[str] = mapped_column(String(64))
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     indexed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class PendingCleanup(Base):
+    """Passages (and a document's stored bytes) under a source key that no row names, or may
+    never name: written before the store is touched or in the transaction that drops the
+    naming row, deleted once the store and the disk no longer hold anything under the key."""
+
+    __tablename__ = "retrieval_cleanup"
+    __table_args__ = (Index("ix_retrieval_cleanup_state", "state", "touched_at"),)
+
+    source_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # "ingesting": passages being written, the row that will name them not committed yet;
+    # "orphaned": no row names them any more.
+    state: Mapped[str] = mapped_column(String(16))
+    # An ingestion touches its entry after every batch; one left untouched has crashed.
+    touched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

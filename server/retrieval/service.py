@@ -13,7 +13,8 @@ names its key. So:
   the old passages are deleted afterwards: a search never sees half of either version;
 - a deleted document disappears when its row goes; its passages and file follow;
 - a failure part-way removes what was written, and passages left behind by a crash are
-  never shown (no row names them).
+  never shown (no row names them), then removed: every key that could be left behind is
+  listed in SQL first (server/retrieval/cleanup.py).
 
 Who may read what is decided in SQL (the caller's chats, agents and documents) before the
 store is asked, and the store is filtered by owner (its partition key) and entity as well.
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.agents.models import Agent
 from server.auth import Principal
@@ -49,6 +51,7 @@ from server.errors import (
 )
 from server.observability import RETRIEVAL_EMBED_SECONDS, RETRIEVAL_PASSAGES_INDEXED, RETRIEVAL_SEARCH_SECONDS
 from server.retrieval.chunking import chunk_spans
+from server.retrieval.cleanup import Cleanup
 from server.retrieval.embeddings import Embedder
 from server.retrieval.extract import SUPPORTED_EXTENSIONS, UnsupportedFile, extract_text, sniff
 from server.retrieval.models import CorpusFile, Document, Memory
@@ -79,6 +82,8 @@ class RetrievalSettings:
     # Passages handed to a reply, and the characters they may fill in its prompt.
     reply_passages: int = 4
     reply_chars: int = 2400
+    # An ingestion silent for this long has died: what it wrote is removed.
+    ingest_grace_seconds: float = 600.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,6 +175,7 @@ class KnowledgeBase:
         self._embedder = embedder
         self.settings = settings
         self._documents_dir = settings.data_dir / "documents"
+        self.cleanup = Cleanup(database, store, self._stored, ingest_grace_seconds=settings.ingest_grace_seconds)
         # One corpus run at a time: two would race on the same rows.
         self._corpus_lock = asyncio.Lock()
 
@@ -178,7 +184,8 @@ class KnowledgeBase:
     async def _index(
         self, text: str, *, owner_id: int, scope: str, entity: str, source: str, sha256: str, path: str
     ) -> int:
-        """Write `text`'s passages under `source`; on any failure, remove what was written."""
+        """Write `text`'s passages under `source` (entered in the cleanup ledger by the caller,
+        which abandons it on failure)."""
         spans = chunk_spans(text, size=self.settings.chunk_chars, overlap=self.settings.chunk_overlap)
         passages = [
             StoredPassage(
@@ -203,6 +210,7 @@ class KnowledgeBase:
                 vectors = await self._embed([passage.text for passage in part])
                 if writing is not None:
                     await writing
+                    await self.cleanup.touch(source)
                 writing = asyncio.ensure_future(self._store.insert(part, vectors))
             if writing is not None:
                 await writing
@@ -210,20 +218,14 @@ class KnowledgeBase:
         except BaseException:
             if writing is not None and not writing.done():
                 writing.cancel()
-            await asyncio.shield(self._forget([source]))
             raise
         return len(passages)
 
-    async def _forget(self, sources: Iterable[str]) -> None:
-        """Delete the passages of sources no row names (any more, or yet: a failed ingestion's).
-        A failure is logged, not raised: such passages are unreachable, never shown."""
-        keys = list(sources)
-        if not keys:
-            return
-        try:
-            await self._store.delete(any_of("source", keys))
-        except Exception:
-            log.warning("could not delete the passages of %d sources; they stay unreachable", len(keys))
+    async def _abandon(self, source: str) -> None:
+        """Remove what a failed or cancelled ingestion wrote; the caller's own cancellation
+        does not stop it, and whatever it cannot do now, a later sweep does."""
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self.cleanup.abandon(source))
 
     # ------------------------------------------------------------------ documents
 
@@ -262,9 +264,9 @@ class KnowledgeBase:
         except UnsupportedFile as error:
             raise InvalidArgument(str(error)) from None
         key = uuid.uuid4().hex
-        stored = self._stored(key)
-        await asyncio.to_thread(_write_atomically, stored, data)
+        await self.cleanup.ingesting(key)
         try:
+            await asyncio.to_thread(_write_atomically, self._stored(key), data)
             chunks = 0
             if text:
                 entity = f"{kind}:{target_id if target_id is not None else owner}"
@@ -286,8 +288,9 @@ class KnowledgeBase:
                     chunk_count=chunks,
                 )
                 session.add(document)
+                await self.cleanup.settled(session, key)
         except BaseException:
-            await asyncio.shield(self._discard(key, stored))
+            await self._abandon(key)
             raise
         log.info("document %d stored (%s, %d bytes, %d passages)", document.id, file_kind.mime_type, len(data), chunks)
         return document
@@ -295,10 +298,6 @@ class KnowledgeBase:
     def _stored(self, key: str) -> Path:
         """Where a document's bytes are kept: documents/<first two characters of its key>/<key>."""
         return self._documents_dir / key[:2] / key
-
-    async def _discard(self, key: str, stored: Path) -> None:
-        await self._forget([key])
-        await asyncio.to_thread(_remove, stored)
 
     async def _attach_target(
         self, principal: Principal, entity_type: str, entity_id: int, conversation_id: str
@@ -356,11 +355,11 @@ class KnowledgeBase:
         return document, self._stored(document.source_key)
 
     async def delete_document(self, principal: Principal, document_id: int) -> None:
-        document, stored = await self.document(principal, document_id)
+        document, _ = await self.document(principal, document_id)
         async with self._database.sessions() as session, session.begin():
             await session.execute(delete(Document).where(Document.id == document.id))
-        await self._forget([document.source_key])
-        await asyncio.to_thread(_remove, stored)
+            await self.cleanup.orphaned(session, [document.source_key])
+        await self.cleanup.sweep([document.source_key])
 
     async def forget_entity(self, entity_type: str, entity_id: int) -> None:
         """Delete the documents and memories of an agent or chat that is being deleted."""
@@ -377,9 +376,22 @@ class KnowledgeBase:
             await session.execute(
                 delete(Document).where(Document.entity_type == entity_type, Document.entity_id == entity_id)
             )
-        await self._forget([d.source_key for d in documents] + [m.source_key for m in memories])
-        for document in documents:
-            await asyncio.to_thread(_remove, self._stored(document.source_key))
+            keys = [d.source_key for d in documents] + [m.source_key for m in memories]
+            await self.cleanup.orphaned(session, keys)
+        await self.cleanup.sweep(keys)
+
+    async def before_user_deleted(self, session: AsyncSession, user_id: int) -> None:
+        """In the transaction deleting a user, whose rows cascade: their documents, their
+        memories and the memories others have on their agents are entered for cleanup."""
+        their_agents = select(Agent.id).where(Agent.owner_id == user_id)
+        keys = list(await session.scalars(select(Document.source_key).where(Document.owner_id == user_id)))
+        keys += await session.scalars(
+            select(Memory.source_key).where(or_(Memory.owner_id == user_id, Memory.agent_id.in_(their_agents)))
+        )
+        await self.cleanup.orphaned(session, keys)
+
+    async def after_user_deleted(self, user_id: int) -> None:
+        await self.cleanup.sweep()
 
     # ------------------------------------------------------------------ memory
 
@@ -390,6 +402,7 @@ class KnowledgeBase:
         _check_text(content, "content", MAX_MEMORY)
         key = uuid.uuid4().hex
         entity = f"agent:{agent_id}" if agent_id is not None else f"user:{owner}"
+        await self.cleanup.ingesting(key)
         try:
             await self._index(
                 content,
@@ -403,8 +416,9 @@ class KnowledgeBase:
             async with self._database.sessions() as session, session.begin():
                 memory = Memory(owner_id=owner, agent_id=agent_id, content=content, metadata_=metadata, source_key=key)
                 session.add(memory)
+                await self.cleanup.settled(session, key)
         except BaseException:
-            await asyncio.shield(self._forget([key]))
+            await self._abandon(key)
             raise
         return memory
 
@@ -436,7 +450,8 @@ class KnowledgeBase:
                 raise NotFound(f"No memory {memory_id}")
             key = memory.source_key
             await session.delete(memory)
-        await self._forget([key])
+            await self.cleanup.orphaned(session, [key])
+        await self.cleanup.sweep([key])
 
     async def memory_count(self, principal: Principal) -> int:
         owner = _user_id(principal)
@@ -503,7 +518,8 @@ class KnowledgeBase:
             if gone:
                 async with self._database.sessions() as session, session.begin():
                     await session.execute(delete(CorpusFile).where(CorpusFile.id.in_([row.id for row in gone])))
-                await self._forget(row.source_key for row in gone)
+                    await self.cleanup.orphaned(session, [row.source_key for row in gone])
+                await self.cleanup.sweep([row.source_key for row in gone])
                 report.removed = len(gone)
             for relative, file_path in files:
                 report.path = relative
@@ -531,12 +547,13 @@ class KnowledgeBase:
         kind = sniff(data, relative)
         text = await asyncio.to_thread(extract_text, data, kind)
         key = uuid.uuid4().hex
-        chunks = 0
-        if text:
-            chunks = await self._index(
-                text, owner_id=CORPUS_OWNER, scope=CORPUS, entity=CORPUS, source=key, sha256=sha, path=relative
-            )
+        await self.cleanup.ingesting(key)
         try:
+            chunks = 0
+            if text:
+                chunks = await self._index(
+                    text, owner_id=CORPUS_OWNER, scope=CORPUS, entity=CORPUS, source=key, sha256=sha, path=relative
+                )
             async with self._database.sessions() as session, session.begin():
                 current = await session.scalar(select(CorpusFile).where(CorpusFile.path == relative))
                 if current is None:
@@ -544,11 +561,14 @@ class KnowledgeBase:
                     session.add(current)
                 previous = current.source_key if current.source_key else None
                 current.sha256, current.file_size, current.source_key, current.chunk_count = sha, size, key, chunks
+                await self.cleanup.settled(session, key)
+                if previous:
+                    await self.cleanup.orphaned(session, [previous])
         except BaseException:
-            await asyncio.shield(self._forget([key]))
+            await self._abandon(key)
             raise
         if previous:
-            await self._forget([previous])
+            await self.cleanup.sweep([previous])
         report.indexed += 1
         report.chunks += chunks
 
@@ -680,11 +700,6 @@ class KnowledgeBase:
     async def close(self) -> None:
         await self._store.close()
         await self._embedder.close()
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
 
 
 def _read_bounded(path: Path, limit: int) -> bytes:

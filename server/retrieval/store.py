@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +35,11 @@ from pymilvus.exceptions import MilvusException
 from server.errors import Unavailable
 from server.retrieval.lite import MilvusLiteProcess
 
+log = logging.getLogger("relais.retrieval")
+
 SearchMode = Literal["hybrid", "dense", "text"]
+# Milvus' error codes (merr) for a collection that is not loaded, or not there at all.
+COLLECTION_NOT_FOUND, COLLECTION_NOT_LOADED = 100, 101
 # RRF's constant: a hit at rank r contributes 1 / (k + r). 60 is the value of the original paper.
 RRF_K = 60
 MAX_TEXT_BYTES = 65_535
@@ -95,16 +100,35 @@ class PassageStore:
         self._opening: asyncio.Future[MilvusClient] | None = None
 
     async def _call(self, work: Callable[[MilvusClient], Any]) -> Any:
-        """`work(client)` on the store's worker thread, opening the store first if needed."""
+        """`work(client)` on the store's worker thread, opening the store first if needed.
+
+        A Milvus Lite child that died is started again (on a new port, hence a new client), and
+        a collection the server no longer has loaded (it restarted) is loaded again, once."""
+        if self._client is not None and self._lite is not None and not self._lite.running:
+            log.warning("Milvus Lite is no longer running; starting it again")
+            await self._drop_client()
         if self._client is None:
             await self.open()
         client = self._client
         assert client is not None
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, work, client)
+            try:
+                return await loop.run_in_executor(self._executor, work, client)
+            except MilvusException as error:
+                if error.code not in (COLLECTION_NOT_LOADED, COLLECTION_NOT_FOUND):
+                    raise
+                log.warning("the vector store lost collection %s (%s); preparing it again", self.collection, error)
+                await loop.run_in_executor(self._executor, self._prepare, client)
+                return await loop.run_in_executor(self._executor, work, client)
         except MilvusException as error:
             raise Unavailable(f"The vector store failed: {error.message}") from error
+
+    async def _drop_client(self) -> None:
+        client, self._client, self._opening = self._client, None, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.get_running_loop().run_in_executor(self._executor, client.close)
 
     async def open(self) -> None:
         """Connect, and create the collection and its indexes the first time.
@@ -130,10 +154,14 @@ class PassageStore:
         # pymilvus' 10-second keep-alive with GOAWAY "too_many_pings": it is local, no pings needed.
         options = {"grpc.keepalive_time_ms": 300_000} if self._lite is not None else {}
         client = MilvusClient(uri=self.uri, token=self._token, grpc_options=options)
+        self._prepare(client)
+        return client
+
+    def _prepare(self, client: MilvusClient) -> None:
+        """Create the collection and its indexes if the server has none, and load it."""
         if not client.has_collection(self.collection):
             client.create_collection(self.collection, schema=self._schema(), index_params=self._indexes(client))
         client.load_collection(self.collection)
-        return client
 
     def _schema(self) -> Any:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)

@@ -1,0 +1,153 @@
+"""What the vector store and the disk still hold under source keys that no row names.
+
+The SQL rows decide what exists (see server/retrieval/service.py); the passage store and the
+stored files follow them and can fall behind: a process can die between writing passages
+and committing the row that names them, and the store can be down when a row is deleted.
+So every key that could be left behind enters the retrieval_cleanup ledger, in SQL, before
+that can happen:
+
+- an ingestion enters its key as "ingesting" before it writes anything, touches the entry
+  after every batch, and removes it in the transaction that commits the row naming the key;
+- a deletion enters the keys as "orphaned" in the transaction that drops the rows.
+
+`sweep()` removes the stored bytes and the passages of every orphaned key, and of every
+ingesting key left untouched for longer than the grace period (its process died), and then
+the entry. It runs right after each deletion and periodically (the scheduler's
+"retrieval-cleanup" task), so what failed, with the store down, is done once it is back.
+
+    await cleanup.ingesting(key)                    # before writing passages or bytes
+    await cleanup.settled(session, key)             # in the transaction that commits the row
+    await cleanup.orphaned(session, [key, ...])     # in the transaction that deletes rows
+    await cleanup.sweep([key, ...])                 # after that transaction
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.retrieval.models import CorpusFile, Document, Memory, PendingCleanup
+from server.retrieval.store import PassageStore, any_of
+from server.storage import Database
+from server.storage.models import utcnow
+
+log = logging.getLogger("relais.retrieval")
+
+INGESTING, ORPHANED = "ingesting", "orphaned"
+# Keys per SQL IN list and per store deletion.
+BATCH = 256
+
+
+def batches(keys: Sequence[str]) -> Iterable[list[str]]:
+    for offset in range(0, len(keys), BATCH):
+        yield list(keys[offset : offset + BATCH])
+
+
+class Cleanup:
+    def __init__(
+        self,
+        database: Database,
+        store: PassageStore,
+        stored_path: Callable[[str], Path],
+        *,
+        ingest_grace_seconds: float = 600.0,
+    ) -> None:
+        self._database = database
+        self._store = store
+        self._stored_path = stored_path
+        self._grace = timedelta(seconds=ingest_grace_seconds)
+
+    async def ingesting(self, key: str) -> None:
+        async with self._database.sessions() as session, session.begin():
+            session.add(PendingCleanup(source_key=key, state=INGESTING))
+
+    async def touch(self, key: str) -> None:
+        async with self._database.sessions() as session, session.begin():
+            await session.execute(
+                update(PendingCleanup).where(PendingCleanup.source_key == key).values(touched_at=utcnow())
+            )
+
+    @staticmethod
+    async def settled(session: AsyncSession, key: str) -> None:
+        await session.execute(delete(PendingCleanup).where(PendingCleanup.source_key == key))
+
+    @staticmethod
+    async def orphaned(session: AsyncSession, keys: Iterable[str]) -> None:
+        for part in batches(sorted(set(keys))):
+            known = set(
+                await session.scalars(select(PendingCleanup.source_key).where(PendingCleanup.source_key.in_(part)))
+            )
+            if known:
+                await session.execute(
+                    update(PendingCleanup).where(PendingCleanup.source_key.in_(known)).values(state=ORPHANED)
+                )
+            session.add_all(PendingCleanup(source_key=key, state=ORPHANED) for key in part if key not in known)
+
+    async def abandon(self, key: str) -> None:
+        """An ingestion that failed: whatever it wrote goes now (or at the next sweep)."""
+        async with self._database.sessions() as session, session.begin():
+            await self.orphaned(session, [key])
+        await self.sweep([key])
+
+    async def pending(self) -> int:
+        async with self._database.sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(PendingCleanup)) or 0)
+
+    async def sweep(self, keys: Sequence[str] | None = None) -> int:
+        """Remove what is due (among `keys` if given): bytes, passages, then the entries.
+        Returns how many keys were cleared; with the store down, it stops (logged; the next
+        sweep retries)."""
+        cleared = 0
+        for part in [None] if keys is None else batches(list(keys)):
+            while True:
+                due = await self._due(part)
+                if not due:
+                    break
+                for key in due:
+                    await asyncio.to_thread(_remove_stored, self._stored_path(key))
+                try:
+                    await self._store.delete(any_of("source", due))
+                except Exception as error:  # Unavailable mostly; whatever it is, the next sweep retries.
+                    log.warning("%d passage sources wait for the vector store to be cleaned up: %s", len(due), error)
+                    return cleared
+                async with self._database.sessions() as session, session.begin():
+                    await session.execute(delete(PendingCleanup).where(PendingCleanup.source_key.in_(due)))
+                cleared += len(due)
+                if part is not None or len(due) < BATCH:
+                    break
+        return cleared
+
+    async def _due(self, keys: list[str] | None) -> list[str]:
+        """Up to BATCH keys whose leftovers may go now (among `keys` if given)."""
+        cutoff = utcnow() - self._grace
+        condition = or_(PendingCleanup.state == ORPHANED, PendingCleanup.touched_at < cutoff)
+        query = select(PendingCleanup.source_key).where(condition).order_by(PendingCleanup.source_key).limit(BATCH)
+        if keys is not None:
+            query = query.where(PendingCleanup.source_key.in_(keys))
+        async with self._database.sessions() as session:
+            due = list(await session.scalars(query))
+            if not due:
+                return []
+            # A key that a row names is not garbage, whatever the ledger says: only its entry goes.
+            named: set[str] = set()
+            for model in (Document, Memory, CorpusFile):
+                named.update(await session.scalars(select(model.source_key).where(model.source_key.in_(due))))
+        if named:
+            log.warning("retrieval_cleanup listed %d keys that rows still name; dropping those entries", len(named))
+            async with self._database.sessions() as session, session.begin():
+                await session.execute(delete(PendingCleanup).where(PendingCleanup.source_key.in_(list(named))))
+        return [key for key in due if key not in named]
+
+
+def _remove_stored(path: Path) -> None:
+    """A document's bytes, and the partial copy a crash during its writing may have left."""
+    for candidate in (path, path.with_name(path.name + ".part")):
+        with contextlib.suppress(FileNotFoundError):
+            candidate.unlink()

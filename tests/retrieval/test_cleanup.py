@@ -1,0 +1,114 @@
+"""What no row names is removed: passages and files a crashed ingestion left, a deleted user's
+documents and memories, and what could not be deleted while the vector store was down."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import select, update
+
+from server.retrieval.models import PendingCleanup
+from server.retrieval.service import KnowledgeBase, _write_atomically
+from server.storage.models import utcnow
+from tests.identity.helpers import admin, new_account
+from tests.retrieval.test_documents import GUIDE, agent, passages_of, source_key, stored_files, upload
+from tests.retrieval.test_memory_and_replies import remember
+from tests.support.live import LiveStack
+
+
+def knowledge_of(stack: LiveStack) -> KnowledgeBase:
+    assert stack.server.retrieval is not None
+    return stack.server.retrieval.knowledge
+
+
+def ledger(stack: LiveStack, keys: list[str]) -> dict[str, str]:
+    async def read() -> dict[str, str]:
+        async with stack.server.database.sessions() as session:
+            rows = await session.scalars(select(PendingCleanup).where(PendingCleanup.source_key.in_(keys)))
+            return {row.source_key: row.state for row in rows}
+
+    return stack.run(read())
+
+
+def test_what_a_crashed_ingestion_left_is_removed_once_it_is_stale(rag_stack: LiveStack) -> None:
+    knowledge = knowledge_of(rag_stack)
+    key = uuid.uuid4().hex
+    stored = knowledge._stored(key)
+
+    async def crash_mid_upload() -> None:
+        # An upload's steps up to the row that would name `key`, which never commits: the process dies.
+        await knowledge.cleanup.ingesting(key)
+        _write_atomically(stored, GUIDE.encode())
+        stored.with_name(stored.name + ".part").write_bytes(b"half")
+        await knowledge._index(
+            GUIDE, owner_id=1, scope="document", entity="user:1", source=key, sha256="0" * 64, path="lost.md"
+        )
+
+    rag_stack.run(crash_mid_upload())
+    assert passages_of(rag_stack, key) > 0 and stored.exists()
+    assert ledger(rag_stack, [key]) == {key: "ingesting"}
+
+    # Recently touched: it may be an ingestion still under way in another process.
+    assert rag_stack.run(knowledge.cleanup.sweep([key])) == 0
+    assert passages_of(rag_stack, key) > 0 and stored.exists()
+
+    async def go_silent() -> None:
+        async with rag_stack.server.database.sessions() as session, session.begin():
+            await session.execute(
+                update(PendingCleanup)
+                .where(PendingCleanup.source_key == key)
+                .values(touched_at=utcnow() - timedelta(hours=1))
+            )
+
+    rag_stack.run(go_silent())
+    assert rag_stack.run(knowledge.cleanup.sweep([key])) == 1
+    assert passages_of(rag_stack, key) == 0
+    assert not stored.exists() and not stored.with_name(stored.name + ".part").exists()
+    assert ledger(rag_stack, [key]) == {}
+
+
+def test_a_ledger_entry_never_removes_what_a_row_names(http: httpx.Client, rag_stack: LiveStack) -> None:
+    owner = new_account(http)
+    document = upload(http, owner, "guide.md", GUIDE.encode()).json()
+    key = source_key(rag_stack, document["id"])
+    knowledge = knowledge_of(rag_stack)
+
+    async def wrongly_orphan() -> None:
+        async with rag_stack.server.database.sessions() as session, session.begin():
+            await knowledge.cleanup.orphaned(session, [key])
+
+    rag_stack.run(wrongly_orphan())
+    assert rag_stack.run(knowledge.cleanup.sweep([key])) == 0
+    assert passages_of(rag_stack, key) == document["chunk_count"] > 0
+    assert ledger(rag_stack, [key]) == {}
+    assert http.get(f"/api/documents/{document['id']}", headers=owner.bearer).content == GUIDE.encode()
+
+
+def test_deleting_a_user_removes_their_documents_memories_and_passages(
+    http: httpx.Client, rag_stack: LiveStack
+) -> None:
+    root, leaving = admin(http), new_account(http)
+    helper = agent(http, leaving, is_public=True)
+    own = upload(http, leaving, "guide.md", GUIDE.encode()).json()
+    given = upload(
+        http,
+        leaving,
+        "notes.txt",
+        b"Le mot de passe du wifi est affiche en cuisine.",
+        entity_type="agent",
+        entity_id=str(helper["id"]),
+    ).json()
+    remember(http, leaving, "Je prefere le the au cafe.")
+    keys = [source_key(rag_stack, own["id"]), source_key(rag_stack, given["id"])]
+    before = set(stored_files(rag_stack))
+    assert all(passages_of(rag_stack, key) > 0 for key in keys)
+
+    assert http.delete(f"/admin/users/{leaving.user_id}", headers=root.bearer).status_code == 204
+
+    assert all(passages_of(rag_stack, key) == 0 for key in keys)
+    assert rag_stack.run(knowledge_of(rag_stack).passage_count(f"owner_id == {leaving.user_id}")) == 0
+    assert not {knowledge_of(rag_stack)._stored(key) for key in keys} & set(stored_files(rag_stack))
+    assert len(before - set(stored_files(rag_stack))) == 2
+    assert ledger(rag_stack, keys) == {}
