@@ -503,7 +503,7 @@ class KnowledgeBase:
         """Index the corpus (or a part of it), yielding the report after each file and once done."""
         started = time.monotonic()
         await asyncio.to_thread(self.settings.corpus_dir.mkdir, parents=True, exist_ok=True)
-        target = self._corpus_target(path.strip().strip("/"))
+        target = await asyncio.to_thread(self._corpus_target, path.strip().strip("/"))
         async with self._corpus_lock:
             files = await asyncio.to_thread(self._corpus_files, target)
             prefix = target.relative_to(self.settings.corpus_dir.resolve()).as_posix()
