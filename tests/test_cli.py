@@ -53,7 +53,7 @@ def relais(*args: str, env: dict[str, str] | None = None, cwd: Path | None = Non
 
 
 def wait_http(
-    url: str, process: subprocess.Popen[str], timeout: float = 30, until: int | None = None
+    url: str, process: subprocess.Popen[str], timeout: float = 120, until: int | None = None
 ) -> httpx.Response:
     """Poll `url` until it answers (with status `until`, if given)."""
     deadline = time.monotonic() + timeout

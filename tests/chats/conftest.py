@@ -21,7 +21,8 @@ def chat_triton() -> Iterator[LiveTriton]:
         [
             StandInModel(name="echo"),
             StandInModel(name="broken", fail_after=3),
-            StandInModel(name="slow", token_delay=0.05),
+            # Slow enough (16 tokens, 3.2 s) that a client leaving after a few tokens always beats its end.
+            StandInModel(name="slow", token_delay=0.2),
         ]
     ).start()
     yield live

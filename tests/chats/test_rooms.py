@@ -27,7 +27,12 @@ class Listener:
         for name in ("new_message", "user_typing"):
             self.client.on(name, lambda data, name=name: self.events.put((name, data)))
         self.client.connect(
-            base_url, socketio_path="/ws/socket.io", auth={"token": token} if token else None, transports=["websocket"]
+            base_url,
+            socketio_path="/ws/socket.io",
+            auth={"token": token} if token else None,
+            transports=["websocket"],
+            # The handshake checks the token through the server: more than the 1 s default on a busy machine.
+            wait_timeout=10,
         )
 
     def call(self, event: str, data: Any) -> Any:
@@ -126,6 +131,7 @@ def test_rooms_span_processes_through_redis(tmp_path: Path, postgres_schema_url:
         "RELAIS_REDIS_URL": "redis://127.0.0.1:6379/0",
         "RELAIS_DATABASE_URL": postgres_schema_url,
         "RELAIS_LLM_PRELOAD": "false",
+        "RELAIS_RETRIEVAL_PRELOAD": "false",
         # Replies are not what this test is about: fail fast instead of running the CPU model.
         "RELAIS_MODELS": '[{"key": "down", "backend": "openai", "base_url": "http://127.0.0.1:9/v1"}]',
     }

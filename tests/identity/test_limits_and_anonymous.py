@@ -115,6 +115,8 @@ def test_two_processes_share_one_budget_through_redis(tmp_path: Path) -> None:
         "RELAIS_REDIS_URL": "redis://127.0.0.1:6379/0",
         "RELAIS_RATE_LIMIT_ANONYMOUS": "4/minute",
         "RELAIS_RATE_LIMIT_PREFIX": prefix,
+        # Two processes starting at once on a busy machine: no Milvus Lite to wait for.
+        "RELAIS_RETRIEVAL_PRELOAD": "false",
     }
     ports = [(free_port(), free_port()) for _ in range(2)]
     with (
@@ -219,6 +221,7 @@ def test_a_logout_reaches_the_other_processes_caches_through_redis(tmp_path: Pat
         "RELAIS_DATABASE_URL": postgres_schema_url,
         "RELAIS_PRINCIPAL_CACHE_TTL": "300",
         "RELAIS_LLM_PRELOAD": "false",
+        "RELAIS_RETRIEVAL_PRELOAD": "false",
     }
     ports = [(free_port(), free_port()) for _ in range(2)]
     urls = [f"http://127.0.0.1:{http_port}" for http_port, _ in ports]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zipfile
 import zlib
@@ -47,11 +48,16 @@ def docx(paragraphs: list[str]) -> bytes:
     return out.getvalue()
 
 
-def png(width: int = 2, height: int = 2) -> bytes:
+def png(width: int = 2, height: int = 2, *, noise: bool = False) -> bytes:
+    """A red RGB image, or random pixels (`noise`: as large as its pixels, since they do not compress)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    def pixels() -> bytes:
+        return os.urandom(3 * width) if noise else b"\xff\x00\x00" * width
+
+    rows = b"".join(b"\x00" + pixels() for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 

@@ -214,18 +214,19 @@ def test_documents_are_private_to_their_owner(http: httpx.Client) -> None:
 def test_upload_and_download_over_grpc(rag_stack: LiveStack, http: httpx.Client) -> None:
     owner = new_account(http)
     metadata = [("authorization", owner.bearer["Authorization"])]
-    data = ("ligne\n" * 20000).encode()
+    # An image is stored, not indexed: a large file without minutes of embedding.
+    data = files.png(160, 160, noise=True)
     with grpc.insecure_channel(rag_stack.grpc_target) as channel:
         documents = retrieval_pb2_grpc.DocumentServiceStub(channel)
         created = documents.UploadDocument(
             retrieval_pb2.UploadDocumentRequest(
-                file=options_pb2.UploadedFile(filename="../../etc/lignes.txt", data=data)
+                file=options_pb2.UploadedFile(filename="../../etc/photo.png", data=data)
             ),
             metadata=metadata,
         )
         pieces = list(
             documents.GetDocument(retrieval_pb2.GetDocumentRequest(document_id=created.id), metadata=metadata)
         )
-    assert created.filename == "lignes.txt" and created.mime_type == "text/plain"
+    assert (created.filename, created.mime_type, created.chunk_count) == ("photo.png", "image/png", 0)
     assert len(pieces) > 1 and b"".join(piece.data for piece in pieces) == data
-    assert {piece.content_type for piece in pieces} == {"text/plain"}
+    assert {piece.content_type for piece in pieces} == {"image/png"}
