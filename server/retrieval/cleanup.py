@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.retrieval.models import CorpusFile, Document, Memory, PendingCleanup
@@ -95,10 +95,6 @@ class Cleanup:
         async with self._database.sessions() as session, session.begin():
             await self.orphaned(session, [key])
         await self.sweep([key])
-
-    async def pending(self) -> int:
-        async with self._database.sessions() as session:
-            return int(await session.scalar(select(func.count()).select_from(PendingCleanup)) or 0)
 
     async def sweep(self, keys: Sequence[str] | None = None) -> int:
         """Remove what is due (among `keys` if given): bytes, passages, then the entries.

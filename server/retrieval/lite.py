@@ -39,6 +39,12 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def server_command(data_dir: Path, port: int) -> list[str]:
+    """The command line of a Milvus Lite server on 127.0.0.1:`port`, keeping its data in `data_dir`."""
+    place = ["--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)]
+    return [sys.executable, "-m", "milvus_lite", "server", *place]
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -64,16 +70,7 @@ class MilvusLiteProcess:
         log_file = await asyncio.to_thread(open, self.data_dir.parent / "milvus-lite.log", "ab")
         try:
             self._process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "milvus_lite",
-                "server",
-                "--data-dir",
-                str(self.data_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
+                *server_command(self.data_dir, port),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,

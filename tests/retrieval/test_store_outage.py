@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from server.retrieval.lite import server_command
 from tests.conftest import stack_settings
 from tests.identity.helpers import new_account
 from tests.retrieval.test_cleanup import ledger
@@ -21,6 +21,7 @@ from tests.retrieval.test_documents import GUIDE, passages_of, source_key, store
 from tests.retrieval.test_memory_and_replies import remember, search
 from tests.support import services
 from tests.support.live import LiveStack
+from tests.test_cli import free_port
 
 
 class MilvusServer:
@@ -28,16 +29,14 @@ class MilvusServer:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> MilvusServer:
-        command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir)]
-        command += ["--host", "127.0.0.1", "--port", str(self.port)]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._process = subprocess.Popen(
+            server_command(self.data_dir, self.port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self._process.poll() is None, "Milvus Lite exited at start"
@@ -85,9 +84,9 @@ def http(served_stack: LiveStack) -> Iterator[httpx.Client]:
         yield client
 
 
-def wait_for(condition: object, what: str, seconds: float = 60) -> None:
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, f"still waiting for {what}"
         time.sleep(0.1)
 
