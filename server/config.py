@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     # max_tokens when a request gives none, and the most a request may ask for.
     llm_default_max_tokens: int = Field(default=256, ge=1)
     llm_max_tokens: int = Field(default=2048, ge=1)
+    # Milliseconds between two messages of one token stream, at least: tokens that come faster
+    # share a message (none is dropped). 5 ms caps a stream at 200 messages/s, more than a screen
+    # shows, and delays no token of a model slower than 200 tokens/s. 0 sends a message per token.
+    llm_stream_interval_ms: float = Field(default=5.0, ge=0, le=1000)
 
     # Retrieval. The vector store: a Milvus Lite file under data_dir unless a server URI is set
     # (e.g. "http://milvus:19530"), with its token ("user:password" or an API key).

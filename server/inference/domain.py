@@ -53,5 +53,9 @@ async def start_inference(settings: Settings) -> InferenceDomain:
     ]
     catalogue = Catalogue(models, default=settings.default_model)
     await asyncio.gather(*(model.backend.start() for model in models))
-    limits = Limits(default_max_tokens=settings.llm_default_max_tokens, max_tokens=settings.llm_max_tokens)
+    limits = Limits(
+        default_max_tokens=settings.llm_default_max_tokens,
+        max_tokens=settings.llm_max_tokens,
+        message_interval=settings.llm_stream_interval_ms / 1000,
+    )
     return InferenceDomain(catalogue, InferenceService(catalogue, limits))

@@ -2,10 +2,16 @@
 
 `InferenceService.start` returns only once the backend has produced its first chunk,
 so an unreachable backend or a bad request fails the call before any event is sent
-(and the bridge can still answer with an HTTP status). After that, chunks are relayed
-through a small buffer: when the reader is slower than the model, the chunks that
-piled up are merged into one (never dropped, never re-sent), so a slow reader costs
-fewer messages, not more work.
+(and the bridge can still answer with an HTTP status).
+
+After the first chunk, a pump task reads the backend while the caller writes, and the
+caller takes everything read since its last message, merged into one chunk (never
+dropped, never re-sent). Two messages of one stream are at least `Limits.message_interval`
+apart: tokens that arrive closer together than that ride in the same message, and the
+stream's last chunk releases whatever is held at once. A model slower than one token per
+interval (every real model on one stream, at the 5 ms default) sees each token sent the
+moment it arrives; a fast backend or a slow reader costs fewer messages instead of a
+message per token, on the relay and on every hop after it.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from server.errors import FieldViolation, Unavailable, ValidationFailed
@@ -21,22 +27,29 @@ from server.inference.backend import Chunk, Finish, GenerationRequest
 from server.inference.catalogue import Catalogue, ServedModel
 from server.observability import LLM_ACTIVE_STREAMS, LLM_ITL, LLM_OUTPUT_TOKENS, LLM_REQUESTS, LLM_TTFT
 
-# A reader that takes longer than this to accept a chunk is slower than the model.
-SLOW_READER = 0.002
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     default_max_tokens: int = 256
     max_tokens: int = 2048
+    # Seconds between two messages of one stream, at least (0: as fast as the reader takes them).
+    message_interval: float = 0.005
 
 
-def merge(first: Chunk, second: Chunk) -> Chunk:
+def merge(chunks: Sequence[Chunk]) -> Chunk:
+    """One chunk saying what `chunks` said, in order."""
+    if len(chunks) == 1:
+        return chunks[0]
+    prompt_tokens = 0
+    finish: Finish | None = None
+    for chunk in chunks:
+        prompt_tokens = chunk.prompt_tokens or prompt_tokens
+        finish = chunk.finish or finish
     return Chunk(
-        text=first.text + second.text,
-        tokens=first.tokens + second.tokens,
-        prompt_tokens=second.prompt_tokens or first.prompt_tokens,
-        finish=second.finish or first.finish,
+        text="".join(chunk.text for chunk in chunks),
+        tokens=sum(chunk.tokens for chunk in chunks),
+        prompt_tokens=prompt_tokens,
+        finish=finish,
     )
 
 
@@ -45,33 +58,57 @@ class _Coalescer:
 
     def __init__(self, source: AsyncIterator[Chunk]) -> None:
         self._source = source
-        self._pending: Chunk | None = None
+        self._pending: list[Chunk] = []
         self._error: BaseException | None = None
         self._done = False
         self._ready = asyncio.Event()
+        # Set while the reader holds back: resolved early when the stream ends.
+        self._holding: asyncio.Future[None] | None = None
         self._task = asyncio.create_task(self._pump())
 
     async def _pump(self) -> None:
         try:
             async for chunk in self._source:
-                self._pending = chunk if self._pending is None else merge(self._pending, chunk)
+                self._pending.append(chunk)
                 self._ready.set()
+                if chunk.finish:
+                    self._release()
         except Exception as error:
             self._error = error
         finally:
             self._done = True
             self._ready.set()
+            self._release()
+
+    def _release(self) -> None:
+        if self._holding is not None and not self._holding.done():
+            self._holding.set_result(None)
+
+    async def hold(self, seconds: float) -> None:
+        """Let chunks pile up for `seconds`, or until the stream ends: its last words are never held."""
+        if self._done or (self._pending and self._pending[-1].finish):
+            return
+        loop = asyncio.get_running_loop()
+        self._holding = loop.create_future()
+        timer = loop.call_later(seconds, self._release)
+        try:
+            await self._holding
+        finally:
+            timer.cancel()
+            self._holding = None
 
     async def next(self) -> Chunk | None:
         """The chunks read since the last call, merged; None at the end. Raises the source's error
         once every chunk before it has been taken."""
-        while self._pending is None and not self._done:
+        while not self._pending and not self._done:
             self._ready.clear()
             await self._ready.wait()
-        chunk, self._pending = self._pending, None
-        if chunk is None and self._error is not None:
-            raise self._error
-        return chunk
+        if not self._pending:
+            if self._error is not None:
+                raise self._error
+            return None
+        pending, self._pending = self._pending, []
+        return merge(pending)
 
     async def close(self) -> None:
         if not self._task.done():
@@ -93,6 +130,7 @@ class Generation:
         *,
         started: float,
         on_unavailable: Callable[[str], None],
+        message_interval: float = 0.0,
     ) -> None:
         self.model = model
         self.request = request
@@ -105,6 +143,7 @@ class Generation:
         self._started = started
         self._first_token_at: float | None = None
         self._on_unavailable = on_unavailable
+        self._message_interval = message_interval
         self._labels = (model.key, model.backend.kind)
         # Bound once: a labels() lookup per token is measurable at relay speed.
         self._output_tokens = LLM_OUTPUT_TOKENS.labels(*self._labels)
@@ -114,12 +153,8 @@ class Generation:
         return "".join(self.text_parts)
 
     async def chunks(self) -> AsyncIterator[Chunk]:
-        """The rest of the stream; the generation ends when this iterator is closed.
-
-        While the reader keeps up, chunks are read straight from the backend (no extra task per
-        token). Once handing a chunk over takes longer than SLOW_READER seconds, the reader has
-        fallen behind: a pump task takes over reading, and what piles up meanwhile is merged.
-        """
+        """The rest of the stream, paced (see the module's docstring); the generation ends when
+        this iterator is closed."""
         LLM_ACTIVE_STREAMS.labels(*self._labels).inc()
         outcome = "cancelled"
         coalescer: _Coalescer | None = None
@@ -128,13 +163,16 @@ class Generation:
             chunk: Chunk | None = first
             while chunk is not None:
                 self._account(chunk)
-                handed_at = time.perf_counter()
+                sent_at = time.perf_counter()
                 yield chunk
                 if chunk.finish:
                     break
-                if coalescer is None and time.perf_counter() - handed_at > SLOW_READER:
+                if coalescer is None:
                     coalescer = _Coalescer(self._source)
-                chunk = await (coalescer.next() if coalescer is not None else anext(self._source, None))
+                pause = sent_at + self._message_interval - time.perf_counter()
+                if pause > 0:
+                    await coalescer.hold(pause)
+                chunk = await coalescer.next()
             if self.finish is None:
                 self.finish = Finish.STOP
             outcome = "complete"
@@ -205,7 +243,13 @@ class InferenceService:
             raise
         self.catalogue.mark_available(model.key)
         return Generation(
-            model, request, source, first, started=started, on_unavailable=self.catalogue.mark_unavailable
+            model,
+            request,
+            source,
+            first,
+            started=started,
+            on_unavailable=self.catalogue.mark_unavailable,
+            message_interval=self.limits.message_interval,
         )
 
     def max_tokens(self, requested: int | None) -> int:

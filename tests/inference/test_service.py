@@ -15,13 +15,15 @@ from server.inference.service import InferenceService, Limits
 
 
 class ScriptedBackend:
-    """Emits `count` one-token chunks as fast as the event loop allows, or fails."""
+    """Emits `count` one-token chunks `delay` seconds apart (as fast as the event loop allows by
+    default), or fails."""
 
     kind = "scripted"
 
-    def __init__(self, count: int = 0, *, fail_first: bool = False) -> None:
+    def __init__(self, count: int = 0, *, fail_first: bool = False, delay: float = 0.0) -> None:
         self.count = count
         self.fail_first = fail_first
+        self.delay = delay
         self.closed = asyncio.Event()
         self.produced = 0
 
@@ -33,7 +35,7 @@ class ScriptedBackend:
                 self.produced += 1
                 last = index == self.count - 1
                 yield Chunk(text=f"t{index} ", tokens=1, finish=Finish.LENGTH if last else None)
-                await asyncio.sleep(0)
+                await asyncio.sleep(self.delay)
         finally:
             self.closed.set()
 
@@ -44,12 +46,12 @@ class ScriptedBackend:
     async def close(self) -> None: ...
 
 
-def service(*models: tuple[str, ScriptedBackend, int]) -> InferenceService:
+def service(*models: tuple[str, ScriptedBackend, int], limits: Limits | None = None) -> InferenceService:
     served = [
         ServedModel(ModelConfig(key=key, backend="openai", base_url="http://unused", context_window=window), backend)
         for key, backend, window in models
     ]
-    return InferenceService(Catalogue(served), Limits())
+    return InferenceService(Catalogue(served), limits or Limits())
 
 
 def request(**fields: object) -> GenerationRequest:
@@ -67,6 +69,56 @@ async def test_a_slow_reader_gets_merged_deltas_and_every_token() -> None:
     assert sum(chunk.tokens for chunk in chunks) == 500 == generation.completion_tokens
     assert len(chunks) < 50  # merged, not one message per token
     assert chunks[-1].finish is Finish.LENGTH
+
+
+async def test_tokens_closer_together_than_the_interval_share_a_message() -> None:
+    backend = ScriptedBackend(300)
+    inference = service(("m", backend, 4096), limits=Limits(message_interval=0.05))
+    generation = await inference.start(request(max_tokens=300), "m")
+    chunks = [chunk async for chunk in generation.chunks()]  # a reader that takes them at once
+    assert chunks[0].text == "t0 "  # the first token is never held back
+    assert "".join(chunk.text for chunk in chunks) == "".join(f"t{i} " for i in range(300))
+    assert sum(chunk.tokens for chunk in chunks) == 300 == generation.completion_tokens
+    assert len(chunks) < 100
+    assert chunks[-1].finish is Finish.LENGTH
+
+
+async def test_tokens_further_apart_than_the_interval_each_get_a_message() -> None:
+    backend = ScriptedBackend(8, delay=0.05)
+    inference = service(("m", backend, 4096), limits=Limits(message_interval=0.005))
+    generation = await inference.start(request(max_tokens=8), "m")
+    chunks = [chunk async for chunk in generation.chunks()]
+    assert [chunk.text for chunk in chunks] == [f"t{i} " for i in range(8)]
+
+
+async def test_the_end_of_a_stream_is_not_held_back() -> None:
+    backend = ScriptedBackend(5)
+    inference = service(("m", backend, 4096), limits=Limits(message_interval=600))
+    generation = await inference.start(request(max_tokens=5), "m")
+
+    async def read_all() -> list[Chunk]:
+        return [chunk async for chunk in generation.chunks()]
+
+    # A ten-minute interval would hold the last four tokens; the final one releases them.
+    chunks = await asyncio.wait_for(read_all(), 30)
+    assert [chunk.text for chunk in chunks] == ["t0 ", "t1 t2 t3 t4 "]
+    assert chunks[-1].finish is Finish.LENGTH
+
+
+async def test_a_backend_failure_comes_after_the_tokens_read_before_it() -> None:
+    class FailingMidway(ScriptedBackend):
+        async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+            for index in range(5):
+                yield Chunk(text=f"t{index} ", tokens=1)
+            raise BackendUnavailable("lost the backend")
+
+    inference = service(("m", FailingMidway(), 4096), limits=Limits(message_interval=0.05))
+    generation = await inference.start(request(), "m")
+    received = []
+    with pytest.raises(BackendUnavailable, match="lost the backend"):
+        async for chunk in generation.chunks():
+            received.append(chunk.text)
+    assert "".join(received) == "t0 t1 t2 t3 t4 "
 
 
 async def test_closing_the_reader_closes_the_backend_stream() -> None:
