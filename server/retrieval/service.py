@@ -202,11 +202,15 @@ class KnowledgeBase:
             )
             for index, span in enumerate(spans)
         ]
+        # Longest first, as sentence-transformers orders one `encode` call: a batch pads every
+        # passage to its longest one, so batches of like lengths cost the model the least.
+        # Chunk ids, not the order of inserts, say where each passage belongs.
+        by_length = sorted(passages, key=lambda passage: len(passage.text), reverse=True)
         batch = self.settings.embed_batch
         writing: asyncio.Task[None] | None = None
         try:
-            for offset in range(0, len(passages), batch):
-                part = passages[offset : offset + batch]
+            for offset in range(0, len(by_length), batch):
+                part = by_length[offset : offset + batch]
                 vectors = await self._embed([passage.text for passage in part])
                 if writing is not None:
                     await writing
