@@ -1,5 +1,10 @@
 """Fixed-window rate limits, in process memory or in Redis (shared by every replica).
 
+A key's window opens at its first use and lasts the rule's period; the count starts again
+in the next one. Windows are not aligned on the clock: with aligned windows, a burst that
+straddles a boundary (the 59th and 61st second of a minute) gets two budgets at once for
+everyone at the same moment.
+
 limiter = MemoryRateLimiter()          # or RedisRateLimiter(url)
 decision = await limiter.hit("ip:203.0.113.9", RateLimit(60, 60))
 decision.allowed, decision.remaining, decision.reset_at
@@ -8,6 +13,7 @@ decision.allowed, decision.remaining, decision.reset_at
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -66,68 +72,78 @@ class RateLimiter(Protocol):
     async def close(self) -> None: ...
 
 
-def _window(rule: RateLimit, now: float) -> tuple[int, int]:
-    """(window number, its reset time) for `now`."""
-    number = int(now // rule.window_seconds)
-    return number, (number + 1) * rule.window_seconds
-
-
 class MemoryRateLimiter:
-    """One process's counters. Old windows are dropped as new ones start."""
+    """One process's counters: key → (uses, end of its window). Ended windows are dropped
+    as the table grows."""
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, int], int] = {}
+        self._windows: dict[str, tuple[int, float]] = {}
         self._lock = asyncio.Lock()
 
     async def hit(self, key: str, rule: RateLimit) -> Decision:
-        number, reset = _window(rule, time.time())
+        now = time.time()
+        name = f"{key}/{rule.window_seconds}"
         async with self._lock:
-            slot = (f"{key}/{rule.window_seconds}", number)
-            count = self._counts.get(slot, 0) + 1
-            self._counts[slot] = count
-            if len(self._counts) > 100_000:
-                self._counts = {k: v for k, v in self._counts.items() if k[1] >= number - 1}
-        return Decision(count <= rule.limit, rule.limit, max(0, rule.limit - count), reset)
+            count, ends = self._windows.get(name, (0, 0.0))
+            if ends <= now:
+                count, ends = 0, now + rule.window_seconds
+            count += 1
+            self._windows[name] = (count, ends)
+            if len(self._windows) > 100_000:
+                self._windows = {k: v for k, v in self._windows.items() if v[1] > now}
+        return Decision(count <= rule.limit, rule.limit, max(0, rule.limit - count), math.ceil(ends))
 
     async def peek(self, key: str, rule: RateLimit) -> Decision:
-        number, reset = _window(rule, time.time())
-        count = self._counts.get((f"{key}/{rule.window_seconds}", number), 0)
-        return Decision(count < rule.limit, rule.limit, max(0, rule.limit - count), reset)
+        now = time.time()
+        count, ends = self._windows.get(f"{key}/{rule.window_seconds}", (0, 0.0))
+        if ends <= now:
+            count, ends = 0, now + rule.window_seconds
+        return Decision(count < rule.limit, rule.limit, max(0, rule.limit - count), math.ceil(ends))
 
     async def close(self) -> None:
-        self._counts.clear()
+        self._windows.clear()
 
 
 class RedisRateLimiter:
-    """Counters in Redis (INCR + EXPIRE in one transaction), so replicas share a budget."""
+    """Counters in Redis, so replicas share a budget: one key per window, created with the
+    window's expiry on first use (SET NX PX), counted with INCR, in one transaction."""
 
     def __init__(self, url: str, *, prefix: str = "relais:rl:") -> None:
         self._client = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         self._prefix = prefix
 
-    def _name(self, key: str, rule: RateLimit, number: int) -> str:
-        return f"{self._prefix}{key}/{rule.window_seconds}:{number}"
+    def _name(self, key: str, rule: RateLimit) -> str:
+        return f"{self._prefix}{key}/{rule.window_seconds}"
 
     async def peek(self, key: str, rule: RateLimit) -> Decision:
-        number, reset = _window(rule, time.time())
-        try:
-            raw = await self._client.get(self._name(key, rule, number))
-        except (aioredis.RedisError, OSError) as error:
-            raise Unavailable("Rate limiter unavailable") from error
-        count = int(raw or 0)
-        return Decision(count < rule.limit, rule.limit, max(0, rule.limit - count), reset)
-
-    async def hit(self, key: str, rule: RateLimit) -> Decision:
-        number, reset = _window(rule, time.time())
-        name = self._name(key, rule, number)
+        name = self._name(key, rule)
         try:
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.incr(name)
-                pipe.expire(name, rule.window_seconds + 1)
-                count, _ = cast(tuple[int, bool], await pipe.execute())
+                pipe.get(name)
+                pipe.pttl(name)
+                raw, ttl_ms = cast(tuple[bytes | None, int], await pipe.execute())
         except (aioredis.RedisError, OSError) as error:
             raise Unavailable("Rate limiter unavailable") from error
-        return Decision(count <= rule.limit, rule.limit, max(0, rule.limit - count), reset)
+        count = int(raw or 0) if ttl_ms > 0 else 0
+        return Decision(count < rule.limit, rule.limit, max(0, rule.limit - count), _reset(rule, ttl_ms))
+
+    async def hit(self, key: str, rule: RateLimit) -> Decision:
+        name = self._name(key, rule)
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.set(name, 0, px=rule.window_seconds * 1000, nx=True)
+                pipe.incr(name)
+                pipe.pttl(name)
+                _, count, ttl_ms = cast(tuple[object, int, int], await pipe.execute())
+        except (aioredis.RedisError, OSError) as error:
+            raise Unavailable("Rate limiter unavailable") from error
+        return Decision(count <= rule.limit, rule.limit, max(0, rule.limit - count), _reset(rule, ttl_ms))
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _reset(rule: RateLimit, ttl_ms: int) -> int:
+    """When a window with `ttl_ms` left ends (a window not open yet ends a period from now)."""
+    left = ttl_ms / 1000 if ttl_ms > 0 else rule.window_seconds
+    return math.ceil(time.time() + left)
