@@ -18,7 +18,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from server.errors import DomainError, ValidationFailed
+from server.errors import DomainError, Unavailable, ValidationFailed
 from server.interceptors.call import CallState
 
 log = logging.getLogger("relais.grpc.errors")
@@ -66,6 +66,9 @@ class ErrorScope:
         except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
             raise
         except DomainError as error:
+            if isinstance(error, Unavailable):
+                # The server's trouble, not the caller's: an operator needs the why, once per call.
+                log.warning("%s request_id=%s unavailable: %s", state.method, state.request_id, error.message)
             await self._abort(context, to_status(error, state.request_id), state)
         except Exception:
             log.exception("unexpected error in %s request_id=%s", state.method, state.request_id)

@@ -15,6 +15,11 @@ ingesting key left untouched for longer than the grace period (its process died)
 the entry. It runs right after each deletion and periodically (the scheduler's
 "retrieval-cleanup" task), so what failed, with the store down, is done once it is back.
 
+A stale ingesting key is claimed (turned "orphaned", committed) before anything of it is
+removed, and an ingestion only touches or settles a key that is still "ingesting": so an
+ingestion that was merely stalled past the grace period fails (503, send it again) instead
+of committing a row whose passages the sweep removed, whichever of the two goes first.
+
     await cleanup.ingesting(key)                    # before writing passages or bytes
     await cleanup.settled(session, key)             # in the transaction that commits the row
     await cleanup.orphaned(session, [key, ...])     # in the transaction that deletes rows
@@ -33,6 +38,7 @@ from pathlib import Path
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.errors import Unavailable
 from server.retrieval.models import CorpusFile, Document, Memory, PendingCleanup
 from server.retrieval.store import PassageStore, any_of
 from server.storage import Database
@@ -69,14 +75,28 @@ class Cleanup:
             session.add(PendingCleanup(source_key=key, state=INGESTING))
 
     async def touch(self, key: str) -> None:
+        """Say the ingestion of `key` is alive; fails once a sweep has claimed it."""
         async with self._database.sessions() as session, session.begin():
-            await session.execute(
-                update(PendingCleanup).where(PendingCleanup.source_key == key).values(touched_at=utcnow())
+            result = await session.execute(
+                update(PendingCleanup)
+                .where(PendingCleanup.source_key == key, PendingCleanup.state == INGESTING)
+                .values(touched_at=utcnow())
             )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise self._claimed()
 
-    @staticmethod
-    async def settled(session: AsyncSession, key: str) -> None:
-        await session.execute(delete(PendingCleanup).where(PendingCleanup.source_key == key))
+    async def settled(self, session: AsyncSession, key: str) -> None:
+        """In the transaction that commits the row naming `key`; fails (and so rolls it back)
+        once a sweep has claimed the key."""
+        result = await session.execute(
+            delete(PendingCleanup).where(PendingCleanup.source_key == key, PendingCleanup.state == INGESTING)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise self._claimed()
+
+    def _claimed(self) -> Unavailable:
+        seconds = int(self._grace.total_seconds())
+        return Unavailable(f"The ingestion stalled for more than {seconds} s and was discarded; send it again")
 
     @staticmethod
     async def orphaned(session: AsyncSession, keys: Iterable[str]) -> None:
@@ -121,25 +141,37 @@ class Cleanup:
         return cleared
 
     async def _due(self, keys: list[str] | None) -> list[str]:
-        """Up to BATCH keys whose leftovers may go now (among `keys` if given)."""
-        cutoff = utcnow() - self._grace
-        condition = or_(PendingCleanup.state == ORPHANED, PendingCleanup.touched_at < cutoff)
+        """Up to BATCH keys whose leftovers may go now (among `keys` if given), claimed: a stale
+        ingesting key is turned orphaned first, so that its ingestion can no longer settle it."""
+        condition = or_(PendingCleanup.state == ORPHANED, PendingCleanup.touched_at < utcnow() - self._grace)
         query = select(PendingCleanup.source_key).where(condition).order_by(PendingCleanup.source_key).limit(BATCH)
         if keys is not None:
             query = query.where(PendingCleanup.source_key.in_(keys))
-        async with self._database.sessions() as session:
-            due = list(await session.scalars(query))
-            if not due:
+        async with self._database.sessions() as session, session.begin():
+            candidates = list(await session.scalars(query))
+            if not candidates:
                 return []
+            # Re-checked by the UPDATE itself: an ingestion may have touched or settled a key since.
+            await session.execute(
+                update(PendingCleanup)
+                .where(PendingCleanup.source_key.in_(candidates), condition)
+                .values(state=ORPHANED)
+            )
+            due = list(
+                await session.scalars(
+                    select(PendingCleanup.source_key).where(
+                        PendingCleanup.source_key.in_(candidates), PendingCleanup.state == ORPHANED
+                    )
+                )
+            )
             # A key that a row names is not garbage, whatever the ledger says: only its entry goes.
             named: set[str] = set()
             for model in (Document, Memory, CorpusFile):
                 named.update(await session.scalars(select(model.source_key).where(model.source_key.in_(due))))
-        if named:
-            log.warning("retrieval_cleanup listed %d keys that rows still name; dropping those entries", len(named))
-            async with self._database.sessions() as session, session.begin():
+            if named:
+                log.warning("retrieval_cleanup listed %d keys that rows still name; dropping those entries", len(named))
                 await session.execute(delete(PendingCleanup).where(PendingCleanup.source_key.in_(list(named))))
-        return [key for key in due if key not in named]
+        return sorted(key for key in due if key not in named)
 
 
 def _remove_stored(path: Path) -> None:

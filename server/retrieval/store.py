@@ -37,6 +37,16 @@ from server.retrieval.lite import MilvusLiteProcess
 
 log = logging.getLogger("relais.retrieval")
 
+
+def _not_an_rpc_error_report(record: logging.LogRecord) -> bool:
+    return record.levelno < logging.ERROR
+
+
+# pymilvus logs every failed call at ERROR with a traceback, those `_call` handles included (a
+# collection loaded again; an outage, which becomes a 503 in the access log): one outage would
+# fill the log with tracebacks. Its errors are all such reports; its warnings stay.
+logging.getLogger("pymilvus.decorators").addFilter(_not_an_rpc_error_report)
+
 SearchMode = Literal["hybrid", "dense", "text"]
 # Milvus' error codes (merr) for a collection that is not loaded, or not there at all.
 COLLECTION_NOT_FOUND, COLLECTION_NOT_LOADED = 100, 101

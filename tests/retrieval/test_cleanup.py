@@ -4,12 +4,17 @@ documents and memories, and what could not be deleted while the vector store was
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import func, select, update
 
-from server.retrieval.models import PendingCleanup
+from server.auth import Principal
+from server.errors import Unavailable
+from server.retrieval.models import Document, PendingCleanup
 from server.retrieval.service import KnowledgeBase, _write_atomically
 from server.storage.models import utcnow
 from tests.identity.helpers import admin, new_account
@@ -67,6 +72,73 @@ def test_what_a_crashed_ingestion_left_is_removed_once_it_is_stale(rag_stack: Li
     assert passages_of(rag_stack, key) == 0
     assert not stored.exists() and not stored.with_name(stored.name + ".part").exists()
     assert ledger(rag_stack, [key]) == {}
+
+
+async def age_ingestions(stack: LiveStack) -> None:
+    """Every ingesting entry looks an hour old, as if its process had gone silent."""
+    async with stack.server.database.sessions() as session, session.begin():
+        await session.execute(
+            update(PendingCleanup)
+            .where(PendingCleanup.state == "ingesting")
+            .values(touched_at=utcnow() - timedelta(hours=1))
+        )
+
+
+def test_an_ingestion_stalled_past_the_grace_period_fails_and_leaves_nothing(
+    http: httpx.Client, rag_stack: LiveStack
+) -> None:
+    owner = new_account(http)
+    knowledge = knowledge_of(rag_stack)
+    real_embedder = knowledge._embedder
+    calls = 0
+
+    class StallingEmbedder:
+        """Before its second batch, the upload stalls so long that a sweep claims its key."""
+
+        dimension = real_embedder.dimension
+
+        async def embed(self, texts: Sequence[str]) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                await age_ingestions(rag_stack)
+                assert await knowledge.cleanup.sweep() >= 1
+            return await real_embedder.embed(texts)
+
+    # Enough paragraphs for two batches of passages.
+    text = "\n\n".join(f"Note {index}: " + "la chaudière se purge par la vanne du bas. " * 14 for index in range(80))
+    before = set(stored_files(rag_stack))
+
+    async def count_documents() -> int:
+        async with rag_stack.server.database.sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(Document)) or 0)
+
+    documents_before = rag_stack.run(count_documents())
+    knowledge._embedder = StallingEmbedder()  # type: ignore[assignment]
+    try:
+        with pytest.raises(Unavailable, match="stalled for more than"):
+            rag_stack.run(
+                knowledge.upload(
+                    Principal(subject=str(owner.user_id), user_id=owner.user_id),
+                    filename="notes.txt",
+                    data=text.encode(),
+                )
+            )
+    finally:
+        knowledge._embedder = real_embedder
+    assert calls >= 2
+    assert rag_stack.run(count_documents()) == documents_before
+    assert set(stored_files(rag_stack)) == before
+    assert rag_stack.run(knowledge.passage_count(f"owner_id == {owner.user_id}")) == 0
+    assert ledger_states(rag_stack) == {}
+
+
+def ledger_states(stack: LiveStack) -> dict[str, str]:
+    async def read() -> dict[str, str]:
+        async with stack.server.database.sessions() as session:
+            return {row.source_key: row.state for row in await session.scalars(select(PendingCleanup))}
+
+    return stack.run(read())
 
 
 def test_a_ledger_entry_never_removes_what_a_row_names(http: httpx.Client, rag_stack: LiveStack) -> None:

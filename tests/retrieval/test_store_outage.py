@@ -4,6 +4,7 @@ during it are finished once the server is back, and the service recovers on its 
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import time
@@ -92,7 +93,7 @@ def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> N
 
 
 def test_an_outage_is_a_503_with_nothing_half_stored_and_the_service_recovers(
-    http: httpx.Client, served_stack: LiveStack, milvus: MilvusServer
+    http: httpx.Client, served_stack: LiveStack, milvus: MilvusServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     owner = new_account(http)
     assert not (served_stack.settings.data_dir / "milvus").exists(), "spawned its own Milvus Lite"
@@ -134,6 +135,9 @@ def test_an_outage_is_a_503_with_nothing_half_stored_and_the_service_recovers(
     again = upload(http, owner, "autre.md", b"Un autre guide, sur les generateurs.")
     assert again.status_code == 201, again.text
     assert passages_of(served_stack, source_key(served_stack, again.json()["id"])) > 0
+    # Each refused call is one warning saying why, not a pymilvus traceback per failed RPC.
+    assert [r for r in caplog.records if r.name.startswith("pymilvus") and r.levelno >= logging.ERROR] == []
+    assert any(r.name == "relais.grpc.errors" and "The vector store failed" in r.getMessage() for r in caplog.records)
 
 
 def test_an_embedded_milvus_lite_that_dies_is_started_again(tmp_path: Path) -> None:
