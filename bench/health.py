@@ -50,18 +50,30 @@ LABELS = {
 def plain_app(data_dir: Path) -> FastAPI:
     """The baseline: one FastAPI route doing the work of Relais' health, written by hand.
 
-    Per request: `SELECT 1` through a SQLAlchemy async engine (aiosqlite, its own file, the same
-    engine options as Relais), `shutil.disk_usage` of the data directory, and a JSON body of the
-    same shape as the bridge's GET /health. The version is read once at start-up.
+    Per request, as Relais' health does with its default stack: `SELECT 1` through a SQLAlchemy
+    async engine (aiosqlite, its own file, the same engine options as Relais), the vector
+    store's probe (`MilvusClient.has_collection` on a worker thread, against a Milvus Lite
+    server in a child process, as Relais runs its own), the local model's (its weights file is
+    there), `shutil.disk_usage` of the data directory, and a JSON body of the same shape as the
+    bridge's GET /health. The version is read once at start-up.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from fastapi import FastAPI
+    from pymilvus import MilvusClient
     from sqlalchemy import text
 
+    from server.retrieval.lite import MilvusLiteProcess
     from server.storage import create_database
 
     data_dir.mkdir(parents=True, exist_ok=True)
     # The engine exactly as Relais builds it (pool, pragmas), so only the serving code differs.
     engine = create_database(f"sqlite+aiosqlite:///{data_dir / 'plain.db'}").engine
+    weights = data_dir / "model.gguf"
+    weights.write_bytes(b"GGUF")
+    milvus_lite = MilvusLiteProcess(data_dir / "milvus")
+    milvus_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plain-milvus")
+    milvus: list[MilvusClient] = []
     started = time.monotonic()
     try:
         version = metadata.version("relais")
@@ -70,10 +82,22 @@ def plain_app(data_dir: Path) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        uri = await milvus_lite.start()
+        milvus.append(await asyncio.get_running_loop().run_in_executor(milvus_thread, MilvusClient, uri))
         yield
+        await asyncio.get_running_loop().run_in_executor(milvus_thread, milvus[0].close)
+        milvus_thread.shutdown()
+        await milvus_lite.stop()
         await engine.dispose()
 
     app = FastAPI(title="plain", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+
+    async def vector_store_ok() -> bool:
+        try:
+            await asyncio.get_running_loop().run_in_executor(milvus_thread, milvus[0].has_collection, "passages")
+        except Exception:
+            return False
+        return True
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -85,10 +109,12 @@ def plain_app(data_dir: Path) -> FastAPI:
         except Exception:
             database_ok = False
         database_ms = (time.perf_counter() - probe_started) * 1000
+        store_ok = await vector_store_ok()
+        model_ok = weights.is_file()
         usage = shutil.disk_usage(data_dir)
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         return {
-            "status": "healthy" if database_ok else "unhealthy",
+            "status": "healthy" if database_ok and store_ok and model_ok else "unhealthy",
             "version": version,
             "time": now,
             "timestamp": now,
@@ -97,9 +123,9 @@ def plain_app(data_dir: Path) -> FastAPI:
             "plugins_count": 0,
             "tools_count": 0,
             "db_ok": database_ok,
-            "faiss_ok": False,
-            "ollama": "not_configured",
-            "chromadb": "not_configured",
+            "faiss_ok": store_ok,
+            "ollama": "connected" if model_ok else "disconnected",
+            "chromadb": "connected" if store_ok else "disconnected",
             "checks": {"database": database_ok, "redis": None, "disk": True},
             "disk": {"path": str(data_dir), "free_bytes": usage.free, "total_bytes": usage.total},
             "latency": {"database_ms": database_ms, "redis_ms": None},
