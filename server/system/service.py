@@ -96,6 +96,8 @@ class SystemService:
         self._gpu = gpu or GpuProbe()
         self.registries = registries or Registries()
         self._started = time.monotonic()
+        # Dependency probes under way, by name (see _dependency).
+        self._probing: dict[str, asyncio.Future[Dependency]] = {}
 
     async def health(self) -> HealthReport:
         (database_ms, database_ok), redis_ms, gpu, counts, states = await asyncio.gather(
@@ -149,17 +151,36 @@ class SystemService:
         return dict(zip(names, values, strict=True))
 
     async def _dependencies(self, names: tuple[str, ...]) -> Mapping[str, Dependency]:
-        async def state(probe: Probe | None) -> Dependency:
-            if probe is None:
-                return Dependency.NOT_CONFIGURED
-            try:
-                ok = await asyncio.wait_for(probe(), PROBE_TIMEOUT)
-            except Exception:
-                ok = False
-            return Dependency.CONNECTED if ok else Dependency.DISCONNECTED
-
-        values = await asyncio.gather(*(state(self.registries.dependencies.get(name)) for name in names))
+        values = await asyncio.gather(*(self._dependency(name) for name in names))
         return dict(zip(names, values, strict=True))
+
+    def _dependency(self, name: str) -> Awaitable[Dependency]:
+        """The state of `name` from a probe started now, or from the one already under way.
+
+        Health checks that arrive together share one probe, so a burst of them (GET /health is
+        public and unmetered) never multiplies the calls to Milvus or Triton; nothing is cached
+        beyond that, so a check that starts after a probe ended sends a probe of its own."""
+        running = self._probing.get(name)
+        if running is None:
+            running = asyncio.ensure_future(_dependency_state(self.registries.dependencies.get(name)))
+            self._probing[name] = running
+            running.add_done_callback(functools.partial(self._probe_done, name))
+        # A caller that gives up does not cancel the probe the others wait for.
+        return asyncio.shield(running)
+
+    def _probe_done(self, name: str, probe: asyncio.Future[Dependency]) -> None:
+        if self._probing.get(name) is probe:
+            del self._probing[name]
+
+
+async def _dependency_state(probe: Probe | None) -> Dependency:
+    if probe is None:
+        return Dependency.NOT_CONFIGURED
+    try:
+        ok = await asyncio.wait_for(probe(), PROBE_TIMEOUT)
+    except Exception:
+        ok = False
+    return Dependency.CONNECTED if ok else Dependency.DISCONNECTED
 
 
 async def _none() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,32 @@ def test_health_over_http_reports_measured_values(http: httpx.Client, stack: Liv
     # The packaged local model is loadable; Milvus Lite answers (its file under the data dir).
     assert body["ollama"] == "connected" and body["chromadb"] == "connected" and body["faiss_ok"] is True
     assert body["plugins_count"] == 0 and body["tools_count"] == 0
+
+
+def test_health_checks_arriving_together_share_one_probe_per_dependency(stack: LiveStack) -> None:
+    system = stack.server.system
+    real = system.registries.dependencies["vector_store"]
+    calls = 0
+
+    async def counted() -> bool:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return await real()
+
+    async def burst(size: int) -> list[str]:
+        reports = await asyncio.gather(*(system.health() for _ in range(size)))
+        return [report.vector_store.value for report in reports]
+
+    system.registries.dependencies["vector_store"] = counted
+    try:
+        assert stack.run(burst(8)) == ["connected"] * 8
+        assert calls == 1
+        # Nothing is kept once the probe is over: the next check probes again.
+        assert stack.run(burst(1)) == ["connected"]
+        assert calls == 2
+    finally:
+        system.registries.dependencies["vector_store"] = real
 
 
 def test_health_over_grpc_matches_the_contract(channel: grpc.Channel) -> None:
