@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, RRFRanker
@@ -152,7 +153,8 @@ class PassageStore:
         try:
             self._client = await asyncio.shield(self._opening)
         except MilvusException as error:
-            raise Unavailable(f"The vector store at {self.uri} is unavailable: {error.message}") from error
+            where = _without_credentials(self.uri)
+            raise Unavailable(f"The vector store at {where} is unavailable: {error.message}") from error
 
     async def _open(self) -> MilvusClient:
         if self._lite is not None:
@@ -301,6 +303,16 @@ class PassageStore:
         self._executor.shutdown(wait=True)
         if self._lite is not None:
             await self._lite.stop()
+
+
+def _without_credentials(uri: str) -> str:
+    """`uri` fit for a log line or an error body: a user:password@ in it is left out."""
+    parts = urlsplit(uri)
+    if parts.password is None and parts.username is None:
+        return uri
+    return urlunsplit(
+        parts._replace(netloc=parts.hostname or "" if parts.port is None else f"{parts.hostname}:{parts.port}")
+    )
 
 
 def _passage(row: dict[str, Any]) -> StoredPassage:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from server.retrieval.lite import server_command
+from server.retrieval.store import _without_credentials
 from tests.conftest import stack_settings
 from tests.identity.helpers import new_account
 from tests.retrieval.test_cleanup import ledger
@@ -158,3 +159,8 @@ def test_an_embedded_milvus_lite_that_dies_is_started_again(tmp_path: Path) -> N
             assert lite.running and client.get("/health").json()["chromadb"] == "connected"
     finally:
         stack.stop()
+
+
+def test_a_store_address_is_named_without_its_credentials() -> None:
+    assert _without_credentials("https://root:s3cret@milvus.internal:19530") == "https://milvus.internal:19530"
+    assert _without_credentials("http://milvus:19530") == "http://milvus:19530"
