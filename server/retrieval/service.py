@@ -184,8 +184,8 @@ class KnowledgeBase:
     async def _index(
         self, text: str, *, owner_id: int, scope: str, entity: str, source: str, sha256: str, path: str
     ) -> int:
-        """Write `text`'s passages under `source` (entered in the cleanup ledger by the caller,
-        which abandons it on failure)."""
+        """Write `text`'s passages under `source` (a key from `_new_source`, which removes them
+        if the caller's block fails)."""
         spans = chunk_spans(text, size=self.settings.chunk_chars, overlap=self.settings.chunk_overlap)
         passages = [
             StoredPassage(
@@ -225,11 +225,20 @@ class KnowledgeBase:
             raise
         return len(passages)
 
-    async def _abandon(self, source: str) -> None:
-        """Remove what a failed or cancelled ingestion wrote; the caller's own cancellation
-        does not stop it, and whatever it cannot do now, a later sweep does."""
-        with contextlib.suppress(Exception):
-            await asyncio.shield(self.cleanup.abandon(source))
+    @contextlib.asynccontextmanager
+    async def _new_source(self) -> AsyncIterator[str]:
+        """A fresh source key, entered in the cleanup ledger before anything is written under it.
+        The block commits the row naming the key with `cleanup.settled`; if it fails or is
+        cancelled, what it wrote is removed (the caller's cancellation does not stop that, and
+        whatever cannot be done now, a later sweep does)."""
+        key = uuid.uuid4().hex
+        await self.cleanup.ingesting(key)
+        try:
+            yield key
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.cleanup.abandon(key))
+            raise
 
     # ------------------------------------------------------------------ documents
 
@@ -267,9 +276,7 @@ class KnowledgeBase:
             text = await asyncio.to_thread(extract_text, data, file_kind)
         except UnsupportedFile as error:
             raise InvalidArgument(str(error)) from None
-        key = uuid.uuid4().hex
-        await self.cleanup.ingesting(key)
-        try:
+        async with self._new_source() as key:
             await asyncio.to_thread(_write_atomically, self._stored(key), data)
             chunks = 0
             if text:
@@ -293,9 +300,6 @@ class KnowledgeBase:
                 )
                 session.add(document)
                 await self.cleanup.settled(session, key)
-        except BaseException:
-            await self._abandon(key)
-            raise
         log.info("document %d stored (%s, %d bytes, %d passages)", document.id, file_kind.mime_type, len(data), chunks)
         return document
 
@@ -404,10 +408,8 @@ class KnowledgeBase:
     ) -> Memory:
         owner = _user_id(principal)
         _check_text(content, "content", MAX_MEMORY)
-        key = uuid.uuid4().hex
         entity = f"agent:{agent_id}" if agent_id is not None else f"user:{owner}"
-        await self.cleanup.ingesting(key)
-        try:
+        async with self._new_source() as key:
             await self._index(
                 content,
                 owner_id=owner,
@@ -421,9 +423,6 @@ class KnowledgeBase:
                 memory = Memory(owner_id=owner, agent_id=agent_id, content=content, metadata_=metadata, source_key=key)
                 session.add(memory)
                 await self.cleanup.settled(session, key)
-        except BaseException:
-            await self._abandon(key)
-            raise
         return memory
 
     async def recall(self, principal: Principal, query: str, limit: int) -> list[tuple[Memory, float]]:
@@ -550,9 +549,7 @@ class KnowledgeBase:
             return
         kind = sniff(data, relative)
         text = await asyncio.to_thread(extract_text, data, kind)
-        key = uuid.uuid4().hex
-        await self.cleanup.ingesting(key)
-        try:
+        async with self._new_source() as key:
             chunks = 0
             if text:
                 chunks = await self._index(
@@ -568,9 +565,6 @@ class KnowledgeBase:
                 await self.cleanup.settled(session, key)
                 if previous:
                     await self.cleanup.orphaned(session, [previous])
-        except BaseException:
-            await self._abandon(key)
-            raise
         if previous:
             await self.cleanup.sweep([previous])
         report.indexed += 1
