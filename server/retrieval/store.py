@@ -308,11 +308,7 @@ class PassageStore:
 def _without_credentials(uri: str) -> str:
     """`uri` fit for a log line or an error body: a user:password@ in it is left out."""
     parts = urlsplit(uri)
-    if parts.password is None and parts.username is None:
-        return uri
-    return urlunsplit(
-        parts._replace(netloc=parts.hostname or "" if parts.port is None else f"{parts.hostname}:{parts.port}")
-    )
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _passage(row: dict[str, Any]) -> StoredPassage:
