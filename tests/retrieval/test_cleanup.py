@@ -28,13 +28,27 @@ def knowledge_of(stack: LiveStack) -> KnowledgeBase:
     return stack.server.retrieval.knowledge
 
 
-def ledger(stack: LiveStack, keys: list[str]) -> dict[str, str]:
+def ledger(stack: LiveStack, keys: list[str] | None = None) -> dict[str, str]:
+    """The cleanup ledger's entries (those of `keys` if given): source key → state."""
+
     async def read() -> dict[str, str]:
+        query = select(PendingCleanup)
+        if keys is not None:
+            query = query.where(PendingCleanup.source_key.in_(keys))
         async with stack.server.database.sessions() as session:
-            rows = await session.scalars(select(PendingCleanup).where(PendingCleanup.source_key.in_(keys)))
-            return {row.source_key: row.state for row in rows}
+            return {row.source_key: row.state for row in await session.scalars(query)}
 
     return stack.run(read())
+
+
+async def age_ingestions(stack: LiveStack, keys: list[str] | None = None) -> None:
+    """The ingesting entries (those of `keys` if given) look an hour old, as if their process
+    had gone silent."""
+    query = update(PendingCleanup).where(PendingCleanup.state == "ingesting")
+    if keys is not None:
+        query = query.where(PendingCleanup.source_key.in_(keys))
+    async with stack.server.database.sessions() as session, session.begin():
+        await session.execute(query.values(touched_at=utcnow() - timedelta(hours=1)))
 
 
 def test_what_a_crashed_ingestion_left_is_removed_once_it_is_stale(rag_stack: LiveStack) -> None:
@@ -59,29 +73,11 @@ def test_what_a_crashed_ingestion_left_is_removed_once_it_is_stale(rag_stack: Li
     assert rag_stack.run(knowledge.cleanup.sweep([key])) == 0
     assert passages_of(rag_stack, key) > 0 and stored.exists()
 
-    async def go_silent() -> None:
-        async with rag_stack.server.database.sessions() as session, session.begin():
-            await session.execute(
-                update(PendingCleanup)
-                .where(PendingCleanup.source_key == key)
-                .values(touched_at=utcnow() - timedelta(hours=1))
-            )
-
-    rag_stack.run(go_silent())
+    rag_stack.run(age_ingestions(rag_stack, [key]))
     assert rag_stack.run(knowledge.cleanup.sweep([key])) == 1
     assert passages_of(rag_stack, key) == 0
     assert not stored.exists() and not stored.with_name(stored.name + ".part").exists()
     assert ledger(rag_stack, [key]) == {}
-
-
-async def age_ingestions(stack: LiveStack) -> None:
-    """Every ingesting entry looks an hour old, as if its process had gone silent."""
-    async with stack.server.database.sessions() as session, session.begin():
-        await session.execute(
-            update(PendingCleanup)
-            .where(PendingCleanup.state == "ingesting")
-            .values(touched_at=utcnow() - timedelta(hours=1))
-        )
 
 
 def test_an_ingestion_stalled_past_the_grace_period_fails_and_leaves_nothing(
@@ -130,15 +126,7 @@ def test_an_ingestion_stalled_past_the_grace_period_fails_and_leaves_nothing(
     assert rag_stack.run(count_documents()) == documents_before
     assert set(stored_files(rag_stack)) == before
     assert rag_stack.run(knowledge.passage_count(f"owner_id == {owner.user_id}")) == 0
-    assert ledger_states(rag_stack) == {}
-
-
-def ledger_states(stack: LiveStack) -> dict[str, str]:
-    async def read() -> dict[str, str]:
-        async with stack.server.database.sessions() as session:
-            return {row.source_key: row.state for row in await session.scalars(select(PendingCleanup))}
-
-    return stack.run(read())
+    assert ledger(rag_stack) == {}
 
 
 def test_a_ledger_entry_never_removes_what_a_row_names(http: httpx.Client, rag_stack: LiveStack) -> None:
