@@ -80,13 +80,16 @@ class MemoryRateLimiter:
         self._windows: dict[str, tuple[int, float]] = {}
         self._lock = asyncio.Lock()
 
+    def _window(self, name: str, rule: RateLimit, now: float) -> tuple[int, float]:
+        """(uses so far, end) of the window `name` is in at `now`; a new one if the last ended."""
+        count, ends = self._windows.get(name, (0, 0.0))
+        return (count, ends) if ends > now else (0, now + rule.window_seconds)
+
     async def hit(self, key: str, rule: RateLimit) -> Decision:
         now = time.time()
         name = f"{key}/{rule.window_seconds}"
         async with self._lock:
-            count, ends = self._windows.get(name, (0, 0.0))
-            if ends <= now:
-                count, ends = 0, now + rule.window_seconds
+            count, ends = self._window(name, rule, now)
             count += 1
             self._windows[name] = (count, ends)
             if len(self._windows) > 100_000:
@@ -94,10 +97,7 @@ class MemoryRateLimiter:
         return Decision(count <= rule.limit, rule.limit, max(0, rule.limit - count), math.ceil(ends))
 
     async def peek(self, key: str, rule: RateLimit) -> Decision:
-        now = time.time()
-        count, ends = self._windows.get(f"{key}/{rule.window_seconds}", (0, 0.0))
-        if ends <= now:
-            count, ends = 0, now + rule.window_seconds
+        count, ends = self._window(f"{key}/{rule.window_seconds}", rule, time.time())
         return Decision(count < rule.limit, rule.limit, max(0, rule.limit - count), math.ceil(ends))
 
     async def close(self) -> None:
