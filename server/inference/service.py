@@ -130,7 +130,7 @@ class Generation:
         *,
         started: float,
         on_unavailable: Callable[[str], None],
-        message_interval: float = 0.0,
+        message_interval: float,
     ) -> None:
         self.model = model
         self.request = request
