@@ -5,15 +5,16 @@ BIN    := $(VENV)/bin
 
 .PHONY: install gen check-gen lint test run bench baseline
 
-$(BIN)/relais: pyproject.toml package.json package-lock.json
+$(BIN)/relais: pyproject.toml package.json package-lock.json clients/ts/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	# `npm install` (not `npm ci`): npm 11 locks only this platform's optional buf binary, then `npm ci` rejects its own lock.
-	npm install --no-audit --no-fund --loglevel=error
+	# `npm ci` installs exactly what the locks say and never rewrites them: `git status` stays clean.
+	npm ci --no-audit --no-fund --loglevel=error
+	cd clients/ts && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-## install: create .venv/ with `relais` in it, and node_modules/ with buf and protoc-gen-es
+## install: create .venv/ with `relais` in it, node_modules/ with buf, protoc-gen-es and openapi-typescript, and clients/ts/node_modules/
 install: $(BIN)/relais
 
 ## gen: regenerate gen/ from proto/
@@ -32,8 +33,9 @@ lint: install
 	$(BIN)/ruff format --check server bridge cli clients tests bench tools
 	$(BIN)/mypy
 
-## test: the whole suite (SQLite and the local PostgreSQL)
+## test: the whole suite (SQLite and the local PostgreSQL); the browser tests need Debian's Chromium
 test: install
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(BIN)/pytest
 
 ## run: serve gRPC on :50051 and HTTP on :8000 with the embedded defaults

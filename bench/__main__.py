@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from bench import chat, health, identity, llm, retrieval
+from bench import agent, backup, chat, fanout, health, identity, llm, openai_api, plugins, retrieval, streams, tasks
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], int]] = {
     "health": health.run,
@@ -14,6 +14,13 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], int]] = {
     "llm": llm.run,
     "chat": chat.run,
     "retrieval": retrieval.run,
+    "fanout": fanout.run,
+    "backup": backup.run,
+    "plugins": plugins.run,
+    "agent": agent.run,
+    "streams": streams.run,
+    "tasks": tasks.run,
+    "openai": openai_api.run,
 }
 
 

@@ -57,10 +57,25 @@ class Binding:
     # `result_event` member of the stream's last message.
     stream_field: str = ""
     result_event: str = ""
+    # Answer a JSON array of the events unless the request accepts text/event-stream.
+    json_list: bool = False
+    # (response field path, enum number, HTTP status): answered instead of success_status.
+    status_when: tuple[tuple[str, int, int], ...] = ()
+    # Largest request body, in bytes; 0: the bridge's default.
+    max_body: int = 0
+    # A bool field path of the request asking the framing for a last usage event.
+    usage_field: str = ""
+    # The JSON shape of this binding's errors (options_pb2.ErrorFormat).
+    error_format: int = options_pb2.ERROR_FORMAT_UNSPECIFIED
 
     @property
     def streaming(self) -> bool:
         return bool(self.method.server_streaming)
+
+    @property
+    def upload(self) -> bool:
+        """A client-streaming RPC: the request body is sent in pieces (see bridge/uploads.py)."""
+        return bool(self.method.client_streaming)
 
     @property
     def full_method(self) -> str:
@@ -105,8 +120,14 @@ class WebSocketBinding:
         return f"{self.method.containing_service.name}.{self.method.name}.ws"
 
 
-SSE_DIALECTS = {options_pb2.STREAM_DIALECT_SSE, options_pb2.STREAM_DIALECT_FOYERGPT_SSE}
-WEBSOCKET_DIALECTS = {options_pb2.STREAM_DIALECT_LOCAL_ASSISTANT_WS, options_pb2.STREAM_DIALECT_ORCHESTRATOR_WS}
+def _check_framing(method: MethodDescriptor, dialect: int, transport: str, where: str) -> None:
+    """The registered framing of `dialect` over `transport` fits the method's stream message."""
+    from bridge.framings import FramingMismatch, framing_for  # the framings import this module
+
+    try:
+        framing_for(dialect, transport).check(method)
+    except FramingMismatch as error:
+        raise TemplateError(f"{method.full_name} {where}: {error}") from None
 
 
 def compile_websockets(services: Iterable[ServiceDescriptor]) -> list[WebSocketBinding]:
@@ -120,8 +141,7 @@ def compile_websockets(services: Iterable[ServiceDescriptor]) -> list[WebSocketB
             for route in options.Extensions[options_pb2.stream].websockets:
                 if not method.server_streaming or method.client_streaming:
                     raise TemplateError(f"{method.full_name}: only server-streaming RPCs can be served on a WebSocket")
-                if route.dialect not in WEBSOCKET_DIALECTS:
-                    raise TemplateError(f"{method.full_name} {route.path}: {route.dialect} is not a WebSocket dialect")
+                _check_framing(method, route.dialect, "websocket", route.path)
                 if not route.path.startswith("/") or route.path in routes:
                     raise TemplateError(f"{method.full_name}: WebSocket path {route.path!r} is invalid or taken")
                 routes[route.path] = WebSocketBinding(method=method, path=route.path, dialect=route.dialect)
@@ -167,13 +187,20 @@ def _method_bindings(method: MethodDescriptor) -> list[Binding]:
     stream = options.Extensions[options_pb2.stream]
     dialect = stream.sse if options.HasExtension(options_pb2.stream) else 0
     _check_delivery_choice(method, stream)
-    if method.client_streaming:
-        raise TemplateError(f"{method.full_name}: client-streaming RPCs cannot be bound to HTTP")
-    # A stream of google.api.HttpBody is one download: its pieces are the body, no framing.
-    if method.server_streaming and dialect not in SSE_DIALECTS and method.output_type.full_name != HTTP_BODY:
+    if method.client_streaming and (
+        method.server_streaming or not any(is_uploaded_file(field) for field in method.input_type.fields)
+    ):
         raise TemplateError(
-            f"{method.full_name}: a server-streaming RPC needs a (relais.options.v1.stream).sse dialect"
+            f"{method.full_name}: only uploads (a request with an UploadedFile field, one response) "
+            "may be client-streaming over HTTP"
         )
+    # A stream of google.api.HttpBody is one download: its pieces are the body, no framing.
+    if method.server_streaming and method.output_type.full_name != HTTP_BODY:
+        if not dialect:
+            raise TemplateError(
+                f"{method.full_name}: a server-streaming RPC needs a (relais.options.v1.stream).sse dialect"
+            )
+        _check_framing(method, dialect, "sse", "sse")
     if dialect and not method.server_streaming:
         raise TemplateError(f"{method.full_name}: stream framing on a unary RPC")
     behavior = options.Extensions[options_pb2.http]
@@ -190,6 +217,7 @@ def _method_bindings(method: MethodDescriptor) -> list[Binding]:
         override = per_binding.pop((verb.upper(), source), None)
         success = (override.success_status if override else 0) or behavior.success_status or 200
         envelope = override.envelope if override and override.HasField("envelope") else None
+        error_format = (override.error_format if override else 0) or behavior.error_format
         bindings.append(
             Binding(
                 method=method,
@@ -205,8 +233,13 @@ def _method_bindings(method: MethodDescriptor) -> list[Binding]:
                 index=index,
                 stream_dialect=dialect,
                 timeout=float(behavior.timeout_seconds or 60),
+                max_body=behavior.max_body_bytes,
                 stream_field=stream.stream_field,
                 result_event=stream.result_event,
+                json_list=stream.json_list_unless_event_stream,
+                status_when=_status_when(method, behavior),
+                usage_field=stream.usage_field,
+                error_format=error_format,
             )
         )
     if per_binding:
@@ -244,13 +277,46 @@ def _check_fields(method: MethodDescriptor, template: PathTemplate, rule: http_p
         raise TemplateError(f"{where}: GET bindings take no body")
 
 
+def _status_when(method: MethodDescriptor, behavior: options_pb2.HttpBehavior) -> tuple[tuple[str, int, int], ...]:
+    """The compiled status_when rules: each names an enum field of the response and one of its values."""
+    rules = []
+    for rule in behavior.status_when:
+        where = f"{method.full_name}: status_when {rule.field!r}"
+        try:
+            field = resolve_field(method.output_type, rule.field)
+        except KeyError:
+            raise TemplateError(f"{where} is not a field of {method.output_type.full_name}") from None
+        value = field.enum_type.values_by_name.get(rule.value) if field.enum_type is not None else None
+        if value is None or method.server_streaming or not 100 <= rule.status <= 599:
+            raise TemplateError(f"{where}: needs a unary RPC, an enum field, one of its values and a status")
+        rules.append((rule.field, value.number, rule.status))
+    return tuple(rules)
+
+
 def _check_delivery_choice(method: MethodDescriptor, stream: options_pb2.StreamBehavior) -> None:
+    if stream.usage_field:
+        try:
+            usage = resolve_field(method.input_type, stream.usage_field)
+        except KeyError:
+            usage = None
+        if usage is None or usage.type != FieldDescriptor.TYPE_BOOL or usage.is_repeated:
+            raise TemplateError(f"{method.full_name}: usage_field {stream.usage_field!r} is not a bool of the request")
     if not (stream.stream_field or stream.result_event):
         return
     request, response = method.input_type, method.output_type
     field = request.fields_by_name.get(stream.stream_field)
     if field is None or field.type != FieldDescriptor.TYPE_BOOL:
         raise TemplateError(f"{method.full_name}: stream_field {stream.stream_field!r} is not a bool of the request")
+    if not stream.result_event:
+        from bridge.framings import FramingMismatch, SseFraming, sse_framing
+
+        try:
+            framing = sse_framing(stream.sse)
+        except FramingMismatch as error:
+            raise TemplateError(f"{method.full_name}: {error}") from None
+        if type(framing).result is SseFraming.result:
+            raise TemplateError(f"{method.full_name}: stream_field needs a result_event, or a framing with a result")
+        return
     result = response.fields_by_name.get(stream.result_event)
     if result is None or result.message_type is None or result.containing_oneof is None:
         raise TemplateError(f"{method.full_name}: result_event {stream.result_event!r} is not a oneof message member")

@@ -7,6 +7,12 @@
 
 The body is a superset of the formats the seeds document (`detail` + `code` +
 `timestamp`, FoyerGPT's `status`, xcore's nested `error` with field `details`).
+
+A binding may declare another shape (relais.options.v1.ErrorFormat); ERROR_FORMAT_OPENAI is
+OpenAI's, for the routes its SDKs call:
+
+    {"error": {"message": "Item 7 not found", "type": "invalid_request_error",
+               "param": null, "code": "not_found"}}
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ from datetime import UTC, datetime
 import grpc
 import orjson
 from google.rpc import error_details_pb2, status_pb2
+from relais.options.v1 import options_pb2
 from starlette.responses import Response
 
-from server.errors import FieldViolation
+from bridge.violations import FieldViolation
 
 # grpc-gateway's table (runtime/errors.go), with its deliberate choices kept.
 _HTTP_STATUS = {
@@ -45,7 +52,9 @@ _HTTP_STATUS = {
 # Reasons (google.rpc.ErrorInfo) whose HTTP status is more specific than their gRPC code's.
 _REASON_STATUS = {
     "VALIDATION_ERROR": 422,  # field-level validation, as FastAPI clients expect
+    "IDEMPOTENCY_KEY_REUSED": 422,  # the IETF Idempotency-Key draft's status for a key reused with another body
     "PAYLOAD_TOO_LARGE": 413,
+    "STATE_CONFLICT": 409,  # valid, but the resource's state forbids it (a built-in role, one's own account)
 }
 
 # The body's `code` when the status carries no ErrorInfo (e.g. a transport failure).
@@ -68,6 +77,26 @@ _TRANSPORT_MESSAGE = {
     grpc.StatusCode.UNAVAILABLE: "The service is temporarily unavailable; retry shortly",
     grpc.StatusCode.DEADLINE_EXCEEDED: "The service did not answer in time",
     grpc.StatusCode.CANCELLED: "The request was cancelled",
+    # grpc's own text for these names Python exceptions ("Exception deserializing request!",
+    # "Unexpected <class '…DecodeError'>"): internals no client is told.
+    grpc.StatusCode.INTERNAL: "Internal error; the server log has the details",
+    grpc.StatusCode.UNKNOWN: "Internal error; the server log has the details",
+    grpc.StatusCode.DATA_LOSS: "Internal error; the server log has the details",
+}
+
+
+OPENAI = options_pb2.ERROR_FORMAT_OPENAI
+# OpenAI's error `type` by HTTP status; 5xx are "server_error".
+_OPENAI_TYPE = {
+    401: "authentication_error",
+    403: "permission_error",
+    429: "requests",
+}
+# Reasons OpenAI has its own word for; the others are the reason in lowercase.
+_OPENAI_CODE = {
+    "AUTHENTICATION_ERROR": "invalid_api_key",
+    "RATE_LIMIT": "rate_limit_exceeded",
+    "UNKNOWN_MODEL": "model_not_found",
 }
 
 
@@ -99,6 +128,20 @@ def error_body(
     }
 
 
+def openai_error_body(
+    *, status: int, code: str, message: str, details: list[FieldViolation] | None = None
+) -> dict[str, object]:
+    """OpenAI's error body; `param` is the first invalid field."""
+    kind = "server_error" if status >= 500 else _OPENAI_TYPE.get(status, "invalid_request_error")
+    param = details[0].field if details else None
+    return {"error": {"message": message, "type": kind, "param": param, "code": _OPENAI_CODE.get(code, code.lower())}}
+
+
+def formatted_status(status: int, error_format: int) -> int:
+    """OpenAI answers field validation with 400, not 422."""
+    return 400 if error_format == OPENAI and status == 422 else status
+
+
 def error_response(
     status: int,
     *,
@@ -107,14 +150,26 @@ def error_response(
     request_id: str,
     details: list[FieldViolation] | None = None,
     headers: dict[str, str] | None = None,
+    error_format: int = 0,
 ) -> Response:
-    body = orjson.dumps(error_body(code=code, message=message, request_id=request_id, details=details))
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    status = formatted_status(status, error_format)
+    if error_format == OPENAI:
+        payload = openai_error_body(status=status, code=code, message=message, details=details)
+    else:
+        payload = error_body(code=code, message=message, request_id=request_id, details=details)
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
 
 
-def validation_response(violations: list[FieldViolation], request_id: str) -> Response:
+def validation_response(violations: list[FieldViolation], request_id: str, error_format: int = 0) -> Response:
     return error_response(
-        422, code="VALIDATION_ERROR", message="Validation failed", request_id=request_id, details=violations
+        422,
+        code="VALIDATION_ERROR",
+        message="Validation failed: " + "; ".join(f"{v.field} {v.message}" for v in violations)
+        if error_format == OPENAI
+        else "Validation failed",
+        request_id=request_id,
+        details=violations,
+        error_format=error_format,
     )
 
 
@@ -127,7 +182,10 @@ class RpcFailure:
     message: str
     violations: list[FieldViolation]
 
-    def body(self, request_id: str) -> dict[str, object]:
+    def body(self, request_id: str, error_format: int = 0) -> dict[str, object]:
+        if error_format == OPENAI:
+            status = formatted_status(self.status, error_format)
+            return openai_error_body(status=status, code=self.code, message=self.message, details=self.violations)
         return error_body(code=self.code, message=self.message, request_id=request_id, details=self.violations)
 
 
@@ -154,7 +212,9 @@ def rpc_failure(error: grpc.aio.AioRpcError) -> RpcFailure:
     return RpcFailure(http_status(code, reason), reason or reason_for(code), message, violations)
 
 
-def rpc_error_response(error: grpc.aio.AioRpcError, request_id: str, headers: dict[str, str] | None = None) -> Response:
+def rpc_error_response(
+    error: grpc.aio.AioRpcError, request_id: str, headers: dict[str, str] | None = None, error_format: int = 0
+) -> Response:
     """The HTTP answer for a failed RPC, from its google.rpc.Status details."""
     failure = rpc_failure(error)
     return error_response(
@@ -164,6 +224,7 @@ def rpc_error_response(error: grpc.aio.AioRpcError, request_id: str, headers: di
         request_id=request_id,
         details=failure.violations,
         headers=headers,
+        error_format=error_format,
     )
 
 

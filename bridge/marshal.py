@@ -31,7 +31,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from server.errors import FieldViolation
+from bridge.violations import FieldViolation
 
 Json = Any
 FD = FieldDescriptor
@@ -50,12 +50,43 @@ _JSON_NATIVE = {"google.protobuf.Struct", "google.protobuf.Value", "google.proto
 _STRING_FORM = {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"}
 
 
+# Deepest nesting of objects and lists accepted in free-form JSON fields (google.protobuf.Struct…).
+MAX_JSON_DEPTH = 20
+
+
+def json_depth(value: Json) -> int:
+    """How deeply objects and lists nest in `value` (a scalar: 0, {"a": [1]}: 2), without recursion."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_JSON_DEPTH:  # deep enough to refuse: no need to walk further
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 class ParseError(Exception):
     """The JSON does not fit the message; `violations` name each bad field."""
 
     def __init__(self, violations: list[FieldViolation]) -> None:
         super().__init__("; ".join(f"{v.field}: {v.message}" for v in violations))
         self.violations = violations
+
+
+def whole_numbers(value: Json) -> Json:
+    """JSON values with whole floats as integers: Struct numbers are doubles on the wire, and a
+    client that sent {"keep": 7} expects 7 back, not 7.0."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(item) for item in value]
+    return value
 
 
 # ---------------------------------------------------------------------------- enums
@@ -142,7 +173,7 @@ def message_to_json(message: Message) -> Json:
     if full_name in _WRAPPERS:
         return _printer(descriptor.fields_by_name["value"])(message.value)
     if full_name in _JSON_NATIVE:
-        return json_format.MessageToDict(message)
+        return whole_numbers(json_format.MessageToDict(message))
     out: dict[str, Json] = {}
     for plan in _plan(descriptor):
         value = getattr(message, plan.name)
@@ -302,6 +333,10 @@ def _well_known(data: Json, message: Message, path: str) -> None:
     if full_name in _WRAPPERS:
         message.value = _scalar(message.DESCRIPTOR.fields_by_name["value"], data, path)
         return
+    if full_name in _JSON_NATIVE and json_depth(data) > MAX_JSON_DEPTH:
+        # Refused here, by name: deeper values would break protobuf's nesting limit (about 32
+        # objects, as a Struct holds each in three messages) and fail far from the request.
+        raise _violation(path, f"must not nest objects and lists more than {MAX_JSON_DEPTH} levels deep")
     try:
         if full_name in _STRING_FORM:
             if not isinstance(data, str):

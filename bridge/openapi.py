@@ -15,8 +15,11 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from relais.options.v1 import options_pb2
 
-from bridge.bindings import HTTP_BODY, Binding, is_uploaded_file, resolve_field
-from bridge.marshal import enum_words
+from bridge.bindings import HTTP_BODY, Binding, WebSocketBinding, is_uploaded_file, resolve_field
+from bridge.errors import OPENAI
+from bridge.framings import sse_framing, websocket_framing
+from bridge.framings.openai import ERROR as OPENAI_ERROR_SCHEMA
+from bridge.marshal import MAX_JSON_DEPTH, enum_words
 
 FD = FieldDescriptor
 Schema = dict[str, Any]
@@ -37,9 +40,15 @@ _WELL_KNOWN: dict[str, Schema] = {
     "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
     "google.protobuf.Duration": {"type": "string", "pattern": r"^-?\d+(\.\d+)?s$"},
     "google.protobuf.FieldMask": {"type": "string"},
-    "google.protobuf.Struct": {"type": "object"},
-    "google.protobuf.Value": {},
-    "google.protobuf.ListValue": {"type": "array"},
+    "google.protobuf.Struct": {
+        "type": "object",
+        "description": f"Objects and lists nested at most {MAX_JSON_DEPTH} deep.",
+    },
+    "google.protobuf.Value": {"description": f"Objects and lists nested at most {MAX_JSON_DEPTH} deep."},
+    "google.protobuf.ListValue": {
+        "type": "array",
+        "description": f"Objects and lists nested at most {MAX_JSON_DEPTH} deep.",
+    },
     "google.protobuf.Empty": {"type": "object"},
     "google.protobuf.Any": {"type": "object"},
 }
@@ -71,6 +80,8 @@ ERROR_SCHEMA: Schema = {
         },
     },
 }
+# The default response of a binding, by its relais.options.v1.ErrorFormat.
+ERROR_RESPONSES = {0: "Error", OPENAI: "OpenAIError"}
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
     "cookieAuth": {
@@ -85,7 +96,11 @@ SECURITY_SCHEMES = {
 
 def load_comments() -> dict[str, str]:
     """Full proto name → its leading comment, from the generated descriptor set."""
-    data = resources.files("relais").joinpath("descriptors.binpb").read_bytes()
+    return comments_of(resources.files("relais").joinpath("descriptors.binpb").read_bytes())
+
+
+def comments_of(data: bytes) -> dict[str, str]:
+    """Full proto name → its leading comment, from a FileDescriptorSet with source info."""
     descriptor_set = descriptor_pb2.FileDescriptorSet.FromString(data)
     comments: dict[str, str] = {}
     for file in descriptor_set.file:
@@ -142,6 +157,9 @@ class SchemaBuilder:
             self.components[name] = {}  # placeholder: breaks recursion
             properties = {field.name: self.field(field) for field in descriptor.fields}
             schema: Schema = {"type": "object", "properties": properties}
+            required = [field.name for field in descriptor.fields if bounds_of(field).required]
+            if required:
+                schema["required"] = required
             if name in self.comments:
                 schema["description"] = self.comments[name]
             self.components[name] = schema
@@ -171,11 +189,12 @@ class SchemaBuilder:
                 "additionalProperties": self.scalar(field.message_type.fields_by_name["value"]),
             }
         elif field.is_repeated:
-            schema = {"type": "array", "items": self.scalar(field)}
+            schema = bounded({"type": "array", "items": self.scalar(field)}, field)
         else:
-            schema = self.scalar(field)
-            nullable = field.has_presence or (
-                field.cpp_type == FD.CPPTYPE_ENUM and enum_words(field.enum_type)[0].get(0, "") is None
+            schema = bounded(self.scalar(field), field)
+            nullable = not bounds_of(field).required and (
+                field.has_presence
+                or (field.cpp_type == FD.CPPTYPE_ENUM and enum_words(field.enum_type)[0].get(0, "") is None)
             )
             if nullable:
                 schema = {"anyOf": [schema, {"type": "null"}]}
@@ -183,6 +202,60 @@ class SchemaBuilder:
         if comment:
             schema = {**schema, "description": comment}
         return schema
+
+
+# A required string holds more than white space (the server strips what it is given).
+NOT_BLANK = r"\S"
+
+
+def bounds_of(field: FieldDescriptor) -> options_pb2.FieldBounds:
+    return field.GetOptions().Extensions[options_pb2.bounds]
+
+
+def bounded(schema: Schema, field: FieldDescriptor) -> Schema:
+    """`schema` with the limits the server enforces on `field` (relais.options.v1.bounds; see
+    server/bounds.py). A field left at its zero value counts as not given, so unless it is
+    required the zero value ("", 0, []) stays valid."""
+    options = field.GetOptions()
+    if not options.HasExtension(options_pb2.bounds):
+        return schema
+    bounds = options.Extensions[options_pb2.bounds]
+    schema = dict(schema)
+    if field.is_repeated:
+        if bounds.HasField("max_length"):
+            schema["maxItems"] = bounds.max_length
+        if bounds.required:
+            schema["minItems"] = max(1, bounds.min_length)
+        schema["items"] = _value_bounds(dict(schema["items"]), bounds, required=True, field=field)
+        return schema
+    return _value_bounds(schema, bounds, required=bounds.required, field=field)
+
+
+def _value_bounds(schema: Schema, bounds: options_pb2.FieldBounds, *, required: bool, field: FieldDescriptor) -> Schema:
+    if schema.get("type") == "string":
+        if bounds.HasField("max_length") and not field.is_repeated:
+            schema["maxLength"] = bounds.max_length
+        # "" counts as not given, except where presence is tracked (an `optional` field set to "").
+        given_when_empty = required or field.has_presence
+        if required and not field.is_repeated:
+            schema["minLength"] = max(1, bounds.min_length)
+        elif given_when_empty and bounds.HasField("min_length"):
+            schema["minLength"] = bounds.min_length
+        if bounds.pattern:
+            schema["pattern"] = f"^(?:{bounds.pattern})$" if given_when_empty else f"^(?:{bounds.pattern})?$"
+        elif required and not field.is_repeated:
+            schema["pattern"] = NOT_BLANK
+        if bounds.one_of:
+            schema["enum"] = [*bounds.one_of] if given_when_empty else ["", *bounds.one_of]
+    elif schema.get("type") in ("integer", "number"):
+        zero_allowed = not required and not field.has_presence
+        if bounds.HasField("minimum"):
+            minimum = min(bounds.minimum, 0) if zero_allowed else bounds.minimum
+            schema["minimum"] = int(minimum) if schema["type"] == "integer" else minimum
+        if bounds.HasField("maximum"):
+            maximum = max(bounds.maximum, 0) if zero_allowed else bounds.maximum
+            schema["maximum"] = int(maximum) if schema["type"] == "integer" else maximum
+    return schema
 
 
 def _query_parameters(
@@ -201,7 +274,9 @@ def _query_parameters(
         if is_map:
             continue
         schema = {"type": "array", "items": builder.scalar(field)} if field.is_repeated else builder.scalar(field)
-        parameter: Schema = {"name": name, "in": "query", "required": False, "schema": schema}
+        schema = bounded(schema, field)
+        required = bounds_of(field).required
+        parameter: Schema = {"name": name, "in": "query", "required": required, "schema": schema}
         if field.full_name in builder.comments:
             parameter["description"] = builder.comments[field.full_name]
         parameters.append(parameter)
@@ -218,7 +293,7 @@ def _operation(builder: SchemaBuilder, binding: Binding, names: tuple[str, ...])
         "summary": comment.split("\n")[0] if comment else method.name,
         "description": comment,
         "parameters": [],
-        "responses": {"default": {"$ref": "#/components/responses/Error"}},
+        "responses": {"default": {"$ref": f"#/components/responses/{ERROR_RESPONSES[binding.error_format]}"}},
     }
     for variable, name in zip(binding.template.variables, names, strict=True):
         field = resolve_field(request, variable.field_path)
@@ -247,8 +322,18 @@ def _operation(builder: SchemaBuilder, binding: Binding, names: tuple[str, ...])
         elif binding.body == "*" and _is_flat(request):
             # Form encoding has no notation for nested objects: offered for flat messages only.
             content["application/x-www-form-urlencoded"] = {"schema": schema}
-        operation["requestBody"] = {"required": False, "content": content}
+        body_message = request if binding.body == "*" else request.fields_by_name[binding.body].message_type
+        needed = body_message is not None and any(bounds_of(f).required for f in body_message.fields)
+        operation["requestBody"] = {"required": needed, "content": content}
     operation["responses"][str(binding.success_status)] = _success(builder, binding)
+    if binding.method.GetOptions().Extensions[options_pb2.idempotency].key:
+        _idempotency(operation, str(binding.success_status))
+    for path, value, status in binding.status_when:
+        word = enum_words(resolve_field(method.output_type, path).enum_type)[0][value]
+        operation["responses"][str(status)] = {
+            **_success(builder, binding),
+            "description": f"The same body, when `{path}` is `{word}`",
+        }
     if binding.access.public:
         operation["security"] = []
     else:
@@ -256,7 +341,33 @@ def _operation(builder: SchemaBuilder, binding: Binding, names: tuple[str, ...])
     return operation
 
 
-FOYERGPT_SSE = options_pb2.STREAM_DIALECT_FOYERGPT_SSE
+IDEMPOTENCY_KEY: Schema = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "A unique key (a UUID) naming this request, so that retrying it never runs it twice: a retry "
+    "with the same key and body gets the first answer again (header `Idempotent-Replayed: true`); the same key "
+    "with another body is a 422 (IDEMPOTENCY_KEY_REUSED); a retry while the first runs is a 409 "
+    "(IDEMPOTENCY_KEY_IN_USE); a retry after a commit cut off by a lost database connection "
+    "(503 COMMIT_OUTCOME_UNKNOWN) runs again if nothing was saved, else is a 409 (IDEMPOTENT_REQUEST_SAVED) "
+    "naming what was. Keys are private to their caller and kept 24 hours.",
+}
+
+
+def _idempotency(operation: Schema, success: str) -> None:
+    """Document the Idempotency-Key header of an RPC that honours it (relais.options.v1.idempotency)."""
+    operation["parameters"].append(IDEMPOTENCY_KEY)
+    replayed = {"description": "`true` when the answer is the stored one of an earlier request with the same key"}
+    operation["responses"][success].setdefault("headers", {})["Idempotent-Replayed"] = {
+        **replayed,
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+    for status, meaning in (
+        ("409", "The key's first request is still running, or saved without an answer"),
+        ("422", "The key was used with a different request"),
+    ):
+        operation["responses"][status] = {"description": meaning, "$ref": "#/components/responses/Error"}
 
 
 def _multipart_schema(builder: SchemaBuilder, request: Descriptor) -> Schema | None:
@@ -285,16 +396,15 @@ def _success(builder: SchemaBuilder, binding: Binding) -> Schema:
     if output.full_name == HTTP_BODY:
         return {"description": "Raw content", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
     if binding.streaming:
-        content: Schema = {"text/event-stream": {"schema": _sse_event(builder.message(output))}}
-        if binding.stream_field:
-            # The same route answers one JSON body (the result event) when the request's flag is off.
-            result = output.fields_by_name[binding.result_event].message_type
-            content["application/json"] = {"schema": builder.message(result)}
-            return {
-                "description": f"One JSON body, or server-sent events when `{binding.stream_field}` is true",
-                "content": content,
+        response = sse_framing(binding.stream_dialect).openapi(builder, binding)
+        if binding.json_list:
+            events = {"type": "array", "items": builder.message(output)}
+            response = {
+                "description": "A JSON array of the events; server-sent events with `Accept: text/event-stream`: "
+                + response["description"],
+                "content": {"application/json": {"schema": events}, **response["content"]},
             }
-        return {"description": "Server-sent events, then `data: [DONE]`", "content": content}
+        return response
     schema = (
         builder.field(output.fields_by_name[binding.response_body])
         if binding.response_body
@@ -307,67 +417,38 @@ def _success(builder: SchemaBuilder, binding: Binding) -> Schema:
     return {"description": "Success", "content": {"application/json": {"schema": schema}}}
 
 
-def _sse_event(message: Schema) -> Schema:
-    """One server-sent event (before OpenAPI 3.2, a text/event-stream `schema` describes each event):
-    `event: <oneof member>`, `id: <sequence>`, `data: <message JSON>` (or the error body when the
-    call fails without an error event), and finally `data: [DONE]`."""
-    payload = {"anyOf": [message, {"$ref": "#/components/schemas/ErrorBody"}]}
+def _websocket_operation(binding: WebSocketBinding) -> Schema:
+    """A WebSocket route as a GET (the upgrade) whose frames its framing describes."""
+    framing = websocket_framing(binding.dialect)
+    frames = framing.describe()
     return {
-        "oneOf": [
-            {"type": "object", "required": ["data"], "properties": {"data": {"const": "[DONE]"}}},
-            {
-                "type": "object",
-                "required": ["event", "data"],
-                "properties": {
-                    "event": {"type": "string"},
-                    "id": {"type": "string"},
-                    "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": payload},
-                },
-            },
-        ]
-    }
-
-
-def _foyergpt_event() -> Schema:
-    """FoyerGPT's events: `data: {"token", "message_id"}`, `data: {"error", "code"}`, `data: [DONE]`."""
-    payload = {
-        "anyOf": [
-            {
-                "type": "object",
-                "required": ["token", "message_id"],
-                "properties": {"token": {"type": "string"}, "message_id": {"type": "integer"}},
-            },
-            {
-                "type": "object",
-                "required": ["error", "code"],
-                "properties": {"error": {"type": "string"}, "code": {"type": "string"}},
-            },
-        ]
-    }
-    return {
-        "oneOf": [
-            {"type": "object", "required": ["data"], "properties": {"data": {"const": "[DONE]"}}},
-            {
-                "type": "object",
-                "required": ["data"],
-                "properties": {
-                    "data": {
-                        "type": "string",
-                        "not": {"const": "[DONE]"},
-                        "contentMediaType": "application/json",
-                        "contentSchema": payload,
-                    }
-                },
-            },
-        ]
+        "operationId": binding.route_name.replace(".", "_"),
+        "tags": [binding.method.containing_service.name.removesuffix("Service")],
+        "summary": f"WebSocket serving {binding.method.name}",
+        "description": (framing.__doc__ or "").strip(),
+        "parameters": [{"name": "token", "in": "query", "required": False, "schema": {"type": "string"}}],
+        "responses": {
+            "101": {"description": "Switching protocols: JSON text frames as `x-frames` describes"},
+            **framing.http_responses(),
+            "default": {"$ref": "#/components/responses/Error"},
+        },
+        "x-websocket": True,
+        "x-frames": frames,
     }
 
 
 def build_openapi(
-    bindings: Sequence[Binding], *, title: str, version: str, extra_paths: Iterable[tuple[str, str, Schema]] = ()
+    bindings: Sequence[Binding],
+    *,
+    title: str,
+    version: str,
+    extra_paths: Iterable[tuple[str, str, Schema]] = (),
+    websockets: Sequence[WebSocketBinding] = (),
+    comments: dict[str, str] | None = None,
 ) -> Schema:
-    """The OpenAPI document for the bindings, plus hand-declared (path, method, operation) entries."""
-    builder = SchemaBuilder(load_comments())
+    """The OpenAPI document for the bindings, plus hand-declared (path, method, operation) entries.
+    `comments` adds descriptions of declarations outside Relais' contract (plugins')."""
+    builder = SchemaBuilder({**load_comments(), **(comments or {})})
     paths: dict[str, dict[str, Schema]] = {}
     names_by_shape: dict[str, tuple[str, ...]] = {}
     for binding in bindings:
@@ -377,6 +458,10 @@ def build_openapi(
         paths.setdefault(template.openapi_path(names), {})[binding.http_method.lower()] = operation
     for path, method, operation in extra_paths:
         paths.setdefault(path, {})[method] = operation
+    for socket in websockets:
+        # Under its own key when the path also has an HTTP GET (OpenAPI has no WebSocket verb).
+        verb = "get" if "get" not in paths.get(socket.path, {}) else "x-websocket"
+        paths.setdefault(socket.path, {})[verb] = _websocket_operation(socket)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -386,12 +471,20 @@ def build_openapi(
         },
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": {**dict(sorted(builder.components.items())), "ErrorBody": ERROR_SCHEMA},
+            "schemas": {
+                **dict(sorted(builder.components.items())),
+                "ErrorBody": ERROR_SCHEMA,
+                "OpenAIErrorBody": OPENAI_ERROR_SCHEMA,
+            },
             "responses": {
                 "Error": {
                     "description": "Error",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
-                }
+                },
+                "OpenAIError": {
+                    "description": "Error, in OpenAI's shape",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIErrorBody"}}},
+                },
             },
             "securitySchemes": SECURITY_SCHEMES,
         },

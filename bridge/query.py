@@ -14,7 +14,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from bridge.marshal import ParseError, json_to_message, set_field
-from server.errors import FieldViolation
+from bridge.violations import FieldViolation
 
 MAX_DEPTH = 8
 
@@ -30,6 +30,8 @@ def apply_params(message: Message, params: Iterable[tuple[str, str]], *, skip: C
         if target is None:
             continue
         owner, field = target
+        if value == "null" and _nullable(field):
+            continue  # a form's spelling of JSON null: the field is not given
         try:
             if field.is_repeated and not _is_map(field):
                 repeated.setdefault(key, []).append(value)
@@ -59,6 +61,11 @@ def set_path_value(message: Message, field_path: str, value: str) -> None:
         raise ParseError([FieldViolation(field=field_path, message="unknown path parameter")])
     owner, field = target
     set_field(owner, field, value, field_path)
+
+
+def _nullable(field: FieldDescriptor) -> bool:
+    """Whether "null" can only mean "not given" for this field: it is not a plain string."""
+    return not field.is_repeated and (field.has_presence or field.cpp_type != FieldDescriptor.CPPTYPE_STRING)
 
 
 def _is_map(field: FieldDescriptor) -> bool:

@@ -6,6 +6,7 @@ Each binding becomes a `ProtoRoute`; serving a request only runs the compiled pl
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -20,26 +21,21 @@ from starlette.types import Receive, Scope, Send
 
 from bridge.bindings import HTTP_BODY, Binding, is_uploaded_file
 from bridge.errors import error_response, rpc_error_response, validation_response
+from bridge.framings import SseFraming, sse_framing
+from bridge.handshake import FORWARDED_HEADERS, request_id_of
 from bridge.marshal import ParseError, json_to_message, message_to_json
 from bridge.query import apply_params, set_path_value
-from bridge.streams import first_message, sse_response
+from bridge.streams import Pump, first_message, sse_response
+from bridge.uploads import MAX_FORM_FIELDS, MAX_FORM_FILES, UploadRefused, is_multipart, read_upload
 from bridge.upstream import Upstream
 
-# HTTP headers passed to the server as gRPC metadata (credentials and client facts), and the
-# metadata key each travels under: gRPC replaces `user-agent` with its own.
-FORWARDED_HEADERS = {
-    "authorization": "authorization",
-    "cookie": "cookie",
-    "x-api-key": "x-api-key",
-    "x-csrf-token": "x-csrf-token",
-    "x-session-id": "x-session-id",
-    "user-agent": "x-forwarded-user-agent",
-}
+# Response metadata passed back as headers besides x-*: when to retry, and that an answer is a replay.
+PASSED_BACK = ("retry-after", "idempotent-replayed")
 # Headers of a download the server sends as initial metadata.
 DOWNLOAD_HEADERS = ("content-disposition", "content-length")
-# A multipart form's limits besides the body size: file parts, and other parts.
-MAX_FORM_FILES = 4
-MAX_FORM_FIELDS = 64
+# Every raw body (a document, an export) is data, never a page of this origin: no type sniffing,
+# and HTML or SVG opened directly runs sandboxed, without scripts, cookies or this origin.
+DOWNLOAD_SAFETY = {"x-content-type-options": "nosniff", "content-security-policy": "sandbox; default-src 'none'"}
 
 
 class BodyError(Exception):
@@ -48,81 +44,123 @@ class BodyError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def request_id_of(scope: Scope) -> str:
-    return str(scope.get("state", {}).get("request_id", ""))
-
-
 class Transcoder:
     """Runs one binding for one request."""
 
-    def __init__(self, upstream: Upstream, *, max_body_bytes: int, cookie_secure: bool = False) -> None:
+    def __init__(
+        self, upstream: Upstream, *, max_body_bytes: int, cookie_secure: bool = False, keepalive: float = 15.0
+    ) -> None:
         self._upstream = upstream
         self._max_body = max_body_bytes
         self._cookie_secure = cookie_secure
+        self._keepalive = keepalive
 
     async def __call__(self, binding: Binding, request: Request, path_params: dict[str, str]) -> Response:
         request_id = request_id_of(request.scope)
+        if binding.upload and is_multipart(request):
+            return await self._upload(binding, request, path_params, request_id)
         try:
             message = await self._request_message(binding, request, path_params)
         except ParseError as error:
-            return validation_response(error.violations, request_id)
+            return validation_response(error.violations, request_id, binding.error_format)
         except BodyError as error:
-            return error_response(error.status, code=error.code, message=error.message, request_id=request_id)
+            return error_response(
+                error.status,
+                code=error.code,
+                message=error.message,
+                request_id=request_id,
+                error_format=binding.error_format,
+            )
         if binding.streaming:
             return await self._stream(binding, message, request, request_id)
-        call = self._upstream.unary(binding)(
-            message, metadata=self._metadata(request, request_id), timeout=binding.timeout
-        )
+        metadata = self._metadata(request, request_id)
+        if binding.upload:
+            call = self._upstream.client_stream(binding)(_one(message), metadata=metadata, timeout=binding.timeout)
+            return await self._respond(binding, call, request_id)
+        call = self._upstream.unary(binding)(message, metadata=metadata, timeout=binding.timeout)
+        return await self._respond(binding, call, request_id)
+
+    async def _respond(self, binding: Binding, call: Any, request_id: str = "") -> Response:
+        """The unary answer of `call` (or its error) as the binding renders it."""
         try:
             response = await call
         except grpc.aio.AioRpcError as error:
-            return rpc_error_response(error, request_id, _headers(error.initial_metadata(), error.trailing_metadata()))
+            return _failed(binding, error, request_id)
         headers = _headers(await call.initial_metadata(), await call.trailing_metadata())
         return _render(binding, response, headers, cookie_secure=self._cookie_secure)
+
+    async def _upload(
+        self, binding: Binding, request: Request, path_params: dict[str, str], request_id: str
+    ) -> Response:
+        """A multipart upload into a client-streaming RPC, streamed from the spooled form (bridge/uploads.py)."""
+        try:
+            upload = await read_upload(binding, request, path_params, limit=binding.max_body or self._max_body)
+        except UploadRefused as refused:
+            return error_response(refused.status, code=refused.code, message=refused.message, request_id=request_id)
+        except ParseError as error:
+            return validation_response(error.violations, request_id)
+        try:
+            metadata = self._metadata(request, request_id)
+            call = self._upstream.client_stream(binding)(upload.messages(), metadata=metadata, timeout=binding.timeout)
+            return await self._respond(binding, call, request_id)
+        finally:
+            await upload.close()
 
     async def _stream(self, binding: Binding, message: Message, request: Request, request_id: str) -> Response:
         # No deadline: a generation lasts as long as it lasts; the client ends it by leaving.
         call = self._upstream.server_stream(binding)(message, metadata=self._metadata(request, request_id))
         if binding.stream_field and not getattr(message, binding.stream_field):
-            return await self._whole(binding, call, request_id)
-        try:
-            first = await first_message(call)
-        except grpc.aio.AioRpcError as error:
-            return rpc_error_response(error, request_id, _headers(error.initial_metadata(), error.trailing_metadata()))
+            framing = sse_framing(binding.stream_dialect).open(binding, message)
+            return await self._whole(binding, framing, call, request_id)
+        if binding.json_list and "text/event-stream" not in request.headers.get("accept", ""):
+            return await self._json_list(binding, call, request_id)
         if binding.method.output_type.full_name == HTTP_BODY:
+            try:
+                first = await first_message(call)
+            except grpc.aio.AioRpcError as error:
+                return _failed(binding, error, request_id)
             return _download(call, first, await call.initial_metadata(), binding.success_status)
-        return sse_response(call, first, _headers(await call.initial_metadata()), request_id, binding.stream_dialect)
+        framing = sse_framing(binding.stream_dialect).open(binding, message)
+        return await sse_response(Pump(call), binding, framing, _headers, request_id, self._keepalive)
 
-    async def _whole(self, binding: Binding, call: Any, request_id: str) -> Response:
-        """The stream read to its end, answered as one JSON body: its last result event."""
-        result: Message | None = None
+    async def _whole(self, binding: Binding, framing: SseFraming, call: Any, request_id: str) -> Response:
+        """The stream read to its end, answered as one JSON body: the framing's result."""
+        result: Any = None
         try:
             async for event in call:
-                if event.WhichOneof(event.DESCRIPTOR.fields_by_name[binding.result_event].containing_oneof.name) == (
-                    binding.result_event
-                ):
-                    result = getattr(event, binding.result_event)
+                found = framing.result(binding, event)
+                result = result if found is None else found
         except grpc.aio.AioRpcError as error:
-            return rpc_error_response(error, request_id, _headers(error.initial_metadata(), error.trailing_metadata()))
+            return _failed(binding, error, request_id)
         finally:
             call.cancel()
         if result is None:
             return error_response(
-                502, code="NO_RESULT", message="The stream ended without a result", request_id=request_id
+                502,
+                code="NO_RESULT",
+                message="The stream ended without a result",
+                request_id=request_id,
+                error_format=binding.error_format,
             )
-        headers = _headers(await call.initial_metadata())
-        return Response(
-            orjson.dumps(message_to_json(result)),
-            status_code=binding.success_status,
-            media_type="application/json",
-            headers=headers,
-        )
+        return _json(result, binding.success_status, _headers(await call.initial_metadata()))
+
+    async def _json_list(self, binding: Binding, call: Any, request_id: str) -> Response:
+        """The stream read to its end, answered as a JSON array of its events."""
+        try:
+            events = [message_to_json(event) async for event in call]
+        except grpc.aio.AioRpcError as error:
+            return _failed(binding, error, request_id)
+        finally:
+            call.cancel()
+        return _json(events, binding.success_status, _headers(await call.initial_metadata()))
 
     async def _request_message(self, binding: Binding, request: Request, path_params: dict[str, str]) -> Message:
         message = binding.request_class()
         if binding.body:
             target = message if binding.body == "*" else getattr(message, binding.body)
-            await self._read_body(request, target, binding.body)
+            # An upload's JSON form is held whole: the usual limit, not the upload's.
+            limit = self._max_body if binding.upload else binding.max_body or self._max_body
+            await self._read_body(request, target, binding.body, limit)
         if binding.body != "*":
             skip = {*path_params, binding.body} if binding.body else set(path_params)
             apply_params(message, request.query_params.multi_items(), skip=skip)
@@ -130,8 +168,8 @@ class Transcoder:
             set_path_value(message, field_path, value)
         return message
 
-    async def _read_body(self, request: Request, target: Any, body_field: str) -> None:
-        raw = await self._bounded_body(request)
+    async def _read_body(self, request: Request, target: Any, body_field: str, limit: int) -> None:
+        raw = await self._bounded_body(request, limit)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         prefix = "" if body_field == "*" else body_field
         if not raw.strip():
@@ -153,23 +191,21 @@ class Transcoder:
             return
         raise BodyError(415, "UNSUPPORTED_MEDIA_TYPE", f"Content type {content_type!r} is not accepted here; send JSON")
 
-    async def _bounded_body(self, request: Request) -> bytes:
+    async def _bounded_body(self, request: Request, limit: int) -> bytes:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self._max_body:
-            raise BodyError(413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {self._max_body} bytes")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise BodyError(413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {limit} bytes")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > self._max_body:
-                raise BodyError(413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {self._max_body} bytes")
+            if size > limit:
+                raise BodyError(413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 
-    @staticmethod
-    def _metadata(request: Request, request_id: str) -> list[tuple[str, str]]:
+    def _metadata(self, request: Request, request_id: str) -> list[tuple[str, str]]:
         metadata = [("x-request-id", request_id), ("x-http-method", request.method)]
-        if request.client:
-            metadata.append(("x-forwarded-for", request.client.host))
+        metadata += self._upstream.forwarding.metadata(request.scope)
         for name, key in FORWARDED_HEADERS.items():
             value = request.headers.get(name)
             if value and value.isascii() and value.isprintable():
@@ -206,9 +242,14 @@ async def _read_form(request: Request, raw: bytes, target: Message) -> None:
         await form.close()
 
 
+async def _one(message: Message) -> AsyncIterator[Message]:
+    yield message
+
+
 def _download(call: Any, first: Message | None, metadata: Any, status: int) -> Response:
     """A stream of google.api.HttpBody as one response body, typed by its first piece."""
     headers = {key: value for key, value in metadata or () if key in DOWNLOAD_HEADERS and isinstance(value, str)}
+    headers.update(DOWNLOAD_SAFETY)
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -223,12 +264,21 @@ def _download(call: Any, first: Message | None, metadata: Any, status: int) -> R
     return StreamingResponse(body(), status_code=status, media_type=media_type, headers=headers)
 
 
+def _failed(binding: Binding, error: grpc.aio.AioRpcError, request_id: str) -> Response:
+    headers = _headers(error.initial_metadata(), error.trailing_metadata())
+    return rpc_error_response(error, request_id, headers, binding.error_format)
+
+
+def _json(payload: Any, status: int, headers: dict[str, str]) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
+
+
 def _headers(*metadata: Any) -> dict[str, str]:
     """Server metadata the HTTP client should see (x-ratelimit-*, …) as headers."""
     headers: dict[str, str] = {}
     for pairs in metadata:
         for key, value in pairs or ():
-            if (key.startswith("x-") or key == "retry-after") and key != "x-request-id" and isinstance(value, str):
+            if (key.startswith("x-") or key in PASSED_BACK) and key != "x-request-id" and isinstance(value, str):
                 headers[key] = value
     return headers
 
@@ -239,9 +289,13 @@ def _render(binding: Binding, response: Message, headers: dict[str, str], *, coo
             response.data,
             status_code=binding.success_status,
             media_type=response.content_type or "application/octet-stream",
-            headers=headers,
+            headers={**headers, **DOWNLOAD_SAFETY},
         )
-    if binding.success_status == 204:
+    status = next(
+        (status for path, value, status in binding.status_when if _field(response, path) == value),
+        binding.success_status,
+    )
+    if status == 204:
         result = Response(status_code=204, headers=headers)
     else:
         payload = message_to_json(response)
@@ -249,9 +303,7 @@ def _render(binding: Binding, response: Message, headers: dict[str, str], *, coo
             payload = payload[binding.response_body]
         if binding.envelope is not None:
             payload = {binding.envelope.data_field: payload, **dict(binding.envelope.constants)}
-        result = Response(
-            orjson.dumps(payload), status_code=binding.success_status, media_type="application/json", headers=headers
-        )
+        result = Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
     for cookie in binding.set_cookies:
         _set_cookie(result, cookie, response, secure=cookie_secure)
     for name in binding.clear_cookies:
@@ -286,14 +338,64 @@ def _set_cookie(response: Response, cookie: Any, message: Message, *, secure: bo
     )
 
 
-class ProtoRoute(BaseRoute):
-    """A Starlette route for one binding: matches its method and compiled template."""
+class Resources:
+    """Which resource a URL names: the most specific template that matches it (literal segments
+    before variables, as the route table is sorted), with the methods bound to that template.
+    So /api/agents/my is its own resource (GET only; PUT is a 405), never agent "my"."""
 
-    def __init__(self, binding: Binding, transcoder: Transcoder) -> None:
+    def __init__(self, bindings: Iterable[Binding], websockets: Iterable[str] = ()) -> None:
+        self._bindings = sorted(bindings, key=lambda binding: binding.template.specificity)
+        # Paths that also take a WebSocket handshake (a GET).
+        self._websockets = frozenset(websockets)
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one table per app, kept for its lifetime
+    def at(self, path: str) -> tuple[str, tuple[str, ...]] | None:
+        """(shape, methods) of the resource at `path`, or None when no template matches."""
+        shape = next((b.template.shape for b in self._bindings if b.template.match(path) is not None), None)
+        if shape is None:
+            return None
+        methods = {
+            b.http_method for b in self._bindings if b.template.shape == shape and b.template.match(path) is not None
+        }
+        if path in self._websockets:
+            methods.add("GET")
+        return shape, tuple(sorted(methods))
+
+
+def method_not_allowed(scope: Scope, methods: Iterable[str]) -> Response:
+    """OPTIONS: 204 listing the methods; any other method not bound here: 405 listing them
+    (a GET allowed only as a WebSocket handshake: 426, upgrade)."""
+    methods = tuple(methods)
+    allow = ", ".join([*methods, "OPTIONS"])
+    if scope["method"] == "OPTIONS":
+        return Response(status_code=204, headers={"allow": allow})
+    if scope["method"] in methods:
+        return error_response(
+            426,
+            code="UPGRADE_REQUIRED",
+            message="This path speaks WebSocket: send the GET as a WebSocket handshake",
+            request_id=request_id_of(scope),
+            headers={"upgrade": "websocket", "connection": "Upgrade", "allow": allow},
+        )
+    return error_response(
+        405,
+        code="METHOD_NOT_ALLOWED",
+        message=f"Method {scope['method']} not allowed",
+        request_id=request_id_of(scope),
+        headers={"allow": allow},
+    )
+
+
+class ProtoRoute(BaseRoute):
+    """A Starlette route for one binding: matches its method and compiled template, when the
+    template is the resource the URL names (see Resources)."""
+
+    def __init__(self, binding: Binding, transcoder: Transcoder, resources: Resources | None = None) -> None:
         self.binding = binding
         self.path = binding.template.source
         self.name = binding.route_name
         self._transcoder = transcoder
+        self._resources = resources or Resources([binding])
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
@@ -301,6 +403,9 @@ class ProtoRoute(BaseRoute):
         params = self.binding.template.match(scope["path"])
         if params is None:
             return Match.NONE, {}
+        resource = self._resources.at(scope["path"])
+        if resource is None or resource[0] != self.binding.template.shape:
+            return Match.NONE, {}  # a more specific template owns this URL
         child = {"path_params": params, "relais.route": self.binding.template.source}
         if scope["method"] == self.binding.http_method:
             return Match.FULL, child
@@ -308,13 +413,8 @@ class ProtoRoute(BaseRoute):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != self.binding.http_method:
-            response = error_response(
-                405,
-                code="METHOD_NOT_ALLOWED",
-                message=f"Method {scope['method']} not allowed",
-                request_id=request_id_of(scope),
-                headers={"allow": self.binding.http_method},
-            )
+            resource = self._resources.at(scope["path"])
+            response = method_not_allowed(scope, resource[1] if resource else (self.binding.http_method,))
         else:
             response = await self._transcoder(self.binding, Request(scope, receive), scope["path_params"])
         await response(scope, receive, send)
@@ -326,8 +426,12 @@ class ProtoRoute(BaseRoute):
         return f"ProtoRoute({self.binding.http_method} {self.path} → {self.binding.full_method})"
 
 
-def proto_routes(bindings: Iterable[Binding], transcoder: Transcoder) -> list[ProtoRoute]:
-    return [ProtoRoute(binding, transcoder) for binding in bindings]
+def proto_routes(
+    bindings: Iterable[Binding], transcoder: Transcoder, websockets: Iterable[str] = ()
+) -> list[ProtoRoute]:
+    bindings = list(bindings)
+    resources = Resources(bindings, websockets)
+    return [ProtoRoute(binding, transcoder, resources) for binding in bindings]
 
 
 __all__ = ["ProtoRoute", "Transcoder", "proto_routes"]

@@ -1,50 +1,36 @@
 """WebSocket routes for server-streaming RPCs, declared by (relais.options.v1.stream).websockets.
 
-The handshake is where a WebSocket is authenticated: by the `access_token` cookie,
-an `Authorization: Bearer` header, an `X-API-Key` header, or `?token=` (browsers
-cannot set headers on WebSockets). A handshake that carries a cookie from another
-origin is refused: browsers send cookies on cross-site WebSockets, and the CSRF
-header that protects cookie-authenticated POSTs cannot be set on them.
+The standard route authenticates the handshake (see bridge/handshake.py) with the server
+before accepting it, then lets the binding's framing serve the socket while the caller's
+session lives. A framing with its own handshake supplies its whole route instead.
 """
 
 from __future__ import annotations
 
-import urllib.parse
+import contextlib
 from typing import Any
 
 import grpc
-from relais.options.v1 import options_pb2
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from bridge.bindings import WebSocketBinding
 from bridge.errors import RpcFailure, error_response, rpc_failure
-from bridge.routes import FORWARDED_HEADERS, request_id_of
-from bridge.streams import LocalAssistantSocket, OrchestratorSocket
+from bridge.framings import websocket_framing
+from bridge.handshake import request_id_of, same_origin, socket_metadata
+from bridge.live import LiveRpcs, while_session_lives
+from bridge.routes import method_not_allowed
 from bridge.upstream import Upstream
 
-
-def socket_metadata(websocket: WebSocket, request_id: str) -> list[tuple[str, str]]:
-    """The credentials and client facts of the handshake, as gRPC metadata."""
-    metadata = [("x-request-id", request_id), ("x-http-method", "GET")]
-    if websocket.client:
-        metadata.append(("x-forwarded-for", websocket.client.host))
-    for name, key in FORWARDED_HEADERS.items():
-        value = websocket.headers.get(name)
-        if value and value.isascii() and value.isprintable():
-            metadata.append((key, value))
-    token = websocket.query_params.get("token")
-    if token and "authorization" not in websocket.headers and token.isascii() and token.isprintable():
-        metadata.append(("authorization", f"Bearer {token}"))
-    return metadata
+# The WebSocket close code of a connection whose session ended (xcore's /ws uses it for bad auth too).
+SESSION_ENDED = 4401
 
 
-def same_origin(websocket: WebSocket) -> bool:
-    origin = websocket.headers.get("origin")
-    if origin is None:
-        return True  # not a browser
-    return urllib.parse.urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
+async def plain_http(scope: Scope, receive: Receive, send: Send) -> None:
+    """A WebSocket path asked over plain HTTP: GET is told to upgrade (426), OPTIONS lists GET,
+    anything else is a 405 (see method_not_allowed)."""
+    await method_not_allowed(scope, ("GET",))(scope, receive, send)
 
 
 class ProtoWebSocketRoute(BaseRoute):
@@ -54,16 +40,23 @@ class ProtoWebSocketRoute(BaseRoute):
         self.path = binding.path
         self.name = binding.route_name
         self._upstream = upstream
+        self._live = LiveRpcs(upstream)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] == "websocket" and scope["path"] == self.path:
+        if scope["path"] != self.path:
+            return Match.NONE, {}
+        if scope["type"] == "websocket":
             return Match.FULL, {"relais.route": self.path}
-        return Match.NONE, {}
+        # Plain HTTP at a WebSocket's path: answered (426 or 405), unless an HTTP route shares it.
+        return Match.PARTIAL, {"relais.route": self.path}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await plain_http(scope, receive, send)
+            return
         websocket = WebSocket(scope, receive, send)
         request_id = request_id_of(scope)
-        metadata = socket_metadata(websocket, request_id)
+        metadata = socket_metadata(websocket, request_id, self._upstream.forwarding)
         if "cookie" in websocket.headers and not same_origin(websocket):
             await websocket.send_denial_response(
                 error_response(
@@ -87,11 +80,14 @@ class ProtoWebSocketRoute(BaseRoute):
             )
             return
         await websocket.accept()
-        if self.binding.dialect == options_pb2.STREAM_DIALECT_ORCHESTRATOR_WS:
-            socket = OrchestratorSocket(self.binding, self._upstream, ping_interval=self._ping_interval)
-            await socket.serve(websocket, metadata)
-        else:
-            await LocalAssistantSocket(self.binding, self._upstream).serve(websocket, metadata)
+        framing = websocket_framing(self.binding.dialect)
+        serving = framing.serve(websocket, self.binding, self._upstream, metadata, keepalive=self._ping_interval)
+        # The socket closes when the caller's session ends (logout, termination...), not only its streams.
+        ended = await while_session_lives(self._live, metadata, serving)
+        if ended is not None:
+            code, reason = (SESSION_ENDED, "Session ended") if ended == grpc.StatusCode.UNAUTHENTICATED else (1012, "")
+            with contextlib.suppress(Exception):
+                await websocket.close(code=code, reason=reason or "Server going away; reconnect")
 
     async def _authenticate(self, metadata: list[tuple[str, str]]) -> RpcFailure | None:
         """None if the credentials admit the caller to the socket's RPC, else why not (the server decides)."""
@@ -107,5 +103,10 @@ class ProtoWebSocketRoute(BaseRoute):
 
 def websocket_routes(
     bindings: list[WebSocketBinding], upstream: Upstream, *, ping_interval: float = 20.0
-) -> list[ProtoWebSocketRoute]:
-    return [ProtoWebSocketRoute(binding, upstream, ping_interval=ping_interval) for binding in bindings]
+) -> list[BaseRoute]:
+    """Each binding's route: its framing's own (Socket.IO, xcore's /ws), or the standard one."""
+    routes: list[BaseRoute] = []
+    for binding in bindings:
+        own = websocket_framing(binding.dialect).route(binding, upstream, ping_interval=ping_interval)
+        routes.append(own or ProtoWebSocketRoute(binding, upstream, ping_interval=ping_interval))
+    return routes

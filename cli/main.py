@@ -4,99 +4,31 @@ relais serve                                   # gRPC :50051 + HTTP :8000, data 
 relais serve --only grpc --grpc-port 50051
 relais serve --only bridge --upstream grpc.internal:50051 --http-port 8080
 RELAIS_API_KEY=rk_... relais index data/corpus/manuals   # index corpus files, with a progress bar
+RELAIS_API_KEY=rk_... relais backup export -o relais.zip   # and `relais backup import relais.zip [--apply]`
+relais plugin new NAME | pack DIR -o FILE.zip --key KEY | sign FILE.zip --key KEY | keygen -o KEY
+relais login && relais chat                    # and ask, models, agents, keys, users, health: see cli/commands.py
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
-from collections.abc import Iterator
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from pydantic import ValidationError
 
-from bridge.app import create_app
-from server.app import RelaisServer
-from server.config import Settings, load_settings
-from server.errors import DomainError
-from server.identity import start_identity
-from server.identity.bootstrap import ensure_admin
-from server.observability import configure_logging
-from server.ratelimit.limiter import MemoryRateLimiter
-from server.storage import create_database
-from server.system.service import relais_version
+from cli import commands, remote
+from cli.backup import backup
+from cli.plugin import plugin
+from cli.remote import loopback
+from server.config import load_settings
 
 app = typer.Typer(help="Relais: self-hostable AI platform service.", no_args_is_help=True, add_completion=False)
-log = logging.getLogger("relais")
-
-
-class _Uvicorn(uvicorn.Server):
-    """uvicorn without its own signal handling: `serve` stops gRPC and HTTP together."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def loopback(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-
-
-async def run_service(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run until `stop` is set or SIGINT/SIGTERM, then shut down gracefully."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-
-    if settings.only == "bridge" and not settings.upstream:
-        raise typer.BadParameter("--only bridge needs --upstream HOST:PORT")
-    grpc_server = RelaisServer(settings) if settings.only in ("all", "grpc") else None
-    http: _Uvicorn | None = None
-    waiters: list[asyncio.Task[object]] = [asyncio.create_task(stop.wait())]
-    try:
-        if grpc_server is not None:
-            port = await grpc_server.start()
-            waiters.append(asyncio.create_task(grpc_server.wait_for_termination()))
-        if settings.only in ("all", "bridge"):
-            upstream = settings.upstream or f"{loopback(settings.host)}:{port}"
-            http = _Uvicorn(
-                uvicorn.Config(
-                    create_app(
-                        upstream=upstream,
-                        max_body_bytes=settings.max_body_bytes,
-                        cookie_secure=settings.cookie_secure,
-                        ws_ping_interval=settings.ws_ping_interval,
-                        redis_url=settings.redis_url,
-                    ),
-                    host=settings.host,
-                    port=settings.http_port,
-                    log_config=None,
-                    access_log=False,
-                    lifespan="on",
-                    timeout_graceful_shutdown=int(settings.shutdown_grace) or None,
-                    server_header=False,
-                )
-            )
-            waiters.append(asyncio.create_task(http.serve()))
-            log.info("HTTP bridge on http://%s:%d → gRPC %s", settings.host, settings.http_port, upstream)
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        log.info("shutting down (grace %.0fs)", settings.shutdown_grace)
-        if http is not None:
-            # uvicorn stops accepting, lets in-flight requests finish, then returns.
-            http.should_exit = True
-            await asyncio.gather(waiters[-1], return_exceptions=True)
-        if grpc_server is not None:
-            await grpc_server.stop()
-        for task in waiters:
-            task.cancel()
+commands.register(app)
 
 
 @app.command()
@@ -112,6 +44,10 @@ def serve(
     config: Annotated[Path | None, typer.Option(help="TOML settings file (also RELAIS_CONFIG).", exists=True)] = None,
 ) -> None:
     """Serve gRPC and the HTTP bridge in one process (or one of them with --only)."""
+    from cli.serve import busy_ports, run_service
+    from server.memory import tune_allocator
+    from server.observability import configure_logging
+
     try:
         settings = load_settings(
             config,
@@ -126,27 +62,49 @@ def serve(
         )
     except ValidationError as error:
         raise typer.BadParameter(str(error)) from None
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    tune_allocator()
+    for name, port in busy_ports(settings):
+        typer.echo(
+            f"error: {settings.host}:{port} is already in use; choose another with --{name} (or stop what holds it)",
+            err=True,
+        )
+        raise typer.Exit(1)
     asyncio.run(run_service(settings))
+    # Everything is stopped and closed. Leave without the interpreter's teardown: collecting every
+    # module (torch, pandas, grpc...) took over two seconds on two busy cores, past the promise to
+    # exit within the shutdown grace plus one second.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 admin = typer.Typer(help="Administration commands.", no_args_is_help=True)
+app.add_typer(backup, name="backup")
+app.add_typer(plugin, name="plugin")
 app.add_typer(admin, name="admin")
 
 
 @admin.command("create")
 def admin_create(
     email: Annotated[str, typer.Option(prompt=True, help="The administrator's email (their login).")],
-    password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters.")
-    ],
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the password from standard input (never from a flag).")
+    ] = False,
     data_dir: Annotated[Path | None, typer.Option(help="Where data lives [./data].")] = None,
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL [SQLite under the data dir].")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML settings file (also RELAIS_CONFIG).", exists=True)] = None,
 ) -> None:
-    """Create an administrator account (the first one, or another)."""
+    """Create an administrator account (the first one, or another). The password is prompted for
+    (its rules are shown first) or read from standard input."""
+    from cli.serve import create_admin
+    from server.errors import DomainError
+    from server.observability import configure_logging
+
     settings = load_settings(config, data_dir=data_dir, database_url=database_url)
     configure_logging("WARNING")
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else prompt_new_password(email)
     try:
         created = asyncio.run(create_admin(settings, email=email, password=password))
     except DomainError as error:
@@ -156,16 +114,17 @@ def admin_create(
     typer.echo(f"administrator {email} created" if created else f"an account {email} already exists; nothing changed")
 
 
-async def create_admin(settings: Settings, *, email: str, password: str) -> bool:
-    database = create_database(settings.sqlalchemy_url)
-    limiter = MemoryRateLimiter()
-    try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        await database.migrate()
-        identity = await start_identity(settings, database, limiter)
-        return await ensure_admin(identity.service, database, email=email, password=password)
-    finally:
-        await database.dispose()
+def prompt_new_password(email: str) -> str:
+    """Ask for a new password until it follows the rules (stated before the first prompt)."""
+    from server.identity.passwords import PASSWORD_RULES, password_violations
+
+    typer.echo(f"The password needs {PASSWORD_RULES}.")
+    while True:
+        password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        problems = password_violations(password, email=email)
+        if not problems:
+            return password
+        typer.echo("That password " + "; ".join(p.message for p in problems) + ". Try again.", err=True)
 
 
 def corpus_relative(path: Path, corpus_dir: Path) -> str:
@@ -184,41 +143,42 @@ def corpus_relative(path: Path, corpus_dir: Path) -> str:
 def index(
     path: Annotated[Path, typer.Argument(help="A file or folder inside the corpus directory.", exists=True)],
     full: Annotated[bool, typer.Option("--full/--incremental", help="Re-read unchanged files too.")] = False,
-    server: Annotated[str | None, typer.Option(help="The gRPC server [127.0.0.1:<grpc port>].")] = None,
+    server: Annotated[str | None, typer.Option(help="The gRPC server [RELAIS_SERVER, the login's, or local].")] = None,
     api_key: Annotated[str | None, typer.Option(envvar="RELAIS_API_KEY", help="An API key with corpus:write.")] = None,
     token: Annotated[str | None, typer.Option(envvar="RELAIS_TOKEN", help="An access token, instead of a key.")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML settings file (also RELAIS_CONFIG).", exists=True)] = None,
 ) -> None:
-    """Index corpus files on a running server, showing progress; prints what changed."""
-    import grpc
-    from relais.v1 import retrieval_pb2, retrieval_pb2_grpc
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """Index corpus files on a running server with a progress bar and an ETA; prints what changed.
+    Credentials: --api-key / RELAIS_API_KEY, --token / RELAIS_TOKEN, else the `relais login` token."""
+    from relais_typed.relais.v1 import ReindexRequest, ReindexResult
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     settings = load_settings(config)
-    if not (api_key or token):
-        raise typer.BadParameter("needs credentials: --api-key / RELAIS_API_KEY or --token / RELAIS_TOKEN")
     relative = corpus_relative(path, settings.corpus_path)
-    target = server or f"{loopback(settings.host)}:{settings.grpc_port}"
-    metadata = [("x-api-key", api_key)] if api_key else [("authorization", f"Bearer {token}")]
-    result = None
+    metadata = [("x-api-key", api_key)] if api_key else [("authorization", f"Bearer {token}")] if token else None
+    target = remote.resolve_server(server, fallback=f"{loopback(settings.host)}:{settings.grpc_port}")
+    result: ReindexResult | None = None
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    eta = (TextColumn("ETA"), TimeRemainingColumn())
     with (
-        grpc.insecure_channel(target) as channel,
-        Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
-        ) as progress,
+        remote.client(target, metadata=metadata) as relais,
+        Progress(*columns, *eta, transient=True) as progress,
     ):
         task = progress.add_task("scanning", total=None)
-        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
-        try:
-            for event in stub.Reindex(retrieval_pb2.ReindexRequest(path=relative, full=full), metadata=metadata):
-                if event.HasField("progress"):
-                    step = event.progress
-                    progress.update(task, total=step.files_total, completed=step.files_done, description=step.path)
-                else:
-                    result = event.done
-        except grpc.RpcError as error:
-            typer.echo(f"error: {error.details()}", err=True)
-            raise typer.Exit(1) from None
+        request = ReindexRequest(path=relative, full=full)
+        for event in relais.retrieval.reindex(request, timeout=remote.STREAM_TIMEOUT_SECONDS):
+            if event.progress is not None:
+                step = event.progress
+                progress.update(task, total=step.files_total, completed=step.files_done, description=step.path)
+            elif event.done is not None:
+                result = event.done
     if result is None:
         typer.echo("error: the server ended the run without a result", err=True)
         raise typer.Exit(1)
@@ -235,4 +195,6 @@ def index(
 @app.command()
 def version() -> None:
     """Print the Relais version."""
+    from server.system.service import relais_version
+
     typer.echo(relais_version())

@@ -8,7 +8,9 @@ refused (401): the secure default.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hmac
+import ipaddress
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Protocol
@@ -28,8 +30,53 @@ PUBLIC_SERVICES = frozenset(
 )
 
 
-# Peers whose x-forwarded-for is believed by default: the bridge running beside the server.
-DEFAULT_TRUSTED_PROXIES = frozenset({"127.0.0.1", "::1"})
+# The metadata key by which the bridge proves a forwarded address is its own finding.
+BRIDGE_SECRET_KEY = "x-relais-bridge"
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardingTrust:
+    """Whose x-forwarded-for the server believes: a peer in `proxies` (addresses or networks the
+    operator listed; none by default), or a caller presenting the bridge's `secret`."""
+
+    proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    secret: str | None = None
+
+    @classmethod
+    def of(cls, proxies: Iterable[str] = (), secret: str | None = None) -> ForwardingTrust:
+        return cls(tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in proxies), secret or None)
+
+    def is_proxy(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.proxies)
+
+    def client(self, peer_ip: str, values: dict[str, str]) -> str:
+        """The caller's address: the peer's, or the one a trusted forwarder names."""
+        forwarded = values.get("x-forwarded-for", "")
+        if not forwarded:
+            return peer_ip
+        given = values.get(BRIDGE_SECRET_KEY, "")
+        if self.secret and given and hmac.compare_digest(given.encode(), self.secret.encode()):
+            return forwarded.split(",")[-1].strip()[:64] or peer_ip
+        if not self.is_proxy(peer_ip):
+            return peer_ip
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        # The right-most hop no trusted proxy added is the client; the rest could be forged.
+        for hop in reversed(hops):
+            if not self.is_proxy(hop):
+                return hop[:64]
+        return hops[0][:64] if hops else peer_ip
+
+
+NO_FORWARDING = ForwardingTrust()
+
+# The peer of a call made by the bridge in this process (server/inprocess.py). Shaped as a
+# Unix-socket peer, which peer parsers (OpenTelemetry's) leave alone; like any peer, it is
+# believed to forward a client's address only with the bridge's secret.
+IN_PROCESS_PEER = "unix:@relais-bridge-in-process"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +124,8 @@ class Credentials:
     session_id: str | None = None
     client_ip: str | None = None
     http_method: str | None = None
+    # The languages the caller reads (HTTP Accept-Language), for the messages people read.
+    accept_language: str = ""
 
     @property
     def present(self) -> bool:
@@ -87,16 +136,14 @@ class Credentials:
         cls,
         metadata: Iterable[tuple[str, str | bytes]],
         peer: str = "",
-        trusted_proxies: frozenset[str] = DEFAULT_TRUSTED_PROXIES,
+        trust: ForwardingTrust = NO_FORWARDING,
     ) -> Credentials:
         """Credentials of a call. The client address is the peer's, or the x-forwarded-for
-        the peer sends when the peer is a trusted proxy (the bridge)."""
+        of a forwarder `trust` believes (the bridge, a listed proxy)."""
         values = {key: value for key, value in metadata if isinstance(value, str)}
         authorization = values.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
-        peer_ip = peer_address(peer)
-        forwarded = values.get("x-forwarded-for", "") if peer_ip and peer_ip in trusted_proxies else ""
-        forwarded = forwarded or peer_ip
+        forwarded = trust.client(peer_address(peer), values)
         return cls(
             bearer=token.strip() or None if scheme.lower() == "bearer" else None,
             api_key=values.get("x-api-key") or None,
@@ -105,6 +152,7 @@ class Credentials:
             session_id=values.get("x-session-id") or None,
             client_ip=forwarded.split(",")[0].strip() or None,
             http_method=values.get("x-http-method") or None,
+            accept_language=values.get("accept-language", "")[:256],
         )
 
 
@@ -143,9 +191,13 @@ class AccessPolicy:
         self._pool = pool or descriptor_pool.Default()
         self._rules: dict[str, AccessRule] = {}
         self.allow_anonymous = allow_anonymous
+        # Rules of methods that come and go at run time (plugins' services), asked first, never cached.
+        self.dynamic_rules: Callable[[str], AccessRule | None] | None = None
 
     def rule_for(self, method: str) -> AccessRule:
         """The rule of a full method name such as '/relais.v1.SystemService/GetHealth'."""
+        if self.dynamic_rules is not None and (dynamic := self.dynamic_rules(method)) is not None:
+            return dynamic
         rule = self._rules.get(method)
         if rule is None:
             rule = self._rules[method] = self._read_rule(method)
@@ -170,11 +222,17 @@ class AccessPolicy:
     async def admit(self, rule: AccessRule, credentials: Credentials, authenticator: Authenticator) -> Principal | None:
         """The caller's principal, or Unauthenticated / PermissionDenied."""
         principal = await self._authenticate(rule, credentials, authenticator)
+        return self.authorize(rule, principal)
+
+    def authorize(self, rule: AccessRule, principal: Principal | None) -> Principal | None:
+        """Whether an authenticated `principal` (None: no credentials) may call under `rule`."""
         if rule.public:
             return principal
         if principal is None:
             if rule.allow_anonymous and self.allow_anonymous:
                 return ANONYMOUS
+            if self.allow_anonymous:
+                raise Unauthenticated("Authentication required: anonymous access does not cover this route")
             raise Unauthenticated("Authentication required")
         if rule.permission and not principal.can(rule.permission):
             raise PermissionDenied(f"Permission '{rule.permission}' required")

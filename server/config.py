@@ -6,19 +6,23 @@ relais serve --config /etc/relais.toml        # keys as below, e.g. http_port = 
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
 from server.inference.config import ModelConfig
+from server.tools.config import McpServerConfig
 
 CONFIG_FILE_ENV = "RELAIS_CONFIG"
 
@@ -34,15 +38,24 @@ class Settings(BaseSettings):
     only: Literal["all", "grpc", "bridge"] = "all"
     # gRPC server the bridge calls when it runs alone (`--only bridge`).
     upstream: str | None = None
+    # With `only: all`, the bridge calls the server in this process without a socket (the
+    # interceptors run as over the wire); false sends its calls over the loopback channel.
+    bridge_in_process: bool = True
     data_dir: Path = Path("data")
     # SQLAlchemy URL; a SQLite file under data_dir when unset.
     database_url: str | None = None
     # Optional Redis for cross-process state (rate limits, fan-out) and its health check.
     redis_url: str | None = None
     log_level: str = "INFO"
+    # `text` (one line per event) or `json` (one JSON object per line, with trace ids when tracing).
+    log_format: Literal["text", "json"] = "text"
+    # Origins whose browser scripts may call the HTTP API (CORS), e.g. "https://app.example.com";
+    # a comma-separated list or a JSON array in RELAIS_CORS_ORIGINS. None by default.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     # Seconds in-flight RPCs and streams get to finish on shutdown.
     shutdown_grace: float = Field(default=10.0, ge=0)
-    # Seconds between keep-alive pings on WebSockets whose dialect has them (/ws/chat).
+    # Seconds a stream may stay quiet (e.g. waiting in the model's queue) before a keep-alive
+    # goes out: SSE comments, /ws/chat pings, /llm/stream "waiting" statuses, Socket.IO pings.
     ws_ping_interval: float = Field(default=20.0, gt=0)
     # Largest HTTP request body the bridge accepts (413 beyond).
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
@@ -74,12 +87,34 @@ class Settings(BaseSettings):
     rate_limit_admin: str = "6000/minute"
     # Sign-in attempts per account and address.
     rate_limit_login: str = "5/300s"
+    # Credentials that prove nothing (bad tokens, guessed API keys) per client address; beyond,
+    # credentials from that address get 429 until the window ends.
+    rate_limit_auth_failures: str = "20/minute"
     rate_limit_prefix: str = "relais:rl:"
-    # Peers whose x-forwarded-for names the real client (the bridge's address when it runs apart).
-    trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
+    # Redis pub/sub channels of the event bus (one per topic: "<prefix><topic>"); replicas that
+    # share events share the prefix.
+    events_channel_prefix: str = "relais:events:"
+    # Seconds a stream's events stay journaled for /history/replay (in Redis when redis_url is set).
+    journal_ttl_seconds: float = Field(default=3600.0, gt=0)
+    journal_prefix: str = "relais:journal:"
+    # Without Redis, the journal lives in this process's memory: at most this many bytes, the streams
+    # written least recently forgotten first.
+    journal_memory_bytes: int = Field(default=8 << 20, ge=0)
+    # Proxies (addresses or networks, e.g. ["10.0.0.0/8"]) whose X-Forwarded-For names the real
+    # client, over HTTP and gRPC. None by default: a forwarded address from anyone else is ignored,
+    # so no client can reset its own rate limits.
+    trusted_proxies: frozenset[str] = frozenset()
+    # Proves to the gRPC server that a forwarded client address comes from the bridge. Generated
+    # per process by `relais serve`; set the same value on both halves when they run apart
+    # (`--only grpc` / `--only bridge`), or list the bridge's address in trusted_proxies.
+    bridge_secret: SecretStr | None = None
 
     # Generation models (see server/inference/config.py); the packaged Gemma 3 270M when empty.
     models: list[ModelConfig] = Field(default_factory=list)
+    # Other names clients may give for a model, e.g. {"mistral-medium": "gemma3-270m"}
+    # (RELAIS_MODEL_ALIASES as JSON): agents and requests naming anything else are refused
+    # with the valid names listed.
+    model_aliases: dict[str, str] = Field(default_factory=dict)
     # Model used when a request names none: "auto" (the router) unless set.
     default_model: str | None = None
     # Load local models at start (in the background) rather than on their first request.
@@ -101,6 +136,14 @@ class Settings(BaseSettings):
     # share a message (none is dropped). 5 ms caps a stream at 200 messages/s, more than a screen
     # shows, and delays no token of a model slower than 200 tokens/s. 0 sends a message per token.
     llm_stream_interval_ms: float = Field(default=5.0, ge=0, le=1000)
+    # Bytes of generated text one stream may hold for a reader slower than the model (its tokens are
+    # merged meanwhile); a reader further behind gets a terminal slow_consumer error.
+    stream_buffer_bytes: int = Field(default=1 << 20, ge=4096)
+    # Generations this process runs at once, every backend together; beyond, up to stream_queue
+    # more wait in order, their streams told their place (status QUEUED, queue_position), and the
+    # rest (and unary calls and chat replies, which cannot be told) get 429 with Retry-After.
+    max_streams: int = Field(default=512, ge=1)
+    stream_queue: int = Field(default=256, ge=0)
 
     # Retrieval. The vector store: a Milvus Lite file under data_dir unless a server URI is set
     # (e.g. "http://milvus:19530"), with its token ("user:password" or an API key).
@@ -125,6 +168,9 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(default=100, ge=0, le=1000)
     # Open the vector store at start (else at its first use).
     retrieval_preload: bool = True
+    # Load the local embedding model in the background at start (else the first search or upload
+    # after a start waits 10-20 s for it).
+    embedding_preload: bool = True
     # Passages given to an assistant reply.
     reply_passages: int = Field(default=4, ge=0, le=20)
     # How often passages and files left behind (a crash, the store down) are looked for, and
@@ -132,10 +178,118 @@ class Settings(BaseSettings):
     retrieval_cleanup_seconds: float = Field(default=300.0, gt=0)
     ingest_grace_seconds: float = Field(default=600.0, ge=0)
 
+    # Plugins (server/plugins/, docs/plugins.md). A bundle installs when signed (Ed25519) by one of
+    # these keys: base64 raw public keys or paths to files holding one (PEM or base64), separated
+    # by commas or spaces. Unsigned bundles install only when allowed.
+    plugins_trusted_keys: str = ""
+    plugins_allow_unsigned: bool = False
+    # Plugins of Relais' own plugins/ folder installed and enabled at the first start.
+    plugins_shipped: list[str] = Field(default_factory=lambda: ["tasks", "hello"])
+    plugins_shipped_dir: Path | None = None
+    # Where the plugin runtime (the SDK and its dependencies) is assembled; data_dir/plugins/runtime.
+    plugins_runtime_dir: Path | None = None
+    # Bundle limits: size, size once expanded, entries, expansion ratio of one entry.
+    plugins_max_bundle_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    plugins_max_uncompressed_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    plugins_max_entries: int = Field(default=4096, gt=0)
+    plugins_max_ratio: float = Field(default=100.0, gt=1)
+    # Limits of each plugin process: address space, open files, processes and threads.
+    plugins_memory_limit_mb: int = Field(default=1024, ge=64)
+    plugins_max_open_files: int = Field(default=256, ge=16)
+    plugins_max_processes: int = Field(default=256, ge=8)
+    # Seconds a plugin has to print its handshake and answer its health check, and to stop.
+    plugins_start_timeout: float = Field(default=30.0, gt=0)
+    plugins_stop_grace: float = Field(default=5.0, ge=0)
+    # Restarts after crashes allowed within the window before a plugin is `failed`; the first
+    # restart waits `plugins_restart_backoff` seconds, each next one twice as long (30 s at most).
+    plugins_max_restarts: int = Field(default=5, ge=0)
+    plugins_restart_window: float = Field(default=300.0, gt=0)
+    plugins_restart_backoff: float = Field(default=0.5, ge=0)
+    # A plugin's log: lines kept, and the output rate beyond which it is stopped.
+    plugins_log_lines: int = Field(default=2000, ge=10)
+    plugins_log_rate_bytes: int = Field(default=1024 * 1024, gt=0)
+    # How often each replica converges on the plugins table besides the bus's announcements.
+    plugins_reconcile_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return tuple(json.loads(text))
+            return tuple(origin.strip() for origin in text.split(",") if origin.strip())
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if origin == "*" or not origin.startswith(("http://", "https://")) or origin.rstrip("/").count("/") > 2:
+                raise ValueError(f"{origin!r} is not an origin: give scheme://host[:port], never '*'")
+        return tuple(origin.rstrip("/") for origin in value)
+
+    # Tools (MCP). External MCP servers (see server/tools/config.py), and each call's limits:
+    # seconds one tool call may run and characters of its result kept.
+    mcp_servers: list[McpServerConfig] = Field(default_factory=list)
+    tool_timeout: float = Field(default=30.0, gt=0, le=600)
+    tool_output_chars: int = Field(default=8000, ge=100, le=1_000_000)
+    # Seconds between liveness pings of a connected MCP server; the longest wait between two
+    # attempts to reopen a failed one (the wait doubles from 0.5 s); seconds to open one.
+    mcp_ping_interval: float = Field(default=15.0, gt=0)
+    mcp_max_backoff: float = Field(default=60.0, gt=0)
+    mcp_connect_timeout: float = Field(default=20.0, gt=0)
+    # web_fetch, for administrators only, off unless enabled: its size and time caps, and the
+    # private networks (CIDRs) an operator deliberately lets it reach (none: only public addresses).
+    web_fetch: bool = False
+    web_fetch_max_bytes: int = Field(default=1_000_000, gt=0, le=50_000_000)
+    web_fetch_timeout: float = Field(default=10.0, gt=0, le=120)
+    web_fetch_allow_networks: list[str] = Field(default_factory=list)
+    # execute_command, for administrators only: the programs it may run (names on PATH or
+    # absolute paths; empty turns the tool off), and the seconds a run may take.
+    execute_allow: list[str] = Field(default_factory=list)
+    execute_timeout: float = Field(default=20.0, gt=0, le=600)
+    # The agent loop: model steps per reply (each may call tools) and seconds per reply.
+    agent_max_steps: int = Field(default=4, ge=1, le=32)
+    agent_timeout_seconds: float = Field(default=300.0, gt=0)
+
+    @field_validator("web_fetch_allow_networks")
+    @classmethod
+    def _fetch_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
+        return value
+
+    # Scheduled tasks (/jobs, /manager/tasks, /system/tasks), run by DBOS Transact. Its database:
+    # a SQLite file beside Relais' own (relais.dbos.sqlite) or Relais' PostgreSQL database unless
+    # set; on PostgreSQL, in the schema tasks_schema ("dbos", or "<schema>_dbos" when
+    # database_url sets a search_path).
+    tasks_database_url: str | None = None
+    tasks_schema: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    # Runs kept in each task's history (older ones are deleted ten minutes after they end).
+    tasks_history_limit: int = Field(default=50, ge=1, le=1000)
+    # Each replica beats this often; one silent for tasks_dead_after_seconds is taken for dead,
+    # and its unfinished runs resume on another.
+    tasks_heartbeat_seconds: float = Field(default=2.0, gt=0)
+    tasks_dead_after_seconds: float = Field(default=10.0, gt=0)
+    # How soon a task changed on another replica is planned here.
+    tasks_refresh_seconds: float = Field(default=1.0, gt=0, le=60)
+    # A tick not begun this long after it was due counts as late (/manager/health).
+    tasks_late_after_seconds: float = Field(default=5.0, gt=0)
+    # Runs one replica executes at once; more wait for a slot (and start late).
+    tasks_max_concurrent_runs: int = Field(default=32, ge=1, le=1000)
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: frozenset[str]) -> frozenset[str]:
+        for entry in value:
+            ipaddress.ip_network(entry.strip(), strict=False)  # ValueError names the bad entry
+        return value
 
     @field_validator("corpus_dir")
     @classmethod
@@ -148,6 +302,8 @@ class Settings(BaseSettings):
             raise ValueError("embedding_backend 'triton' needs embedding_url (host:port of Triton's gRPC port)")
         if self.chunk_overlap >= self.chunk_chars:
             raise ValueError("chunk_overlap must be smaller than chunk_chars")
+        if self.tasks_dead_after_seconds < 2 * self.tasks_heartbeat_seconds:
+            raise ValueError("tasks_dead_after_seconds must be at least twice tasks_heartbeat_seconds")
         return self
 
     @property

@@ -9,9 +9,13 @@
     ├── NotFound                no such resource (or hidden)   NOT_FOUND
     ├── AlreadyExists           unique constraint              ALREADY_EXISTS
     ├── FailedPrecondition      wrong state for the operation  FAILED_PRECONDITION
+    │   └── StateConflict       the resource's state forbids it FAILED_PRECONDITION (HTTP 409)
     ├── ResourceExhausted       rate limit, quota              RESOURCE_EXHAUSTED
+    │   ├── RateLimited         a rate limit reached           RESOURCE_EXHAUSTED + its X-RateLimit-*, Retry-After
     │   └── PayloadTooLarge     upload over the size limit     RESOURCE_EXHAUSTED (HTTP 413)
-    ├── Unavailable             a dependency is down           UNAVAILABLE
+    ├── Aborted                 a concurrent request conflicts ABORTED (HTTP 409)
+    ├── Unavailable             a dependency is down           UNAVAILABLE (HTTP 503 + Retry-After)
+    │   └── ShuttingDown        the server is draining         UNAVAILABLE
     └── DeadlineExceeded        a dependency is too slow       DEADLINE_EXCEEDED
 
 Each class carries a transport-neutral `code` (gRPC's canonical status names,
@@ -89,18 +93,53 @@ class FailedPrecondition(DomainError):
     reason = "FAILED_PRECONDITION"
 
 
+class StateConflict(FailedPrecondition):
+    """The request is valid but conflicts with the target's current state (a built-in role,
+    one's own account): HTTP 409, where other failed preconditions are 400."""
+
+    reason = "STATE_CONFLICT"
+
+
 class ResourceExhausted(DomainError):
     code = "RESOURCE_EXHAUSTED"
     reason = "RATE_LIMIT"
+
+
+class RateLimited(ResourceExhausted):
+    """A rate limit was reached; `headers` (X-RateLimit-Limit/Remaining/Reset, Retry-After) describe
+    that limit and replace whatever limit headers the call carried so far."""
+
+    def __init__(self, message: str, *, headers: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.headers = headers
 
 
 class PayloadTooLarge(ResourceExhausted):
     reason = "PAYLOAD_TOO_LARGE"
 
 
+class Aborted(DomainError):
+    """The request conflicts with another one running now (the same Idempotency-Key); retry later."""
+
+    code = "ABORTED"
+    reason = "CONFLICT"
+
+
 class Unavailable(DomainError):
     code = "UNAVAILABLE"
     reason = "UNAVAILABLE"
+    # Seconds a client should wait before retrying: the Retry-After of the answer.
+    retry_after = 1
+    # Already told to the operator (an outage is logged once, not once per refused call).
+    reported = False
+
+
+class ShuttingDown(Unavailable):
+    """The server is draining: new calls are refused, and calls still running when the shutdown
+    grace ends are ended. Another replica can take the retry at once."""
+
+    reason = "SHUTTING_DOWN"
+    reported = True
 
 
 class DeadlineExceeded(DomainError):

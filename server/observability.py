@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from typing import Any
 
+from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
+from pythonjsonlogger.json import JsonFormatter
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -28,17 +31,17 @@ GRPC_LATENCY = Histogram(
     ["grpc_service", "grpc_method"],
     buckets=LATENCY_BUCKETS,
 )
-HTTP_REQUESTS = Counter(
-    "relais_http_requests_total", "HTTP requests answered by the bridge.", ["method", "route", "status"]
-)
-HTTP_LATENCY = Histogram(
-    "relais_http_request_duration_seconds",
-    "Time from the request to the end of the response.",
-    ["method", "route"],
-    buckets=LATENCY_BUCKETS,
-)
-HTTP_IN_FLIGHT = Gauge("relais_http_requests_in_flight", "HTTP requests being answered.")
 DATA_DIR_FREE_BYTES = Gauge("relais_data_dir_free_bytes", "Free bytes on the data directory's volume.")
+RATE_LIMIT_REJECTIONS = Counter(
+    "relais_rate_limit_rejections_total",
+    "Calls refused by a rate limit, by tier (anonymous, user, admin; login: sign-in attempts).",
+    ["tier"],
+)
+AUTH_REJECTIONS = Counter(
+    "relais_auth_rejections_total",
+    "Calls refused as UNAUTHENTICATED (no, bad or ended credentials; wrong password) or PERMISSION_DENIED.",
+    ["grpc_service", "grpc_method", "grpc_code"],
+)
 SCHEDULER_RUNS = Counter("relais_scheduler_task_runs_total", "Scheduler task runs, by outcome.", ["task", "outcome"])
 
 # Values that must never reach a log line, whatever logger emits them.
@@ -68,9 +71,30 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def configure_logging(level: str) -> None:
+class RedactingJsonFormatter(JsonFormatter):
+    """One JSON object per line (RELAIS_LOG_FORMAT=json): time, level, logger, message, and the
+    trace and span ids when tracing is on; credentials masked like the text format's."""
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            log_data["trace_id"] = format(span.trace_id, "032x")
+            log_data["span_id"] = format(span.span_id, "016x")
+        return {key: redact(value) if isinstance(value, str) else value for key, value in log_data.items()}
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(
+            RedactingJsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                timestamp=False,
+            )
+        )
+    else:
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -92,6 +116,17 @@ LLM_ITL = Histogram(
     buckets=TOKEN_LATENCY_BUCKETS,
 )
 LLM_OUTPUT_TOKENS = Counter("relais_llm_output_tokens_total", "Tokens generated.", ["model", "backend"])
+LLM_PROMPT_TOKENS = Counter(
+    "relais_llm_prompt_tokens_total", "Prompt tokens of generations, as the backend counted them.", ["model", "backend"]
+)
+# The local model's queue (server/inference/fairqueue.py): requests waiting for a llama.cpp slot.
+LLM_QUEUE_DEPTH = Gauge("relais_llm_queue_depth", "Requests waiting for a local model's slot.", ["model"])
+LLM_QUEUE_WAIT = Histogram(
+    "relais_llm_queue_wait_seconds",
+    "Time a request waited for a local model's slot (0 when one was free).",
+    ["model"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
 LLM_ACTIVE_STREAMS = Gauge("relais_llm_active_streams", "Generations in progress.", ["model", "backend"])
 LLM_REQUESTS = Counter(
     "relais_llm_requests_total", "Generations by outcome (complete, cancelled, error).", ["model", "backend", "outcome"]

@@ -37,6 +37,8 @@ def postgres_schema_url() -> Iterator[str]:
     yield f"{POSTGRES_URL}?options={options}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
         connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        # The task engine's (DBOS) tables, in the schema beside it (server/tasks/domain.py).
+        connection.execute(f'DROP SCHEMA IF EXISTS "{schema}_dbos" CASCADE')
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -58,10 +60,19 @@ def stack_settings(data_dir: Path, database_url: str, **overrides: object) -> Se
         "rate_limit_anonymous": "100000/minute",
         "rate_limit_user": "100000/minute",
         "rate_limit_login": "100000/minute",
+        "rate_limit_auth_failures": "100000/minute",
         # The local model loads on its first request: most stacks never generate.
         "llm_preload": False,
         # Milvus Lite opens on first use too: most stacks never retrieve.
         "retrieval_preload": False,
+        # So does the embedding model: loading it costs the shared cores seconds.
+        "embedding_preload": False,
+        # No shipped plugin processes: the plugin tests install what they need.
+        "plugins_shipped": [],
+        # Both bridge paths run the whole suite: the SQLite stacks call the server in process
+        # (as `relais serve` does), the PostgreSQL ones over the loopback channel (as a bridge
+        # deployed apart does).
+        "bridge_in_process": not database_url.startswith("postgresql"),
     }
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
@@ -81,6 +92,8 @@ def stack(
         max_body_bytes=64 * 1024,
         admin_email=ADMIN_EMAIL,
         admin_password=ADMIN_PASSWORD,
+        # The FoyerGPT document's agents name these models: served by the packaged one here.
+        model_aliases={"mistral-medium": "gemma3-270m", "mistral-small": "gemma3-270m"},
         # /health reports the vector store: open it at start, as a server does by default.
         retrieval_preload=True,
     )

@@ -7,6 +7,7 @@ Outputs (all under gen/, never edited by hand):
   python/relais/...            grpcio messages (*_pb2.py, *.pyi) and services (*_pb2_grpc.py)
   python/relais_typed/...      betterproto2 typed messages and clients
   ts/...                       protobuf-es TypeScript
+  ts/openapi.ts                the REST routes' types (openapi-typescript), from the bridge's /openapi.json
   python/relais/descriptors.binpb  FileDescriptorSet with source info (comments feed OpenAPI)
 """
 
@@ -28,6 +29,13 @@ PROTO_ROOT = ROOT / "proto"
 GEN = ROOT / "gen"
 WELL_KNOWN = Path(grpc_tools.__file__).parent / "_proto"
 BUF = ROOT / "node_modules" / ".bin" / "buf"
+OPENAPI_TYPESCRIPT = ROOT / "node_modules" / ".bin" / "openapi-typescript"
+# Prints the bridge's OpenAPI document; run with the fresh gen/python first on the path, so the
+# document describes the protos being generated, not the modules already imported here.
+PRINT_OPENAPI = (
+    "import json, sys; from bridge.app import create_app; "
+    "json.dump(create_app(upstream='127.0.0.1:1').state.openapi, sys.stdout, indent=1, sort_keys=True)"
+)
 
 
 def own_protos() -> list[str]:
@@ -77,6 +85,24 @@ def generate_with_buf(out: Path) -> None:
     run([str(BUF), "generate", "--template", "buf.gen.yaml", "--output", str(out.parent)])
 
 
+def generate_openapi_types(out: Path) -> None:
+    """gen/ts/openapi.ts: `paths`, `components` and `operations` of every REST route, for
+    @relais/client's REST client (openapi-fetch)."""
+    if not OPENAPI_TYPESCRIPT.exists():
+        raise SystemExit("openapi-typescript is missing: run `npm ci` at the repository root")
+    python_path = os.pathsep.join(str(path) for path in (out / "python", ROOT, ROOT / "clients" / "python"))
+    env = {**os.environ, "PYTHONPATH": python_path}
+    printed = subprocess.run(
+        [sys.executable, "-c", PRINT_OPENAPI], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if printed.returncode != 0:
+        raise SystemExit(f"building the OpenAPI document failed:\n{printed.stderr}")
+    with tempfile.TemporaryDirectory() as scratch:
+        document = Path(scratch) / "openapi.json"
+        document.write_text(printed.stdout, encoding="utf-8")
+        run([str(OPENAPI_TYPESCRIPT), str(document), "--output", str(out / "ts" / "openapi.ts"), "--silent"])
+
+
 def generate(out: Path) -> None:
     """Write every generated file under `out` (which is replaced)."""
     if out.exists():
@@ -84,6 +110,7 @@ def generate(out: Path) -> None:
     out.mkdir(parents=True)
     generate_python(out)
     generate_with_buf(out)
+    generate_openapi_types(out)
     for cache in out.rglob("__pycache__"):
         shutil.rmtree(cache)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +49,7 @@ class AgentPage:
     offset: int
 
 
-def _violations(fields: AgentFields, *, creating: bool) -> list[FieldViolation]:
+def _violations(fields: AgentFields, *, creating: bool, model_keys: list[str] | None = None) -> list[FieldViolation]:
     violations = []
     for name in ("name", "system_prompt"):
         value = getattr(fields, name)
@@ -67,13 +68,30 @@ def _violations(fields: AgentFields, *, creating: bool) -> list[FieldViolation]:
         violations.append(FieldViolation(field="avatar_url", message="must be an absolute path or an http(s) URL"))
     if fields.model is not None and fields.model and not fields.model.isprintable():
         violations.append(FieldViolation(field="model", message="must be a model key"))
+    elif fields.model and model_keys is not None and fields.model.strip() not in model_keys:
+        # Refused, not silently served by another model: the valid keys are listed, as chat does.
+        valid = ", ".join(model_keys)
+        violations.append(
+            FieldViolation(field="model", message=f"unknown model {fields.model.strip()!r}; valid models: {valid}")
+        )
     return violations
 
 
 class AgentService:
-    def __init__(self, database: Database, knowledge: KnowledgeBase | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        knowledge: KnowledgeBase | None = None,
+        *,
+        model_keys: Callable[[], list[str]] | None = None,
+    ) -> None:
         self._knowledge = knowledge
         self._database = database
+        # The model keys this deployment serves ("auto" included); any key when not given.
+        self._model_keys = model_keys
+
+    def _keys(self) -> list[str] | None:
+        return self._model_keys() if self._model_keys is not None else None
 
     async def list_public(self, *, limit: int, offset: int) -> AgentPage:
         offset, limit = page_window(skip=0, offset=offset, limit=limit)
@@ -96,7 +114,7 @@ class AgentService:
             return list(rows)
 
     async def create(self, principal: Principal, fields: AgentFields) -> Agent:
-        if violations := _violations(fields, creating=True):
+        if violations := _violations(fields, creating=True, model_keys=self._keys()):
             raise ValidationFailed(violations)
         owner_id = _user_id(principal)
         async with self._database.sessions() as session, session.begin():
@@ -128,7 +146,7 @@ class AgentService:
             return agent
 
     async def update(self, principal: Principal, agent_id: int, fields: AgentFields) -> Agent:
-        if violations := _violations(fields, creating=False):
+        if violations := _violations(fields, creating=False, model_keys=self._keys()):
             raise ValidationFailed(violations)
         async with self._database.sessions() as session, session.begin():
             agent = await self._owned(session, principal, agent_id)

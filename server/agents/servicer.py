@@ -10,6 +10,7 @@ from server.agents.models import Agent
 from server.agents.service import AgentFields, AgentService
 from server.convert import timestamp
 from server.interceptors.call import current_call, current_principal
+from server.messages import say
 
 
 def agent_message(agent: Agent) -> agent_pb2.Agent:
@@ -76,4 +77,4 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     async def DeleteAgent(self, request: agent_pb2.DeleteAgentRequest, context: Any) -> agent_pb2.DeleteAgentResponse:
         await self._agents.delete(current_principal(), request.agent_id)
-        return agent_pb2.DeleteAgentResponse(message=f"Agent {request.agent_id} deleted")
+        return agent_pb2.DeleteAgentResponse(message=say("agent_deleted", id=request.agent_id))

@@ -1,85 +1,59 @@
-"""Telling Socket.IO rooms that a message was stored, whichever route stored it.
+"""Announcing stored chat messages on the event bus, whichever route stored them.
 
-The bridge runs the Socket.IO server; messages are stored here, in the gRPC server. With
-Redis configured, stored messages are published through python-socketio's Redis manager,
-which every bridge process listens to (a client connected to one process hears messages
-stored by another). Without Redis, the Socket.IO servers of this process are told directly:
-that covers `relais serve`, where both halves share the process.
+LiveService.WatchChat streams them to the chat's watchers on every replica (FoyerGPT's
+Socket.IO rooms are a framing of that stream, in the bridge).
 """
 
 from __future__ import annotations
 
 import logging
-import weakref
-from typing import Any, Protocol
+from typing import Protocol
 
-import socketio
+from google.protobuf import json_format
+from sqlalchemy import select
 
-from server.chats.models import Message
+from server.chats.models import Chat, Message
+from server.events.bus import EventBus
+from server.events.topics import CHAT_MESSAGE, MessageStored
+from server.storage import Database
 
 log = logging.getLogger("relais.chats.events")
-
-# The Redis channel python-socketio's managers share.
-CHANNEL = "relais-socketio"
-EVENT = "new_message"
-
-
-def room_of(chat_id: int) -> str:
-    return f"chat:{chat_id}"
-
-
-def payload(message: Message) -> dict[str, Any]:
-    """The message as the REST routes show it."""
-    return {
-        "id": message.id,
-        "chat_id": message.chat_id,
-        "role": message.role,
-        "content": message.content,
-        "status": message.status,
-        "llm_model": message.llm_model,
-        "usage": {"prompt_tokens": message.prompt_tokens, "completion_tokens": message.completion_tokens},
-        "created_at": message.created_at.strftime("%Y-%m-%dT%H:%M:%SZ") if message.created_at else None,
-    }
 
 
 class MessageEvents(Protocol):
     async def stored(self, message: Message) -> None: ...
 
-    async def close(self) -> None: ...
 
-
-_LOCAL_SERVERS: weakref.WeakSet[socketio.AsyncServer] = weakref.WeakSet()
-
-
-def serve_locally(server: socketio.AsyncServer) -> None:
-    """Called by the bridge: this Socket.IO server hears messages stored in this process."""
-    _LOCAL_SERVERS.add(server)
-
-
-class LocalRooms:
-    async def stored(self, message: Message) -> None:
-        for server in list(_LOCAL_SERVERS):
-            try:
-                await server.emit(EVENT, payload(message), room=room_of(message.chat_id))
-            except Exception:
-                log.warning("could not tell room %s about message %s", room_of(message.chat_id), message.id)
-
-    async def close(self) -> None:
-        """Nothing to release."""
-
-
-class RedisRooms:
-    def __init__(self, url: str) -> None:
-        self._manager = socketio.AsyncRedisManager(url, channel=CHANNEL, write_only=True)
+class NoMessageEvents:
+    """For a ChatService used without live updates."""
 
     async def stored(self, message: Message) -> None:
-        try:
-            await self._manager.emit(EVENT, payload(message), room=room_of(message.chat_id))
-        except Exception:
-            # The message is stored; only the live notification is lost.
-            log.warning("could not publish message %s through Redis", message.id, exc_info=True)
+        """Nobody listens."""
 
-    async def close(self) -> None:
-        redis = getattr(self._manager, "redis", None)
-        if redis is not None:
-            await redis.aclose()
+
+class ChatEvents:
+    def __init__(self, database: Database, bus: EventBus) -> None:
+        self._database = database
+        self._bus = bus
+        # A chat's owner never changes: remembered, so a streamed reply costs one lookup.
+        self._owners: dict[int, int] = {}
+
+    async def stored(self, message: Message) -> None:
+        from server.chats.servicer import message_message  # the servicer imports the service, which imports this
+
+        owner_id = await self._owner_of(message.chat_id)
+        if owner_id is None:
+            return  # deleted meanwhile: nobody may watch it any more
+        fields = json_format.MessageToDict(message_message(message), preserving_proto_field_name=True)
+        await self._bus.publish(CHAT_MESSAGE, MessageStored(chat_id=message.chat_id, owner_id=owner_id, message=fields))
+
+    async def _owner_of(self, chat_id: int) -> int | None:
+        owner = self._owners.get(chat_id)
+        if owner is None:
+            async with self._database.sessions() as session:
+                owner = await session.scalar(select(Chat.owner_id).where(Chat.id == chat_id))
+            if owner is not None:
+                if len(self._owners) > 10_000:
+                    self._owners.clear()
+                self._owners[chat_id] = owner
+        return owner

@@ -33,7 +33,7 @@ def fit(system_prompt: str, turns: Sequence[Turn], *, context_window: int, reply
             break
         kept.append(turn)
         budget -= cost
-    # A reply must answer the user: never start the transcript with an assistant turn.
-    while len(kept) > 1 and kept[-1].role is Role.ASSISTANT:
+    # A reply must answer the user: never start the transcript with an assistant or tool turn.
+    while len(kept) > 1 and kept[-1].role is not Role.USER:
         kept.pop()
     return (*system, *reversed(kept))

@@ -45,5 +45,8 @@ class Message(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     # The passages an assistant reply was given (relais.v1.Passage as JSON), best first.
     sources: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    # The tools an assistant reply called, in order: [{"call": ToolCall, "result": ToolResult}]
+    # as the protos' JSON.
+    tool_steps: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, func, or_, select
 
+from server.agent.events import Finished, ReplyEvent, Started
+from server.agent.loop import AgentLimits, AgentLoop, AgentRequest, tool_specs
 from server.agents.models import Agent
 from server.auth import Principal
-from server.chats.events import LocalRooms, MessageEvents
+from server.chats.events import MessageEvents, NoMessageEvents
 from server.chats.history import fit
 from server.chats.models import Chat, Message
+from server.chats.replies import ReplyOptions, ReplyRecorder, append, history_turns, offered_tools
 from server.errors import FieldViolation, NotFound, PermissionDenied, ValidationFailed
-from server.inference.backend import Chunk, GenerationRequest, Role, Turn
+from server.inference.backend import GenerationRequest, Role, Turn
 from server.inference.catalogue import Catalogue
 from server.inference.config import ROUTER_KEY
-from server.inference.service import Generation, InferenceService
+from server.inference.service import InferenceService
 from server.paging import page_window
 from server.storage import Database
-from server.storage.models import utcnow
+from server.tools.registry import CallerContext
 
 if TYPE_CHECKING:
     from server.retrieval.service import Found, KnowledgeBase
@@ -34,8 +36,6 @@ log = logging.getLogger("relais.chats")
 MAX_CONTENT = 4000
 MAX_TITLE = 200
 TITLE_FROM_MESSAGE = 60
-# How often a reply being generated is written to the database.
-FLUSH_EVERY = 1.0
 DEFAULT_TEMPERATURE = 0.7
 
 
@@ -53,6 +53,25 @@ class Exchange:
     assistant_message: Message
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Question:
+    """A stored user message and what its reply needs from the conversation."""
+
+    user_message: Message
+    history: list[Message]
+    system_prompt: str
+    temperature: float | None
+    model_key: str
+    learning_agent: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedReply:
+    user_message: Message
+    request: AgentRequest
+    recorder: ReplyRecorder
+
+
 def title_from(content: str) -> str:
     """A title from the first user message: its first line, cut at a word boundary."""
     line = " ".join(content.strip().split("\n", 1)[0].split())
@@ -62,18 +81,38 @@ def title_from(content: str) -> str:
     return cut + "…"
 
 
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere (escape character: backslash)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _excerpt(content: str, query: str, width: int = 240) -> str:
+    """The part of `content` around the first occurrence of `query`."""
+    at = max(0, content.lower().find(query.lower()))
+    start = max(0, at - width // 2)
+    excerpt = content[start : start + width]
+    return ("…" if start else "") + excerpt + ("…" if start + width < len(content) else "")
+
+
 def _user_id(principal: Principal) -> int:
     if principal.user_id is None:
         raise PermissionDenied("Conversations belong to user accounts; sign in as a user")
     return principal.user_id
 
 
-def _append(session: Any, chat: Chat | None, message: Message) -> None:
-    """Add a message to a conversation, keeping the conversation's count and activity time."""
-    session.add(message)
-    if chat is not None:
-        chat.message_count += 1
-        chat.last_message_at = utcnow()
+def readable_agent(chat: Chat) -> Agent | None:
+    """The chat's agent if its owner may still read it (public, or theirs); None otherwise."""
+    agent = chat.agent
+    if agent is None or not (agent.is_public or agent.owner_id == chat.owner_id):
+        return None
+    return agent
+
+
+def ensure_agent_readable(chat: Chat) -> None:
+    """A chat whose agent was made private since gets no more replies from it: access to an
+    agent is checked at every reply, not only when the chat was created."""
+    if chat.agent is not None and readable_agent(chat) is None:
+        raise PermissionDenied("This chat's agent is no longer available to you (its owner made it private)")
 
 
 def with_passages(system_prompt: str, found: list[Found]) -> str:
@@ -85,80 +124,6 @@ def with_passages(system_prompt: str, found: list[Found]) -> str:
     return f"{system_prompt}\n\n{lead}\n\n{excerpts}".strip()
 
 
-class ReplyRecorder:
-    """Writes an assistant reply as it is generated: created with the first text, rewritten at
-    most every FLUSH_EVERY seconds, finished with its status whatever ends the generation."""
-
-    def __init__(
-        self,
-        database: Database,
-        chat_id: int,
-        model: str,
-        events: MessageEvents,
-        *,
-        sources: list[dict[str, Any]] | None = None,
-        on_complete: Callable[[Message], Awaitable[None]] | None = None,
-    ) -> None:
-        self._database = database
-        self._events = events
-        self._chat_id = chat_id
-        self._model = model
-        self._sources = sources or None
-        self._on_complete = on_complete
-        self._flushed_at = 0.0
-        self.message: Message | None = None
-
-    async def record(self, generation: Generation) -> AsyncIterator[Chunk]:
-        status = "incomplete"
-        try:
-            async for chunk in generation.chunks():
-                if chunk.text and (self.message is None or time.monotonic() - self._flushed_at > FLUSH_EVERY):
-                    await self._write(generation, "incomplete")
-                yield chunk
-            status = "complete"
-        except Exception:
-            status = "error"
-            raise
-        finally:
-            # Shielded: a client that leaves cancels this task, and the partial reply must still be kept.
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._finish(generation, status))
-
-    async def _finish(self, generation: Generation, status: str) -> None:
-        await self._write(generation, status)
-        if self.message is not None:
-            await self._events.stored(self.message)
-            if status == "complete" and self._on_complete is not None:
-                try:
-                    await self._on_complete(self.message)
-                except Exception:
-                    log.exception("after-reply task failed for message %s", self.message.id)
-
-    def _new_message(self, **fields: Any) -> Message:
-        """The reply's row, with the model that writes it and the passages it was given."""
-        return Message(chat_id=self._chat_id, role="assistant", llm_model=self._model, sources=self._sources, **fields)
-
-    async def failed_to_start(self) -> None:
-        """Record that the model could not even start: an empty reply with status error."""
-        async with self._database.sessions() as session, session.begin():
-            self.message = self._new_message(status="error")
-            _append(session, await session.get(Chat, self._chat_id), self.message)
-        await self._events.stored(self.message)
-
-    async def _write(self, generation: Generation, status: str) -> None:
-        self._flushed_at = time.monotonic()
-        async with self._database.sessions() as session, session.begin():
-            if self.message is None:
-                self.message = self._new_message()
-                _append(session, await session.get(Chat, self._chat_id), self.message)
-            else:
-                self.message = await session.merge(self.message)
-            self.message.content = generation.text
-            self.message.status = status
-            self.message.prompt_tokens = generation.prompt_tokens
-            self.message.completion_tokens = generation.completion_tokens
-
-
 class ChatService:
     def __init__(
         self,
@@ -168,13 +133,19 @@ class ChatService:
         events: MessageEvents | None = None,
         *,
         knowledge: KnowledgeBase | None = None,
+        agent: AgentLoop | None = None,
     ) -> None:
         self._database = database
-        self._events = events or LocalRooms()
+        # The agent loop writes every reply; its registry decides which tools a caller may offer.
+        self._agent = agent or AgentLoop(inference, None, AgentLimits())
+        self._tools = self._agent.registry
+        self._events = events or NoMessageEvents()
         self._knowledge = knowledge
         self._inference = inference
         self._catalogue = catalogue
         self._started = time.monotonic()
+        # How many tools agents may call (the system's tool registry, when there is one).
+        self.tools_count: Callable[[], Awaitable[int]] | None = None
 
     # ------------------------------------------------------------------ conversations
 
@@ -183,7 +154,7 @@ class ChatService:
         owner = _user_id(principal)
         condition = Chat.owner_id == owner
         if search.strip():
-            pattern = "%" + search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            pattern = _like_pattern(search.strip())
             in_messages = select(Message.id).where(
                 Message.chat_id == Chat.id, Message.content.ilike(pattern, escape="\\")
             )
@@ -195,6 +166,34 @@ class ChatService:
                 select(Chat).where(condition).order_by(activity.desc(), Chat.id.desc()).limit(limit).offset(offset)
             )
             return ChatPage(list(rows), int(total or 0), limit, offset)
+
+    async def search_messages(self, principal: Principal, query: str, *, limit: int) -> list[dict[str, Any]]:
+        """The caller's messages containing `query` (case-insensitive), newest first, with their
+        conversation (the search_conversations tool)."""
+        owner = _user_id(principal)
+        text = query.strip()
+        if not text:
+            raise ValidationFailed([FieldViolation(field="query", message="is required")])
+        pattern = _like_pattern(text)
+        async with self._database.sessions() as session:
+            rows = await session.execute(
+                select(Message, Chat.title)
+                .join(Chat, Chat.id == Message.chat_id)
+                .where(Chat.owner_id == owner, Message.content.ilike(pattern, escape="\\"))
+                .order_by(Message.id.desc())
+                .limit(max(1, min(limit, 20)))
+            )
+            return [
+                {
+                    "conversation_id": message.chat_id,
+                    "conversation_title": title,
+                    "message_id": message.id,
+                    "role": message.role,
+                    "excerpt": _excerpt(message.content, text),
+                    "created_at": message.created_at,
+                }
+                for message, title in rows
+            ]
 
     async def create(self, principal: Principal, *, agent_id: int | None, title: str) -> Chat:
         owner = _user_id(principal)
@@ -219,6 +218,24 @@ class ChatService:
             await self._owned(session, principal, chat_id)
             rows = await session.scalars(select(Message).where(Message.chat_id == chat_id).order_by(Message.id))
             return list(rows)
+
+    async def stored_reply(self, principal: Principal, message_id: int) -> tuple[str, str, int] | None:
+        """The caller's stored assistant message: its text, model and chat; None if not theirs."""
+        async with self._database.sessions() as session:
+            message = await session.get(Message, message_id)
+            if message is None or message.role != "assistant":
+                return None
+            try:
+                await self._owned(session, principal, message.chat_id)
+            except NotFound:
+                return None
+            return message.content, message.llm_model or "", message.chat_id
+
+    async def completed_reply(self, message_id: int) -> Message | None:
+        """The assistant message `message_id` if it was stored whole (status complete)."""
+        async with self._database.sessions() as session:
+            message = await session.get(Message, message_id)
+        return message if message is not None and message.status == "complete" else None
 
     async def rename(self, principal: Principal, chat_id: int, title: str) -> Chat:
         title = title.strip()
@@ -253,12 +270,32 @@ class ChatService:
         if len(content) > MAX_CONTENT:
             raise ValidationFailed([FieldViolation(field=field, message=f"must be at most {MAX_CONTENT} characters")])
 
+    def check_request(self, principal: Principal, content: str, options: ReplyOptions) -> None:
+        """What `reply` checks before storing anything, for callers that store something first."""
+        self.check_content(content, options.content_field)
+        if options.model:
+            self.check_model(options.model)
+        offered_tools(self._tools, principal, options.tools, options.tool_choice)
+
     def check_model(self, model: str) -> None:
         """A model the caller names must exist: 400 with the valid keys, before anything is stored."""
         self._catalogue.resolve(model, prompt_chars=0, max_tokens=1)
 
-    async def stats(self, principal: Principal) -> dict[str, int]:
-        """The caller's activity, counted now."""
+    async def stats(self, principal: Principal) -> dict[str, int | str]:
+        """The caller's activity, counted now, and the system's facts (all an anonymous caller gets)."""
+        uptime = int(time.monotonic() - self._started)
+        system: dict[str, int | str] = {
+            "models": len(self._catalogue.keys),
+            "models_available": len(self._catalogue.keys),
+            "uptime_seconds": uptime,
+            "uptime": f"{uptime // 86400}d {uptime % 86400 // 3600}h {uptime % 3600 // 60}m",
+            "tools_count": await self.tools_count() if self.tools_count else 0,
+        }
+        if principal.user_id is None:
+            return system
+        return {**system, **await self._activity(principal)}
+
+    async def _activity(self, principal: Principal) -> dict[str, int]:
         owner = _user_id(principal)
         async with self._database.sessions() as session:
             conversations = await session.scalar(select(func.count()).select_from(Chat).where(Chat.owner_id == owner))
@@ -285,45 +322,120 @@ class ChatService:
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "agents": int(agents or 0),
-            "models": len(self._catalogue.keys),
-            "uptime_seconds": int(time.monotonic() - self._started),
             "memory_entries": await self._knowledge.memory_count(principal) if self._knowledge else 0,
         }
 
     # ------------------------------------------------------------------ messages
 
-    async def start_reply(
-        self,
-        principal: Principal,
-        chat_id: int,
-        content: str,
-        files: list[int],
-        *,
-        request_id: str,
-        model: str = "",
-        content_field: str = "content",
-    ) -> tuple[Message, Generation | None, ReplyRecorder, BaseException | None]:
-        """Store the user's message, then start the reply. Returns the stored message, the
-        generation (None if it could not start, with the reason) and its recorder."""
-        self.check_content(content, content_field)
-        if files and self._knowledge is None:
-            raise NotFound(f"No document {files[0]}")
-        if model:
-            self.check_model(model)
-        # Retrieval first, before anything is stored: if it fails, the request fails whole.
+    async def reply(
+        self, principal: Principal, chat_id: int, content: str, *, request_id: str, options: ReplyOptions
+    ) -> AsyncGenerator[ReplyEvent, None]:
+        """Store the user's message and write the reply with the agent loop: `Started`, then the
+        loop's events (text, tool calls and results), then `Finished`. Raises before the first
+        event when the reply cannot start (bad request, unknown model or tool, the model down:
+        the user message is then kept with an empty "error" reply)."""
+        prepared = await self._prepare(principal, chat_id, content, request_id=request_id, options=options)
+        recorder = prepared.recorder
+        try:
+            run = await self._agent.start(prepared.request)
+        except Exception:
+            await recorder.failed_to_start()
+            raise
+        yield Started(
+            model=run.model.key,
+            backend=run.model.backend.kind,
+            chat_id=chat_id,
+            user_message_id=prepared.user_message.id,
+            usage=run.usage,
+        )
+        # Closed explicitly: a client that leaves must reach the recorder and the loop at once.
+        async with contextlib.aclosing(recorder.record(run)) as events:
+            async for event in events:
+                yield event
+
+    async def send(
+        self, principal: Principal, chat_id: int, content: str, *, request_id: str, options: ReplyOptions
+    ) -> Exchange:
+        """The whole exchange at once (FoyerGPT's POST /api/messages)."""
+        user_message_id = 0
+        finished: Finished | None = None
+        replies = self.reply(principal, chat_id, content, request_id=request_id, options=options)
+        async with contextlib.aclosing(replies):
+            async for event in replies:
+                if isinstance(event, Started):
+                    user_message_id = event.user_message_id
+                elif isinstance(event, Finished):
+                    finished = event
+        assert finished is not None
+        async with self._database.sessions() as session:
+            user_message = await session.get(Message, user_message_id)
+            assistant_message = await session.get(Message, finished.message_id) if finished.message_id else None
+        assert user_message is not None
+        if assistant_message is None:
+            assistant_message = Message(chat_id=chat_id, role="assistant", content="", status="complete")
+        return Exchange(user_message, assistant_message)
+
+    async def _prepare(
+        self, principal: Principal, chat_id: int, content: str, *, request_id: str, options: ReplyOptions
+    ) -> PreparedReply:
+        """Everything checked before anything is stored; then the user message stored, the
+        history read, and the model resolved once for the whole reply."""
+        self.check_content(content, options.content_field)
+        if options.files and self._knowledge is None:
+            raise NotFound(f"No document {options.files[0]}")
+        if options.model:
+            self.check_model(options.model)
+        tools, choice = offered_tools(self._tools, principal, options.tools, options.tool_choice)
+        found = await self._passages(principal, chat_id, content, options.files)
+        question = await self._store_question(principal, chat_id, content, found, model=options.model)
+        turns = [*history_turns(question.history), Turn(Role.USER, content)]
+        max_tokens = self._inference.max_tokens(None)
+        draft = GenerationRequest(
+            request_id=request_id,
+            turns=(Turn(Role.SYSTEM, question.system_prompt), *turns),
+            max_tokens=max_tokens,
+            tools=tool_specs(tools),
+            tool_choice=choice,
+        )
+        served = self._inference.resolve(draft, question.model_key)
+        window = served.config.context_window
+        request = replace(
+            draft,
+            turns=fit(question.system_prompt, turns, context_window=window, reply_tokens=max_tokens),
+            temperature=question.temperature,
+            caller=principal.subject,
+        )
+        await self._events.stored(question.user_message)
+        recorder = ReplyRecorder(
+            self._database,
+            chat_id,
+            served.key,
+            self._events,
+            sources=[passage.as_json() for passage in found],
+            on_complete=self._learning(principal, question.learning_agent, content, chat_id),
+        )
+        caller = CallerContext(principal=principal, request_id=request_id)
+        agent_request = AgentRequest(generation=request, model=served, tools=tools, caller=caller)
+        return PreparedReply(user_message=question.user_message, request=agent_request, recorder=recorder)
+
+    async def _passages(self, principal: Principal, chat_id: int, content: str, files: tuple[int, ...]) -> list[Found]:
+        """The passages the reply is given. Read before anything is stored: if retrieval fails,
+        the request fails whole."""
+        if self._knowledge is None:
+            return []
         async with self._database.sessions() as session:
             chat = await self._owned(session, principal, chat_id)
-            agent = chat.agent
-        found: list[Found] = []
-        if self._knowledge is not None:
-            file_sources = await self._knowledge.check_files(principal, files)
-            found = await self._knowledge.for_reply(
-                principal,
-                chat_id=chat_id,
-                agent_id=agent.id if agent else None,
-                file_sources=file_sources,
-                query=content,
-            )
+        ensure_agent_readable(chat)
+        agent = chat.agent
+        file_sources = await self._knowledge.check_files(principal, list(files))
+        return await self._knowledge.for_reply(
+            principal, chat_id=chat_id, agent_id=agent.id if agent else None, file_sources=file_sources, query=content
+        )
+
+    async def _store_question(
+        self, principal: Principal, chat_id: int, content: str, found: list[Found], *, model: str
+    ) -> Question:
+        """Store the user's message (titling a new conversation) and read what the reply needs."""
         async with self._database.sessions() as session, session.begin():
             chat = await self._owned(session, principal, chat_id)
             history = list(
@@ -332,61 +444,31 @@ class ChatService:
                 )
             )
             user_message = Message(chat_id=chat_id, role="user", content=content, status="complete")
-            _append(session, chat, user_message)
+            append(session, chat, user_message)
             if not chat.title:
                 chat.title = title_from(content)
             agent = chat.agent
-            system_prompt = with_passages(agent.system_prompt if agent else "", found)
-            temperature = agent.temperature if agent else DEFAULT_TEMPERATURE
-            # An agent may name a model this deployment does not serve: the router then chooses.
+            ensure_agent_readable(chat)
+            # An agent may name a model (or alias) this deployment no longer serves: the router then chooses.
             wanted = model or (agent.model if agent else ROUTER_KEY)
-            model_key = wanted if wanted in self._catalogue.keys else ROUTER_KEY
-            learning_agent = agent.id if agent is not None and agent.learn_from_interaction else None
-        turns = [Turn(Role.USER if m.role == "user" else Role.ASSISTANT, m.content) for m in history]
-        turns.append(Turn(Role.USER, content))
-        max_tokens = self._inference.max_tokens(None)
-        prompt_chars = len(system_prompt) + sum(len(turn.content) for turn in turns)
-        served = self._catalogue.resolve(model_key, prompt_chars=prompt_chars, max_tokens=max_tokens)
-        request = GenerationRequest(
-            request_id=request_id,
-            turns=fit(system_prompt, turns, context_window=served.config.context_window, reply_tokens=max_tokens),
-            max_tokens=max_tokens,
-            temperature=temperature,
-            caller=principal.subject,
-        )
-        await self._events.stored(user_message)
-        on_complete = None
-        if learning_agent is not None and self._knowledge is not None:
-            knowledge, agent_id = self._knowledge, learning_agent
+            return Question(
+                user_message=user_message,
+                history=history,
+                system_prompt=with_passages(agent.system_prompt if agent else "", found),
+                temperature=agent.temperature if agent else DEFAULT_TEMPERATURE,
+                model_key=self._catalogue.canonical(wanted) or ROUTER_KEY,
+                learning_agent=agent.id if agent is not None and agent.learn_from_interaction else None,
+            )
 
-            async def on_complete(reply: Message) -> None:
-                await knowledge.learn(principal, agent_id, question=content, answer=reply.content, chat_id=chat_id)
+    def _learning(
+        self, principal: Principal, agent_id: int | None, question: str, chat_id: int
+    ) -> Callable[[Message], Awaitable[None]] | None:
+        """For an agent that learns from interactions: keep each complete exchange in its memory."""
+        if agent_id is None or self._knowledge is None:
+            return None
+        knowledge = self._knowledge
 
-        recorder = ReplyRecorder(
-            self._database,
-            chat_id,
-            served.key,
-            self._events,
-            sources=[passage.as_json() for passage in found],
-            on_complete=on_complete,
-        )
-        try:
-            generation = await self._inference.start(request, served.key)
-        except Exception as error:
-            await recorder.failed_to_start()
-            return user_message, None, recorder, error
-        return user_message, generation, recorder, None
+        async def learn(reply: Message) -> None:
+            await knowledge.learn(principal, agent_id, question=question, answer=reply.content, chat_id=chat_id)
 
-    async def send(
-        self, principal: Principal, chat_id: int, content: str, files: list[int], *, request_id: str
-    ) -> Exchange:
-        user_message, generation, recorder, failure = await self.start_reply(
-            principal, chat_id, content, files, request_id=request_id
-        )
-        if generation is None:
-            assert failure is not None
-            raise failure
-        async for _ in recorder.record(generation):
-            pass
-        assert recorder.message is not None
-        return Exchange(user_message, recorder.message)
+        return learn

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from google.protobuf import json_format
-from relais.v1 import chat_pb2, chat_pb2_grpc, inference_pb2
+from relais.v1 import chat_pb2, chat_pb2_grpc, events_pb2
 
+from server.agent.events import Finished, Planned, ReplyEvent, Started, TextDelta, Thought, ToolCalled, ToolReturned
 from server.chats.models import Chat, Message
-from server.chats.service import ChatService
+from server.chats.replies import ReplyOptions
+from server.chats.service import ChatService, readable_agent
 from server.convert import timestamp
 from server.errors import DomainError, NotFound
+from server.history.events import EventStream
+from server.history.service import Journal
+from server.inference.backend import Finish
+from server.inference.service import SlowConsumer
+from server.inference.servicer import FINISH
 from server.interceptors.call import current_call, current_principal
+from server.messages import say
+from server.tools.servicer import struct
 
 ROLES = {"user": chat_pb2.MESSAGE_ROLE_USER, "assistant": chat_pb2.MESSAGE_ROLE_ASSISTANT}
 STATUSES = {
@@ -29,15 +39,18 @@ def message_message(message: Message) -> chat_pb2.ChatMessage:
         role=ROLES.get(message.role, chat_pb2.MESSAGE_ROLE_UNSPECIFIED),
         content=message.content,
         status=STATUSES.get(message.status, chat_pb2.MESSAGE_STATUS_UNSPECIFIED),
-        usage=inference_pb2.TokenUsage(
-            prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens
-        ),
+        usage=events_pb2.TokenUsage(prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens),
         created_at=timestamp(message.created_at),
     )
     if message.llm_model:
         converted.llm_model = message.llm_model
     for source in message.sources or ():
         json_format.ParseDict(source, converted.sources.add())
+    for step in message.tool_steps or ():
+        json_format.ParseDict(step, converted.tool_steps.add(), ignore_unknown_fields=True)
+        tool = step.get("call", {}).get("tool", "")
+        if tool and step.get("ran") and tool not in converted.tools_used:
+            converted.tools_used.append(tool)
     return converted
 
 
@@ -53,11 +66,13 @@ def chat_message(chat: Chat, messages: list[Message] | None = None) -> chat_pb2.
     )
     if chat.last_message_at is not None:
         converted.last_message_at.CopyFrom(timestamp(chat.last_message_at))
-    if chat.agent is not None:
-        converted.agent_id = chat.agent.id
-        converted.agent.CopyFrom(chat_pb2.ChatAgent(id=chat.agent.id, name=chat.agent.name))
-        if chat.agent.avatar_url:
-            converted.agent.avatar_url = chat.agent.avatar_url
+    if chat.agent_id is not None:
+        converted.agent_id = chat.agent_id
+    # Checked at every read: an agent made private since shows nothing of itself (name, avatar).
+    if (agent := readable_agent(chat)) is not None:
+        converted.agent.CopyFrom(chat_pb2.ChatAgent(id=agent.id, name=agent.name))
+        if agent.avatar_url:
+            converted.agent.avatar_url = agent.avatar_url
     return converted
 
 
@@ -85,20 +100,18 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
 
     async def DeleteChat(self, request: chat_pb2.DeleteChatRequest, context: Any) -> chat_pb2.DeleteChatResponse:
         await self._chats.delete(current_principal(), request.chat_id)
-        return chat_pb2.DeleteChatResponse(message=f"Chat {request.chat_id} deleted")
+        return chat_pb2.DeleteChatResponse(message=say("chat_deleted", id=request.chat_id))
 
 
 class MessageServicer(chat_pb2_grpc.MessageServiceServicer):
-    def __init__(self, chats: ChatService) -> None:
+    def __init__(self, chats: ChatService, journal: Journal) -> None:
         self._chats = chats
+        self._journal = journal
 
     async def SendMessage(self, request: chat_pb2.SendMessageRequest, context: Any) -> chat_pb2.SendMessageResponse:
+        options = ReplyOptions(files=tuple(request.files), tools=tuple(request.tools), tool_choice=request.tool_choice)
         exchange = await self._chats.send(
-            current_principal(),
-            request.chat_id,
-            request.content,
-            list(request.files),
-            request_id=current_call().request_id,
+            current_principal(), request.chat_id, request.content, request_id=current_call().request_id, options=options
         )
         return chat_pb2.SendMessageResponse(
             user_message=message_message(exchange.user_message),
@@ -107,95 +120,141 @@ class MessageServicer(chat_pb2_grpc.MessageServiceServicer):
 
     async def StreamMessage(
         self, request: chat_pb2.StreamMessageRequest, context: Any
-    ) -> AsyncIterator[chat_pb2.MessageEvent]:
-        user_message, generation, recorder, failure = await self._chats.start_reply(
-            current_principal(),
-            request.chat_id,
-            request.message,
-            [],
-            request_id=current_call().request_id,
-            content_field="message",
+    ) -> AsyncIterator[events_pb2.StreamEvent]:
+        options = ReplyOptions(tools=tuple(request.tools), tool_choice=request.tool_choice, content_field="message")
+        replies = self._chats.reply(
+            current_principal(), request.chat_id, request.message, request_id=current_call().request_id, options=options
         )
-        if generation is None:
-            # Nothing sent yet: the call fails with the status (HTTP 503 and a JSON body).
-            assert failure is not None
-            raise failure
-        sequence = 0
-        yield chat_pb2.MessageEvent(sequence=sequence, user_message=message_message(user_message))
-        try:
-            async for chunk in recorder.record(generation):
-                if chunk.text and recorder.message is not None:
-                    sequence += 1
-                    token = chat_pb2.ReplyToken(
-                        token=chunk.text, message_id=recorder.message.id, token_count=chunk.tokens
-                    )
-                    yield chat_pb2.MessageEvent(sequence=sequence, token=token)
-        except DomainError as error:
-            message_id = recorder.message.id if recorder.message is not None else 0
-            problem = chat_pb2.ReplyError(code=error.code, message=error.message, message_id=message_id)
-            yield chat_pb2.MessageEvent(sequence=sequence + 1, error=problem)
-            raise
-        assert recorder.message is not None
-        yield chat_pb2.MessageEvent(sequence=sequence + 1, assistant_message=message_message(recorder.message))
+        async with contextlib.aclosing(reply_events(self._journal, replies, self._chats.completed_reply)) as events:
+            async for event in events:
+                yield event
 
 
-def _conversation_id(value: str) -> int | None:
-    """The chat a conversation_id names ("42"; None when empty); 404 for anything else."""
-    if not value:
+def _usage(event: ReplyEvent) -> events_pb2.TokenUsage:
+    return events_pb2.TokenUsage(
+        prompt_tokens=event.usage.prompt_tokens, completion_tokens=event.usage.completion_tokens
+    )
+
+
+def _member(event: ReplyEvent) -> dict[str, Any]:
+    """The StreamEvent member saying what a domain event says."""
+    if isinstance(event, TextDelta):
+        return {"token": events_pb2.TokenDelta(text=event.text, token_count=event.tokens, message_id=event.message_id)}
+    if isinstance(event, Thought):
+        return {"think": events_pb2.Think(text=event.text)}
+    if isinstance(event, Planned):
+        return {"plan": events_pb2.Plan(text=event.text, steps=event.steps)}
+    if isinstance(event, ToolCalled):
+        return {
+            "tool_call": events_pb2.ToolCall(call_id=event.call_id, tool=event.tool, params=struct(event.arguments))
+        }
+    if isinstance(event, ToolReturned):
+        result = events_pb2.ToolResult(
+            call_id=event.call_id, tool=event.tool, content=event.content, is_error=event.is_error
+        )
+        return {"tool_result": result}
+    if isinstance(event, Finished):
+        final = events_pb2.FinalMessage(
+            text=event.text,
+            finish_reason=FINISH.get(event.finish, events_pb2.FINISH_REASON_STOP),
+            model=event.model,
+            message_id=event.message_id,
+            chat_id=event.chat_id,
+            tools_used=event.tools_used,
+        )
+        return {"final": final}
+    if isinstance(event, Started):
+        status = events_pb2.StreamStatus(
+            state=events_pb2.STREAM_STATE_STARTED,
+            model=event.model,
+            backend=event.backend,
+            chat_id=event.chat_id,
+            user_message_id=event.user_message_id,
+        )
+        return {"status": status}
+    raise TypeError(f"no StreamEvent member for {type(event).__name__}")
+
+
+async def reply_events(
+    journal: Journal,
+    replies: AsyncGenerator[ReplyEvent, None],
+    completed: Callable[[int], Awaitable[Message | None]] | None = None,
+) -> AsyncGenerator[events_pb2.StreamEvent, None]:
+    """A reply's domain events as the event family, journaled for /history/replay. A reply that
+    cannot start fails the call before any event (HTTP 503 and a JSON body); a failure after the
+    start is said in the stream (`error`, with the partial text) and then as the call's status.
+    `completed(message_id)`: the reply if it was stored whole, for a client that left meanwhile."""
+    first = await anext(replies)
+    stream = await EventStream.open(journal, current_call().request_id, current_call().principal)
+    text: list[str] = []
+    message_id = 0
+    try:
+        yield stream.emit(usage=_usage(first), **_member(first))
+        async for event in replies:
+            if isinstance(event, TextDelta):
+                if not message_id and event.message_id:
+                    stream.link_message(event.message_id)
+                text.append(event.text)
+                message_id = event.message_id or message_id
+            elif isinstance(event, Finished):
+                message_id = event.message_id or message_id
+            yield stream.emit(usage=_usage(event), **_member(event))
+    except DomainError as error:
+        failure = events_pb2.StreamError(
+            code=error.code,
+            message=error.message,
+            partial_text="" if isinstance(error, SlowConsumer) else "".join(text),
+            message_id=message_id,
+        )
+        yield stream.emit(error=failure)
+        raise
+    finally:
+        await replies.aclose()  # the reply's last write is done once this returns
+        stored = None
+        if not stream.ended and message_id and completed and (reply := await completed(message_id)) is not None:
+            whole = Finished(
+                text=reply.content,
+                finish=Finish.STOP,
+                model=reply.llm_model or "",
+                message_id=reply.id,
+                chat_id=reply.chat_id,
+            )
+            stored = _member(whole)["final"]
+        await stream.close(partial_text="".join(text), message_id=message_id, stored=stored)
+
+
+def _conversation_id(value: int) -> int | None:
+    """The chat a conversation_id names (None when 0: a new conversation); 404 below zero."""
+    if value == 0:
         return None
-    if not value.isdigit():
-        raise NotFound(f"No conversation {value!r}")
-    return int(value)
+    if value < 0:
+        raise NotFound(f"No conversation {value}")
+    return value
 
 
 class ConversationServicer(chat_pb2_grpc.ConversationServiceServicer):
     """The Orchestrator's shapes over the same conversations."""
 
-    def __init__(self, chats: ChatService) -> None:
+    def __init__(self, chats: ChatService, journal: Journal) -> None:
         self._chats = chats
+        self._journal = journal
 
-    async def Converse(self, request: chat_pb2.ConverseRequest, context: Any) -> AsyncIterator[chat_pb2.ChatEvent]:
+    async def Converse(self, request: chat_pb2.ConverseRequest, context: Any) -> AsyncIterator[events_pb2.StreamEvent]:
         caller = current_principal()
+        options = ReplyOptions(
+            model=request.model, tools=tuple(request.tools), tool_choice=request.tool_choice, content_field="message"
+        )
         chat_id = _conversation_id(request.conversation_id)
         if chat_id is None:
             # Checked before the conversation is created: a refused request stores nothing.
-            self._chats.check_content(request.message, "message")
-            if request.model:
-                self._chats.check_model(request.model)
+            self._chats.check_request(caller, request.message, options)
             chat_id = (await self._chats.create(caller, agent_id=None, title="")).id
-        user_message, generation, recorder, failure = await self._chats.start_reply(
-            caller,
-            chat_id,
-            request.message,
-            [],
-            request_id=current_call().request_id,
-            model=request.model,
-            content_field="message",
+        replies = self._chats.reply(
+            caller, chat_id, request.message, request_id=current_call().request_id, options=options
         )
-        del user_message
-        if generation is None:
-            assert failure is not None
-            raise failure
-        sequence = 0
-        try:
-            async for chunk in recorder.record(generation):
-                if chunk.text:
-                    yield chat_pb2.ChatEvent(
-                        sequence=sequence, token=inference_pb2.TokenDelta(text=chunk.text, token_count=chunk.tokens)
-                    )
-                    sequence += 1
-        except DomainError as error:
-            message_id = recorder.message.id if recorder.message is not None else 0
-            problem = chat_pb2.ReplyError(code=error.code, message=error.message, message_id=message_id)
-            yield chat_pb2.ChatEvent(sequence=sequence, error=problem)
-            raise
-        result = chat_pb2.ChatResult(
-            response=generation.text,
-            conversation_id=str(chat_id),
-            model_used=generation.model.key,
-            tokens=chat_pb2.ChatTokens(prompt=generation.prompt_tokens, completion=generation.completion_tokens),
-        )
-        yield chat_pb2.ChatEvent(sequence=sequence, result=result)
+        async with contextlib.aclosing(reply_events(self._journal, replies, self._chats.completed_reply)) as events:
+            async for event in events:
+                yield event
 
     async def ListConversations(
         self, request: chat_pb2.ListConversationsRequest, context: Any
@@ -219,7 +278,7 @@ class ConversationServicer(chat_pb2_grpc.ConversationServiceServicer):
         self, request: chat_pb2.DeleteConversationRequest, context: Any
     ) -> chat_pb2.DeleteChatResponse:
         await self._chats.delete(current_principal(), request.id)
-        return chat_pb2.DeleteChatResponse(message=f"Conversation {request.id} deleted")
+        return chat_pb2.DeleteChatResponse(message=say("conversation_deleted", id=request.id))
 
     async def GetStats(self, request: chat_pb2.GetStatsRequest, context: Any) -> chat_pb2.Stats:
         return chat_pb2.Stats(**await self._chats.stats(current_principal()))

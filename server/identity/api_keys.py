@@ -12,11 +12,11 @@ from sqlalchemy import desc, func, select
 from server.auth import Principal
 from server.errors import FieldViolation, NotFound, PermissionDenied, ValidationFailed
 from server.identity.models import ApiKey
-from server.identity.service import sha256
+from server.identity.service import API_KEY_PREFIX, sha256
 from server.identity.values import now
 from server.storage import Database
 
-KEY_PREFIX = "rls_"
+KEY_PREFIX = API_KEY_PREFIX
 MAX_KEYS_PER_USER = 100
 
 
@@ -42,7 +42,7 @@ class ApiKeys:
             violations.append(FieldViolation(field="name", message="must be 1 to 128 characters"))
         if not 0 <= expires_in_days <= 3650:
             violations.append(FieldViolation(field="expires_in_days", message="must be between 0 and 3650"))
-        wanted = sorted({scope.strip().lower() for scope in scopes if scope.strip()})
+        wanted = _requested_scopes(principal, scopes)
         beyond = [scope for scope in wanted if not principal.can(scope)]
         if beyond:
             # A key can only narrow its owner's rights, never widen them.
@@ -84,6 +84,18 @@ class ApiKeys:
                 raise NotFound(f"No API key {key_id}")
             if row.revoked_at is None:
                 row.revoked_at = now()
+
+
+def _requested_scopes(principal: Principal, scopes: list[str]) -> list[str]:
+    """The scopes a new key gets: those asked for, and never more than a creating key holds itself.
+
+    An empty list means "all of the owner's permissions" for a key created by a signed-in user; a key
+    creating a key passes on its own (possibly narrowed) permissions instead, so it cannot mint a wider one.
+    """
+    wanted = sorted({scope.strip().lower() for scope in scopes if scope.strip()})
+    if not wanted and principal.api_key_id is not None:
+        return sorted(principal.permissions)
+    return wanted
 
 
 def _owner(principal: Principal) -> int:

@@ -31,10 +31,16 @@ BUILTIN_PERMISSIONS = {
     "sessions:read": "See every user's sessions",
     "sessions:write": "End any user's session",
     "corpus:write": "Index the local assistant's corpus directory",
+    # tools:<name> grants one tool; tools:* every tool that is not administrators' only.
+    "tools:*": "Use every tool that is not administrators' only",
+    "tool_sources:read": "See the MCP servers tools come from",
+    "tool_sources:write": "Reconnect the MCP servers tools come from",
+    "tasks:read": "See every user's scheduled tasks and the built-in ones",
+    "tasks:write": "Create, change, run, pause and delete anyone's scheduled tasks",
 }
 BUILTIN_ROLES = {
     "admin": ("Administrator: every permission", ["*"]),
-    "user": ("Signed-in user", []),
+    "user": ("Signed-in user", ["tools:*"]),
 }
 
 

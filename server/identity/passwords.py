@@ -43,6 +43,10 @@ def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
 
 
+# The rules of password_violations, in words (shown before a password is asked for).
+PASSWORD_RULES = f"{MIN_LENGTH} to {MAX_LENGTH} characters, at least one letter and one digit, and not the email"
+
+
 def password_violations(password: str, *, field: str = "password", email: str = "") -> list[FieldViolation]:
     """What is wrong with a new password (empty when it is acceptable)."""
     problems = []

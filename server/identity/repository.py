@@ -39,15 +39,21 @@ async def find_conflicts(
 ) -> list[str]:
     """Names of the unique fields another user already holds."""
     taken = []
-    # Emails and usernames are unique case-insensitively; trigrammes are stored upper-case.
-    for name, column, value in (
-        ("email", func.lower(User.email), email.lower() if email is not None else None),
-        ("username", func.lower(User.username), username.lower() if username is not None else None),
-        ("trigramme", User.trigramme, trigramme),
+    # Emails and usernames share one case-insensitive namespace (either signs in, so neither may equal
+    # another account's email or username); trigrammes are stored upper-case.
+    for name, value in (
+        ("email", email.lower() if email is not None else None),
+        ("username", username.lower() if username is not None else None),
+        ("trigramme", trigramme),
     ):
         if value is None:
             continue
-        statement = select(User.id).where(column == value)
+        condition = (
+            User.trigramme == value
+            if name == "trigramme"
+            else or_(func.lower(User.email) == value, func.lower(User.username) == value)
+        )
+        statement = select(User.id).where(condition)
         if exclude_id is not None:
             statement = statement.where(User.id != exclude_id)
         if await session.scalar(statement.limit(1)) is not None:
@@ -58,13 +64,15 @@ async def find_conflicts(
 def users_query(*, search: str, is_active: bool | None) -> Select[tuple[User]]:
     statement = select(User)
     if search:
-        pattern = f"%{search.lower()}%"
+        # % and _ are the caller's characters, not wildcards.
+        escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
         statement = statement.where(
             or_(
-                func.lower(User.email).like(pattern),
-                func.lower(User.username).like(pattern),
-                func.lower(User.full_name).like(pattern),
-                func.lower(func.coalesce(User.trigramme, "")).like(pattern),
+                func.lower(User.email).like(pattern, escape="\\"),
+                func.lower(User.username).like(pattern, escape="\\"),
+                func.lower(User.full_name).like(pattern, escape="\\"),
+                func.lower(func.coalesce(User.trigramme, "")).like(pattern, escape="\\"),
             )
         )
     if is_active is not None:

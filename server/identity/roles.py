@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import asc, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.errors import AlreadyExists, FailedPrecondition, FieldViolation, NotFound, ValidationFailed
+from server.auth import Principal
+from server.errors import (
+    AlreadyExists,
+    FieldViolation,
+    NotFound,
+    PermissionDenied,
+    StateConflict,
+    ValidationFailed,
+)
 from server.identity import repository
 from server.identity.models import Permission, Role
 from server.identity.values import Page
@@ -17,6 +26,20 @@ from server.storage import Database
 
 _ROLE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _PERMISSION_NAME = re.compile(r"^([a-z0-9_*-]{1,64}):([a-z0-9_*-]{1,64})$")
+
+
+def ensure_may_grant(principal: Principal, *, permissions: Iterable[str], role_name: str | None = None) -> None:
+    """Delegated role management never escalates: nobody grants a permission they do not hold themselves,
+    and only administrators (callers holding "*", which a scoped key of an admin does not) grant "*" or the
+    admin role."""
+    if "*" in principal.permissions:
+        return
+    wanted = {name.strip().lower() for name in permissions}
+    if role_name == "admin" or "*" in wanted:
+        raise PermissionDenied("Only administrators grant the admin role or the '*' permission")
+    beyond = sorted(name for name in wanted if not principal.can(name))
+    if beyond:
+        raise PermissionDenied(f"You cannot grant permissions you do not hold: {', '.join(beyond)}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,8 +70,11 @@ class RoleAdministration:
             counts = await repository.role_user_counts(session, [role_id])
         return RoleView(role=role, users_count=counts.get(role_id, 0))
 
-    async def create_role(self, *, name: str, description: str, permissions: list[str]) -> RoleView:
+    async def create_role(
+        self, principal: Principal, *, name: str, description: str, permissions: list[str]
+    ) -> RoleView:
         name = name.strip().lower()
+        ensure_may_grant(principal, permissions=permissions)
         violations = self._role_violations(name, description)
         if violations:
             raise ValidationFailed(violations)
@@ -63,7 +89,13 @@ class RoleAdministration:
         return RoleView(role=role, users_count=0)
 
     async def update_role(
-        self, role_id: int, *, name: str | None, description: str | None, permissions: list[str] | None
+        self,
+        principal: Principal,
+        role_id: int,
+        *,
+        name: str | None,
+        description: str | None,
+        permissions: list[str] | None,
     ) -> RoleView:
         async with self._database.sessions() as session, session.begin():
             role = await repository.get_role(session, role_id)
@@ -72,7 +104,7 @@ class RoleAdministration:
             if name is not None:
                 name = name.strip().lower()
                 if role.builtin and name != role.name:
-                    raise FailedPrecondition(f"The built-in role {role.name!r} cannot be renamed")
+                    raise StateConflict(f"The built-in role {role.name!r} cannot be renamed")
             violations = self._role_violations(name if name is not None else role.name, description or "")
             if violations:
                 raise ValidationFailed(violations)
@@ -84,7 +116,8 @@ class RoleAdministration:
                 role.description = description.strip()
             if permissions is not None:
                 if role.name == "admin":
-                    raise FailedPrecondition("The admin role always holds every permission")
+                    raise StateConflict("The admin role always holds every permission")
+                ensure_may_grant(principal, permissions=permissions)
                 role.permissions = await self._permissions(session, permissions)
             with repository.unique_violations("Role name already in use"):
                 await session.flush()
@@ -97,7 +130,7 @@ class RoleAdministration:
             if role is None:
                 raise NotFound(f"No role {role_id}")
             if role.builtin:
-                raise FailedPrecondition(f"The built-in role {role.name!r} cannot be deleted")
+                raise StateConflict(f"The built-in role {role.name!r} cannot be deleted")
             await session.delete(role)
 
     async def list_permissions(self, *, skip: int, offset: int, limit: int) -> Page[Permission]:

@@ -29,13 +29,18 @@ from server.errors import (
     FieldViolation,
     NotFound,
     PermissionDenied,
-    ResourceExhausted,
+    RateLimited,
+    StateConflict,
     Unauthenticated,
     ValidationFailed,
 )
+from server.events.bus import EventBus
+from server.events.local import LocalBus
+from server.events.topics import SESSION_ENDED, USER_LOGIN, SessionEnded, UserLogin
 from server.identity import passwords, repository
 from server.identity.cache import CachedPrincipal, PrincipalCache
-from server.identity.models import AuthSession, User
+from server.identity.models import AuthSession, Role, User
+from server.identity.roles import ensure_may_grant
 from server.identity.tokens import TokenSigner
 from server.identity.values import (
     ClientInfo,
@@ -48,10 +53,13 @@ from server.identity.values import (
     normalise_username,
     now,
 )
+from server.observability import RATE_LIMIT_REJECTIONS
 from server.paging import page_window
 from server.ratelimit.limiter import RateLimit, RateLimiter
 from server.storage import Database
 
+# What every API key's secret starts with (api_keys.py makes them).
+API_KEY_PREFIX = "rls_"
 log = logging.getLogger("relais.identity")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -124,6 +132,8 @@ class IdentityService:
         self._allow_registration = allow_registration
         # Registered by the domains that keep per-user data outside the database.
         self.user_deletion_hooks: list[UserDeletionHook] = []
+        # Where ended sessions and sign-ins are announced (the server plugs its bus in).
+        self.events: EventBus = LocalBus()
 
     # ----------------------------------------------------------------- accounts
 
@@ -134,7 +144,7 @@ class IdentityService:
             raise PermissionDenied("Registration is closed on this server")
         violations: list[FieldViolation] = []
         email = normalise_email(account.email, violations)
-        username = normalise_username(account.username or email, violations)
+        username = normalise_username(account.username or email, violations, own_email=email)
         trigramme = normalise_trigramme(account.trigramme, violations)
         full_name = normalise_name(account.full_name, violations)
         violations += passwords.password_violations(account.password, email=email)
@@ -208,6 +218,10 @@ class IdentityService:
             user = await repository.get_user(session, _user_id(principal))
             if user is None:
                 raise Unauthenticated("Account no longer exists")
+            if username is not None:
+                normalise_username(username, violations, own_email=email or user.email)
+                if violations:
+                    raise ValidationFailed(violations)
             await self._refuse_conflicts(
                 session, email=email, username=username, trigramme=trigramme_value, exclude_id=user.id
             )
@@ -239,6 +253,7 @@ class IdentityService:
             user.password_hash = await passwords.hash_password(new)
             revoked = await repository.revoke_sessions(session, user.id, now(), keep=principal.session_id)
         log.info("password changed user_id=%d sessions_revoked=%d", user.id, revoked)
+        await self._sessions_ended(user.id, except_session_id=principal.session_id, reason="password_changed")
         return revoked
 
     # ------------------------------------------------------------------ sign-in
@@ -254,19 +269,20 @@ class IdentityService:
             raise ValidationFailed(violations)
         # Failed attempts count against the account and address; successful ones do not.
         attempts = f"login:{sha256(login)}:{client.ip_address}"
-        decision = await self._limiter.peek(attempts, self._login_limit)
+        # Counted before the password check, atomically, so concurrent guesses cannot all slip under the
+        # limit; a successful sign-in gives its use back.
+        decision = await self._limiter.hit(attempts, self._login_limit)
         if not decision.allowed:
-            raise ResourceExhausted(
-                "Too many failed sign-in attempts; try again later", metadata={"retry_at": str(decision.reset_at)}
-            )
+            RATE_LIMIT_REJECTIONS.labels("login").inc()
+            raise RateLimited("Too many failed sign-in attempts; try again later", headers=decision.headers())
         # Read and verify outside the write transaction: Argon2 takes ~100 ms, and SQLite
         # would hold its write lock all that time.
         async with self._database.sessions() as session:
             user = await repository.get_user_by_login(session, login)
         valid = await passwords.verify_password(user.password_hash if user else None, password)
         if user is None or not valid:
-            await self._limiter.hit(attempts, self._login_limit)
             raise Unauthenticated("Invalid credentials")
+        await self._limiter.release(attempts, self._login_limit)
         if not user.is_active:
             raise PermissionDenied("This account is deactivated")
         rehashed = await passwords.hash_password(password) if passwords.needs_rehash(user.password_hash) else None
@@ -279,6 +295,14 @@ class IdentityService:
             user.last_login = now()
             issued = await self._open_session(session, user, client)
         log.info("signed in user_id=%d session_id=%s", user.id, issued.session_id)
+        signed_in = UserLogin(
+            user_id=user.id,
+            email=user.email,
+            username=user.username or "",
+            session_id=issued.session_id,
+            ip_address=client.ip_address,
+        )
+        await self.events.publish(USER_LOGIN, signed_in)
         return issued
 
     async def _open_session(self, session: AsyncSession, user: User, client: ClientInfo) -> IssuedTokens:
@@ -323,6 +347,7 @@ class IdentityService:
                     row.revoked_at = now()
                     log.warning("refresh token reuse; session revoked session_id=%s", row.id)
                     await session.commit()
+                    await self._sessions_ended(row.user_id, session_id=row.id, reason="refresh_token_reused")
                     raise Unauthenticated("Refresh token already used; the session has been ended")
             elif principal is not None and principal.session_id is not None:
                 row = await self._live_session(session, principal.session_id)
@@ -352,12 +377,17 @@ class IdentityService:
             if row is not None and row.revoked_at is None:
                 row.revoked_at = now()
         log.info("signed out session_id=%s", principal.session_id)
+        await self._sessions_ended(_user_id(principal), session_id=principal.session_id, reason="logout")
         return True
 
     # ---------------------------------------------------------- authentication
 
     async def authenticate(self, credentials: Credentials) -> Principal | None:
-        """Explicit credentials first (Authorization, X-API-Key), the ambient cookie last."""
+        """Explicit credentials first (Authorization, X-API-Key), the ambient cookie last. An API
+        key may come as a bearer token too, as OpenAI's clients send theirs (a JWT never starts
+        with the keys' prefix)."""
+        if credentials.bearer and credentials.bearer.startswith(API_KEY_PREFIX):
+            return await self._authenticate_api_key(credentials.bearer)
         if credentials.bearer:
             return await self._authenticate_token(credentials, token=credentials.bearer, by_cookie=False)
         if credentials.api_key:
@@ -446,6 +476,18 @@ class IdentityService:
             cached_at=time.time(),
         )
 
+    async def principal_of(self, user_id: int) -> Principal | None:
+        """The user as a principal with the roles and permissions they hold now; None when the
+        account is gone or deactivated. Scheduled tasks run as their owner, checked each run."""
+        async with self._database.sessions() as session:
+            user = await repository.get_user(session, user_id)
+            if user is None or not user.is_active:
+                return None
+            view = await self._view(session, user)
+        return Principal(
+            subject=str(user.id), user_id=user.id, roles=frozenset(view.role_names), permissions=view.permissions
+        )
+
     # ----------------------------------------------------------------- sessions
 
     async def list_sessions(
@@ -470,6 +512,7 @@ class IdentityService:
             if row.revoked_at is None:
                 row.revoked_at = now()
         log.info("session terminated session_id=%s by=%s", session_id, principal.subject)
+        await self._sessions_ended(row.user_id, session_id=session_id, reason="terminated")
         return row
 
     async def current_session(self, principal: Principal, *, requested: str | None) -> AuthSession:
@@ -510,13 +553,14 @@ class IdentityService:
 
     async def delete_user(self, principal: Principal, user_id: int) -> None:
         if user_id == principal.user_id:
-            raise FailedPrecondition("You cannot delete your own account here")
+            raise StateConflict("You cannot delete your own account here")
         async with self._database.sessions() as session, session.begin():
             if await repository.get_user(session, user_id) is None:
                 raise NotFound(f"No user {user_id}")
             for hook in self.user_deletion_hooks:
                 await hook.before_user_deleted(session, user_id)
             await repository.delete_user(session, user_id)
+        await self._sessions_ended(user_id, reason="deactivated")
         for hook in self.user_deletion_hooks:
             try:
                 await hook.after_user_deleted(user_id)
@@ -524,19 +568,20 @@ class IdentityService:
                 log.exception("after deleting user %d, a cleanup step failed", user_id)
         log.info("account deleted user_id=%d by=%s", user_id, principal.subject)
 
-    async def set_role(self, user_id: int, role_name: str) -> UserView:
+    async def set_role(self, principal: Principal, user_id: int, role_name: str) -> UserView:
         async with self._database.sessions() as session, session.begin():
             user = await repository.get_user(session, user_id)
             if user is None:
                 raise NotFound(f"No user {user_id}")
             role = await repository.get_role_by_name(session, role_name.strip())
             if role is None:
-                raise ValidationFailed([FieldViolation(field="role", message=f"no role named {role_name!r}")])
+                raise NotFound(f"No role named {role_name!r}")
+            ensure_may_grant(principal, permissions=_names(role), role_name=role.name)
             user.roles = [role]
             await session.flush()
             return await self._view(session, user)
 
-    async def change_roles(self, user_id: int, role_id: int, *, add: bool) -> None:
+    async def change_roles(self, principal: Principal, user_id: int, role_id: int, *, add: bool) -> None:
         async with self._database.sessions() as session, session.begin():
             user = await repository.get_user(session, user_id)
             if user is None:
@@ -544,6 +589,7 @@ class IdentityService:
             role = await repository.get_role(session, role_id)
             if role is None:
                 raise NotFound(f"No role {role_id}")
+            ensure_may_grant(principal, permissions=_names(role), role_name=role.name)
             if add and role not in user.roles:
                 user.roles.append(role)
             elif not add:
@@ -553,7 +599,7 @@ class IdentityService:
 
     async def set_active(self, principal: Principal, user_id: int, *, active: bool) -> User:
         if not active and user_id == principal.user_id:
-            raise FailedPrecondition("You cannot deactivate your own account")
+            raise StateConflict("You cannot deactivate your own account")
         async with self._database.sessions() as session, session.begin():
             user = await repository.get_user(session, user_id)
             if user is None:
@@ -561,11 +607,24 @@ class IdentityService:
             user.is_active = active
             if not active:
                 await repository.revoke_sessions(session, user_id, now())
+        if not active:
+            await self._sessions_ended(user_id, reason="deactivated")
         return user
+
+    async def _sessions_ended(
+        self, user_id: int, *, session_id: str | None = None, except_session_id: str | None = None, reason: str
+    ) -> None:
+        """Tell every replica, so that the live connections of those sessions close now."""
+        ended = SessionEnded(user_id=user_id, session_id=session_id, except_session_id=except_session_id, reason=reason)
+        await self.events.publish(SESSION_ENDED, ended)
 
 
 def user_permissions(user: User) -> frozenset[str]:
     return frozenset(permission.name for role in user.roles for permission in role.permissions)
+
+
+def _names(role: Role) -> list[str]:
+    return [permission.name for permission in role.permissions]
 
 
 def _user_id(principal: Principal) -> int:

@@ -26,6 +26,7 @@ from server.identity.roles import RoleAdministration, RoleView
 from server.identity.service import IdentityService, IssuedTokens, NewAccount
 from server.identity.values import ClientInfo, UserView, aware, now
 from server.interceptors.call import current_call, current_principal
+from server.messages import say
 
 
 def client_info(context: Any) -> ClientInfo:
@@ -94,7 +95,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     async def Logout(self, request: auth_pb2.LogoutRequest, context: Any) -> auth_pb2.LogoutResponse:
         ended = await self._identity.logout(current_principal())
-        return auth_pb2.LogoutResponse(message="Signed out" if ended else "No session to end (API key)")
+        return auth_pb2.LogoutResponse(message=say("signed_out") if ended else say("no_session"))
 
     async def GetMe(self, request: auth_pb2.GetMeRequest, context: Any) -> user_pb2.User:
         return user_message(await self._identity.me(current_principal()))
@@ -129,7 +130,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         revoked = await self._identity.change_password(
             current_principal(), current=request.current_password, new=request.new_password
         )
-        return user_pb2.ChangePasswordResponse(message="Password changed", sessions_revoked=revoked)
+        return user_pb2.ChangePasswordResponse(message=say("password_changed"), sessions_revoked=revoked)
 
 
 class AdminUserServicer(admin_user_pb2_grpc.AdminUserServiceServicer):
@@ -166,18 +167,18 @@ class AdminUserServicer(admin_user_pb2_grpc.AdminUserServiceServicer):
         return admin_user_pb2.DeleteUserResponse()
 
     async def SetUserRole(self, request: admin_user_pb2.SetUserRoleRequest, context: Any) -> user_pb2.User:
-        return user_message(await self._identity.set_role(request.id, request.role))
+        return user_message(await self._identity.set_role(current_principal(), request.id, request.role))
 
     async def AssignRole(
         self, request: admin_user_pb2.AssignRoleRequest, context: Any
     ) -> admin_user_pb2.AssignRoleResponse:
-        await self._identity.change_roles(request.user_id, request.role_id, add=True)
-        return admin_user_pb2.AssignRoleResponse(message="Rôle assigné avec succès")
+        await self._identity.change_roles(current_principal(), request.user_id, request.role_id, add=True)
+        return admin_user_pb2.AssignRoleResponse(message=say("role_assigned"))
 
     async def RemoveRole(
         self, request: admin_user_pb2.RemoveRoleRequest, context: Any
     ) -> admin_user_pb2.RemoveRoleResponse:
-        await self._identity.change_roles(request.user_id, request.role_id, add=False)
+        await self._identity.change_roles(current_principal(), request.user_id, request.role_id, add=False)
         return admin_user_pb2.RemoveRoleResponse()
 
     async def ActivateUser(
@@ -231,7 +232,10 @@ class RoleServicer(role_pb2_grpc.RoleServiceServicer):
 
     async def CreateRole(self, request: role_pb2.CreateRoleRequest, context: Any) -> role_pb2.Role:
         view = await self._roles.create_role(
-            name=request.name, description=request.description, permissions=list(request.permissions)
+            current_principal(),
+            name=request.name,
+            description=request.description,
+            permissions=list(request.permissions),
         )
         return role_message(view)
 
@@ -240,6 +244,7 @@ class RoleServicer(role_pb2_grpc.RoleServiceServicer):
 
     async def UpdateRole(self, request: role_pb2.UpdateRoleRequest, context: Any) -> role_pb2.Role:
         view = await self._roles.update_role(
+            current_principal(),
             request.role_id,
             name=request.name if request.HasField("name") else None,
             description=request.description if request.HasField("description") else None,

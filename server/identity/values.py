@@ -69,10 +69,13 @@ def normalise_email(email: str, violations: list[FieldViolation], field: str = "
     return email
 
 
-def normalise_username(username: str, violations: list[FieldViolation]) -> str:
+def normalise_username(username: str, violations: list[FieldViolation], *, own_email: str | None = None) -> str:
+    """A valid username; one that looks like an email must be the account's own (`own_email`, when known)."""
     username = username.strip()
     if not _USERNAME.match(username):
         violations.append(FieldViolation(field="username", message="must be 3 to 64 letters, digits or . _ @ + -"))
+    elif own_email is not None and "@" in username and username.lower() != own_email.lower():
+        violations.append(FieldViolation(field="username", message="may only look like an email if it is your own"))
     return username
 
 

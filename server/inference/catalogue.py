@@ -4,10 +4,14 @@ The router's rule, in order:
 1. candidates are the configured models, in configuration order;
 2. a model whose backend failed with UNAVAILABLE in the last `cooldown` seconds is
    skipped while another candidate remains;
-3. the first candidate whose context window holds the prompt (estimated at one token
+3. a request with tools (tool_choice other than "none") only goes to models that can call
+   tools (`ModelConfig.tool_calls`); none configured is a 400;
+4. the first candidate whose context window holds the prompt (estimated at one token
    per 4 characters) plus the requested max_tokens wins;
-4. if none fits, the candidate with the largest context window is used (the backend
+5. if none fits, the candidate with the largest context window is used (the backend
    then reports the overflow).
+
+A model named explicitly that cannot call tools is a 400 for a request with tools.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ def build_backend(
             max_waiting=max_waiting,
             preload=preload,
             threads=threads,
+            key=config.key,
+            chat_template=config.chat_template,
         )
     if config.backend == "triton":
         assert config.url is not None
@@ -87,7 +93,14 @@ def estimate_tokens(text: str) -> int:
 
 
 class Catalogue:
-    def __init__(self, models: list[ServedModel], *, default: str | None = None, cooldown: float = 30.0) -> None:
+    def __init__(
+        self,
+        models: list[ServedModel],
+        *,
+        default: str | None = None,
+        cooldown: float = 30.0,
+        aliases: dict[str, str] | None = None,
+    ) -> None:
         if not models:
             raise ValueError("at least one model must be configured")
         keys = [model.key for model in models]
@@ -98,6 +111,13 @@ class Catalogue:
         self.models = models
         self._by_key = {model.key: model for model in models}
         self._default = default or ROUTER_KEY
+        # Other names the operator lets clients use (a document's "mistral-medium"): alias → served key.
+        self.aliases = dict(aliases or {})
+        for alias, target in self.aliases.items():
+            if target != ROUTER_KEY and target not in keys:
+                raise ValueError(f"model alias {alias!r} names {target!r}, which is not a configured model")
+            if alias in keys or alias == ROUTER_KEY:
+                raise ValueError(f"model alias {alias!r} is already a model key")
         self._cooldown = cooldown
         self._failed_at: dict[str, float] = {}
 
@@ -105,28 +125,57 @@ class Catalogue:
     def keys(self) -> list[str]:
         return [ROUTER_KEY, *self._by_key]
 
-    def resolve(self, key: str, *, prompt_chars: int, max_tokens: int) -> ServedModel:
+    def resolve(self, key: str, *, prompt_chars: int, max_tokens: int, needs_tools: bool = False) -> ServedModel:
         """The model serving `key` ("" means the default); 400 with the valid keys if unknown."""
-        key = key or self._default
+        key = self.aliases.get(key, key) if key else self._default
         if key == ROUTER_KEY:
-            return self.route(prompt_chars=prompt_chars, max_tokens=max_tokens)
+            return self.route(prompt_chars=prompt_chars, max_tokens=max_tokens, needs_tools=needs_tools)
         model = self._by_key.get(key)
         if model is None:
             raise UnknownModel(
-                f"Unknown model {key!r}; valid models: {', '.join(self.keys)}",
-                metadata={"valid_models": ",".join(self.keys)},
+                f"Unknown model {key!r}; valid models: {', '.join(self.names)}",
+                metadata={"valid_models": ",".join(self.names)},
             )
+        if needs_tools and model.config.tool_calls == "none":
+            raise InvalidArgument(f"Model {key!r} cannot call tools; use one that can, or 'auto'")
         return model
 
-    def route(self, *, prompt_chars: int, max_tokens: int) -> ServedModel:
+    @property
+    def names(self) -> list[str]:
+        """Every name a client may give: the keys, then the aliases."""
+        return [*self.keys, *self.aliases]
+
+    def canonical(self, name: str) -> str | None:
+        """The served key `name` stands for (itself or its alias's target); None if unknown."""
+        key = self.aliases.get(name, name)
+        return key if key in self._by_key or key == ROUTER_KEY else None
+
+    def route(self, *, prompt_chars: int, max_tokens: int, needs_tools: bool = False) -> ServedModel:
         now = time.monotonic()
-        healthy = [m for m in self.models if now - self._failed_at.get(m.key, -math.inf) >= self._cooldown]
-        candidates = healthy or self.models
+        models = [m for m in self.models if m.config.tool_calls != "none"] if needs_tools else self.models
+        if not models:
+            raise InvalidArgument("No configured model can call tools")
+        healthy = [m for m in models if now - self._failed_at.get(m.key, -math.inf) >= self._cooldown]
+        candidates = healthy or models
         needed = math.ceil(prompt_chars / 4) + max_tokens
         for model in candidates:
             if model.config.context_window >= needed:
                 return model
         return max(candidates, key=lambda model: model.config.context_window)
+
+    def describe_models(self) -> list[dict[str, object]]:
+        """The served models as the list_models tool reports them."""
+        return [
+            {
+                "key": model.key,
+                "name": model.config.display_name,
+                "backend": model.config.backend,
+                "type": model.config.location,
+                "context_window": model.config.context_window,
+                "tool_calls": model.config.tool_calls,
+            }
+            for model in self.models
+        ]
 
     def mark_unavailable(self, key: str) -> None:
         self._failed_at[key] = time.monotonic()

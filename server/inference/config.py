@@ -36,8 +36,11 @@ class ModelConfig(BaseModel):
     size: str | None = None
     provider: str | None = None
     context_window: int = Field(default=2048, gt=0)
-    # local: a GGUF file; the packaged Gemma 3 270M when unset.
+    # local: a GGUF file; the packaged Gemma 3 270M when unset. Its turns are rendered with the
+    # chat template its GGUF carries, or this Jinja template, or "transcript" for Relais' own
+    # transcript (also used when the GGUF has none, as the packaged model's has not).
     path: Path | None = None
+    chat_template: str | None = None
     # triton: "host:port" of Triton's gRPC endpoint, and its tensor convention.
     url: str | None = None
     convention: Literal["vllm", "tensorrtllm"] = "vllm"
@@ -49,6 +52,9 @@ class ModelConfig(BaseModel):
     model_name: str | None = None
     # Seconds a whole generation may take on a remote backend.
     timeout: float = Field(default=300.0, gt=0)
+    # Whether the model is offered tools; by default every backend that can constrain or
+    # natively emit tool calls is (see `tool_calls`). False keeps a model out of tool requests.
+    supports_tools: bool = True
 
     @model_validator(mode="after")
     def _backend_fields(self) -> ModelConfig:
@@ -67,6 +73,19 @@ class ModelConfig(BaseModel):
     @property
     def location(self) -> str:
         return self.type or ("cloud" if self.backend == "openai" else "local")
+
+    @property
+    def tool_calls(self) -> str:
+        """How this model is made to call tools: "grammar" (llama.cpp constrained to the
+        tool-call JSON Schema), "native" (an OpenAI-compatible server's tool calling),
+        "structured" (Triton's vLLM backend, structured-output sampling), or "none"."""
+        if not self.supports_tools:
+            return "none"
+        if self.backend == "local":
+            return "grammar"
+        if self.backend == "openai":
+            return "native" if self.api == "chat" else "none"
+        return "structured" if self.convention == "vllm" else "none"
 
     @property
     def remote_name(self) -> str:

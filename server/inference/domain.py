@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from relais.v1 import inference_pb2, inference_pb2_grpc, model_pb2, model_pb2_grpc
 
 from server.config import Settings
+from server.history.service import Journal
 from server.inference.catalogue import Catalogue, ServedModel, build_backend
 from server.inference.config import default_models
 from server.inference.service import InferenceService, Limits
@@ -20,15 +21,22 @@ class InferenceDomain:
     catalogue: Catalogue
     service: InferenceService
 
-    def registrations(self) -> list[ServiceRegistration]:
+    def registrations(self, journal: Journal) -> list[ServiceRegistration]:
+        servicer = InferenceServicer(self.service, journal)
         return [
-            register(inference_pb2, inference_pb2_grpc, "InferenceService", InferenceServicer(self.service)),
+            register(inference_pb2, inference_pb2_grpc, "InferenceService", servicer),
             register(model_pb2, model_pb2_grpc, "ModelService", ModelServicer(self.catalogue)),
         ]
 
     async def probe(self) -> bool:
         """Every configured backend can serve."""
         return all(await asyncio.gather(*(model.backend.probe() for model in self.catalogue.models)))
+
+    def identity(self) -> tuple[str, str]:
+        """(backends, model keys) by their real names, e.g. ("llama.cpp", "gemma3-270m")."""
+        names = {"local": "llama.cpp", "triton": "triton", "openai": "openai"}
+        backends = dict.fromkeys(names[model.config.backend] for model in self.catalogue.models)
+        return ",".join(backends), ",".join(model.key for model in self.catalogue.models)
 
     async def close(self) -> None:
         await asyncio.gather(*(model.backend.close() for model in self.catalogue.models))
@@ -51,11 +59,14 @@ async def start_inference(settings: Settings) -> InferenceDomain:
         )
         for config in configs
     ]
-    catalogue = Catalogue(models, default=settings.default_model)
+    catalogue = Catalogue(models, default=settings.default_model, aliases=settings.model_aliases)
     await asyncio.gather(*(model.backend.start() for model in models))
     limits = Limits(
         default_max_tokens=settings.llm_default_max_tokens,
         max_tokens=settings.llm_max_tokens,
         message_interval=settings.llm_stream_interval_ms / 1000,
+        buffer_bytes=settings.stream_buffer_bytes,
+        max_streams=settings.max_streams,
+        stream_queue=settings.stream_queue,
     )
     return InferenceDomain(catalogue, InferenceService(catalogue, limits))

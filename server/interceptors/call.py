@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 from dataclasses import dataclass, field
+from typing import Any
 
 from server.auth import Credentials, Principal
 from server.errors import Unauthenticated
@@ -13,12 +15,27 @@ from server.errors import Unauthenticated
 @dataclass(slots=True, kw_only=True)
 class CallState:
     method: str
+    # A server- or bidirectional-streaming call (live for as long as the client reads).
+    streaming: bool = False
+    # A stream's servicer is running (not grpc writing its last item): see interrupt().
+    reading: bool = False
+    # Why an interrupted stream ends, raised as soon as it may be.
+    interrupted: Exception | None = None
     request_id: str = ""
     principal: Principal | None = None
     # What the call presented, read once by the auth interceptor.
     credentials: Credentials = field(default_factory=Credentials)
     # Metadata to send back with the status (rate-limit headers, request id...).
     response_metadata: list[tuple[str, str]] = field(default_factory=list)
+
+    def interrupt(self, task: asyncio.Task[Any], error: Exception) -> None:
+        """End a stream with `error` from outside it: its task is cancelled if its servicer is
+        awaiting something, else the error is raised once grpc has written the current item."""
+        if self.interrupted is not None:
+            return
+        self.interrupted = error
+        if self.reading:
+            task.cancel()
 
     @property
     def client_ip(self) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 
 from server.interceptors.call import CallState
-from server.observability import GRPC_HANDLED, GRPC_LATENCY, GRPC_STARTED
+from server.observability import AUTH_REJECTIONS, GRPC_HANDLED, GRPC_LATENCY, GRPC_STARTED
 
 log = logging.getLogger("relais.grpc.access")
 
@@ -54,6 +54,8 @@ class ObserveScope:
             elapsed = time.perf_counter() - started
             code = final_code(context, error)
             GRPC_HANDLED.labels(service, name, code).inc()
+            if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+                AUTH_REJECTIONS.labels(service, name, code).inc()
             GRPC_LATENCY.labels(service, name).observe(elapsed)
             # Never metadata or payloads: they carry credentials.
             log.info(

@@ -11,8 +11,9 @@ from typing import Any
 import grpc
 
 from server.auth import AccessPolicy
-from server.errors import ResourceExhausted, Unavailable
+from server.errors import RateLimited, Unavailable
 from server.interceptors.call import CallState
+from server.observability import RATE_LIMIT_REJECTIONS
 from server.ratelimit.limiter import RateLimit, RateLimiter
 
 log = logging.getLogger("relais.ratelimit")
@@ -33,9 +34,11 @@ class RateLimitScope:
             return
         principal = state.principal
         if principal is None or principal.anonymous or principal.user_id is None:
-            key, rule = f"ip:{state.client_ip or 'unknown'}", self._anonymous
+            key, rule, tier = f"ip:{state.client_ip or 'unknown'}", self._anonymous, "anonymous"
+        elif principal.is_admin:
+            key, rule, tier = f"user:{principal.user_id}", self._admin, "admin"
         else:
-            key, rule = f"user:{principal.user_id}", self._admin if principal.is_admin else self._user
+            key, rule, tier = f"user:{principal.user_id}", self._user, "user"
         try:
             decision = await self._limiter.hit(key, rule)
         except Unavailable:
@@ -45,5 +48,6 @@ class RateLimitScope:
             return
         state.response_metadata.extend(decision.headers())
         if not decision.allowed:
-            raise ResourceExhausted("Rate limit exceeded; retry after the reset time")
+            RATE_LIMIT_REJECTIONS.labels(tier).inc()
+            raise RateLimited("Rate limit exceeded; retry after the reset time", headers=decision.headers())
         yield

@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 
+from server import tracing
 from server.interceptors.call import CallState
 
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -32,6 +33,7 @@ class RequestIdScope:
         given = metadata_value(context, "x-request-id")
         state.request_id = given if given and _SANE.match(given) else new_request_id()
         state.response_metadata.append(("x-request-id", state.request_id))
+        tracing.annotate(request_id=state.request_id)
         try:
             yield
         finally:

@@ -17,7 +17,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
 
@@ -50,14 +50,31 @@ class Decision:
     reset_at: int
 
     def headers(self) -> list[tuple[str, str]]:
+        """X-RateLimit-Limit/Remaining/Reset (Unix time), and the same under OpenAI's names
+        (x-ratelimit-*-requests, the reset as a duration such as "42s" or "6m0s")."""
         pairs = [
             ("x-ratelimit-limit", str(self.limit)),
             ("x-ratelimit-remaining", str(self.remaining)),
             ("x-ratelimit-reset", str(self.reset_at)),
+            ("x-ratelimit-limit-requests", str(self.limit)),
+            ("x-ratelimit-remaining-requests", str(self.remaining)),
+            ("x-ratelimit-reset-requests", duration(self.reset_at - time.time())),
         ]
         if not self.allowed:
             pairs.append(("retry-after", str(max(1, self.reset_at - int(time.time())))))
         return pairs
+
+
+def duration(seconds: float) -> str:
+    """OpenAI's form of a wait: "250ms", "42s", "6m0s", "1h2m3s"."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    whole = math.ceil(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
 class RateLimiter(Protocol):
@@ -67,6 +84,10 @@ class RateLimiter(Protocol):
 
     async def peek(self, key: str, rule: RateLimit) -> Decision:
         """Decide whether one more use would be allowed, without counting it."""
+        ...
+
+    async def release(self, key: str, rule: RateLimit) -> None:
+        """Give back one use counted by `hit` (an attempt that turned out not to count), never below zero."""
         ...
 
     async def close(self) -> None: ...
@@ -99,6 +120,13 @@ class MemoryRateLimiter:
     async def peek(self, key: str, rule: RateLimit) -> Decision:
         count, ends = self._window(f"{key}/{rule.window_seconds}", rule, time.time())
         return Decision(count < rule.limit, rule.limit, max(0, rule.limit - count), math.ceil(ends))
+
+    async def release(self, key: str, rule: RateLimit) -> None:
+        name = f"{key}/{rule.window_seconds}"
+        async with self._lock:
+            count, ends = self._window(name, rule, time.time())
+            if count > 0:
+                self._windows[name] = (count - 1, ends)
 
     async def close(self) -> None:
         self._windows.clear()
@@ -139,8 +167,22 @@ class RedisRateLimiter:
             raise Unavailable("Rate limiter unavailable") from error
         return Decision(count <= rule.limit, rule.limit, max(0, rule.limit - count), _reset(rule, ttl_ms))
 
+    async def release(self, key: str, rule: RateLimit) -> None:
+        try:
+            await cast(Any, self._client.eval(_RELEASE, 1, self._name(key, rule)))
+        except (aioredis.RedisError, OSError) as error:
+            raise Unavailable("Rate limiter unavailable") from error
+
     async def close(self) -> None:
         await self._client.aclose()
+
+
+# Decrement only a live, positive counter: never resurrect an expired window or go below zero.
+_RELEASE = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then redis.call('DECR', KEYS[1]) end
+return count
+"""
 
 
 def _reset(rule: RateLimit, ttl_ms: int) -> int:

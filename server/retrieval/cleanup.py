@@ -20,7 +20,7 @@ removed, and an ingestion only touches or settles a key that is still "ingesting
 ingestion that was merely stalled past the grace period fails (503, send it again) instead
 of committing a row whose passages the sweep removed, whichever of the two goes first.
 
-    await cleanup.ingesting(key)                    # before writing passages or bytes
+    await cleanup.ingesting(key)                    # before writing passages or bytes (or ingesting_many)
     await cleanup.settled(session, key)             # in the transaction that commits the row
     await cleanup.orphaned(session, [key, ...])     # in the transaction that deletes rows
     await cleanup.sweep([key, ...])                 # after that transaction
@@ -70,9 +70,31 @@ class Cleanup:
         self._stored_path = stored_path
         self._grace = timedelta(seconds=ingest_grace_seconds)
 
+    @property
+    def grace_seconds(self) -> float:
+        return self._grace.total_seconds()
+
     async def ingesting(self, key: str) -> None:
         async with self._database.sessions() as session, session.begin():
             session.add(PendingCleanup(source_key=key, state=INGESTING))
+
+    async def ingesting_many(self, keys: Sequence[str]) -> None:
+        """`ingesting` for many keys, one transaction per batch (a restore brings thousands)."""
+        for part in batches(keys):
+            async with self._database.sessions() as session, session.begin():
+                session.add_all(PendingCleanup(source_key=key, state=INGESTING) for key in part)
+
+    async def touch_many(self, keys: Sequence[str]) -> None:
+        """`touch` for many keys; fails if a sweep has claimed any of them."""
+        for part in batches(sorted(set(keys))):
+            async with self._database.sessions() as session, session.begin():
+                result = await session.execute(
+                    update(PendingCleanup)
+                    .where(PendingCleanup.source_key.in_(part), PendingCleanup.state == INGESTING)
+                    .values(touched_at=utcnow())
+                )
+            if result.rowcount != len(part):  # type: ignore[attr-defined]
+                raise self._claimed()
 
     async def touch(self, key: str) -> None:
         """Say the ingestion of `key` is alive; fails once a sweep has claimed it."""

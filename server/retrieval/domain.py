@@ -1,13 +1,17 @@
 """The retrieval domain as the server assembles it: store, embedder, knowledge base, servicers.
 
 The vector store is opened at start (`retrieval_preload`, on by default; Milvus Lite takes a few
-seconds to spawn), the embedding model at its first use.
+seconds to spawn), and the embedding model is loaded in the background after it
+(`embedding_preload`, on by default; else at its first use, which then waits 10-20 s).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from relais.v1 import retrieval_pb2, retrieval_pb2_grpc
 
@@ -27,6 +31,8 @@ log = logging.getLogger("relais.retrieval")
 class RetrievalDomain:
     knowledge: KnowledgeBase
     store: PassageStore
+    embedder: Embedder
+    _warming: list[asyncio.Task[None]] = field(default_factory=list)
 
     def registrations(self) -> list[ServiceRegistration]:
         return [
@@ -42,6 +48,22 @@ class RetrievalDomain:
         except Exception as error:
             log.warning("the vector store is not available yet: %s", error)
 
+    def preload_embedder(self) -> None:
+        """Load the embedding model in the background: the server answers meanwhile."""
+        if isinstance(self.embedder, LocalEmbedder):
+            self.embedder.preload()  # a thread that never delays the server's exit
+        else:
+            self._warming.append(asyncio.create_task(self._warm(), name="embedding-preload"))
+
+    async def _warm(self) -> None:
+        started = time.perf_counter()
+        try:
+            await self.embedder.embed(["warm up"])
+        except Exception as error:
+            log.warning("the embedding model could not be loaded in advance: %s", error)
+            return
+        log.info("embedding model ready in %.1fs", time.perf_counter() - started)
+
     async def probe(self) -> bool:
         return await self.store.probe()
 
@@ -52,6 +74,10 @@ class RetrievalDomain:
             log.info("removed the passages and files of %d sources no row names", cleared)
 
     async def close(self) -> None:
+        for task in self._warming:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.knowledge.close()
 
 
@@ -91,4 +117,4 @@ def start_retrieval(settings: Settings, database: Database) -> RetrievalDomain:
             ingest_grace_seconds=settings.ingest_grace_seconds,
         ),
     )
-    return RetrievalDomain(knowledge, store)
+    return RetrievalDomain(knowledge, store, embedder)

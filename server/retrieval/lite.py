@@ -20,12 +20,12 @@ import contextlib
 import ctypes
 import logging
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
 
 from server.errors import Unavailable
+from server.ports import unused_port
 
 log = logging.getLogger("relais.retrieval")
 
@@ -45,12 +45,6 @@ def server_command(data_dir: Path, port: int) -> list[str]:
     return [sys.executable, "-m", "milvus_lite", "server", *place]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class MilvusLiteProcess:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -66,7 +60,7 @@ class MilvusLiteProcess:
         if self.running:
             return self.uri
         await asyncio.to_thread(self.data_dir.mkdir, parents=True, exist_ok=True)
-        port = _free_port()
+        port = unused_port()
         log_file = await asyncio.to_thread(open, self.data_dir.parent / "milvus-lite.log", "ab")
         try:
             self._process = await asyncio.create_subprocess_exec(

@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server import tracing
 from server.agents.models import Agent
 from server.auth import Principal
 from server.chats.models import Chat
@@ -277,7 +278,7 @@ class KnowledgeBase:
         except UnsupportedFile as error:
             raise InvalidArgument(str(error)) from None
         async with self._new_source() as key:
-            await asyncio.to_thread(_write_atomically, self._stored(key), data)
+            await asyncio.to_thread(write_atomically, self._stored(key), data)
             chunks = 0
             if text:
                 entity = f"{kind}:{target_id if target_id is not None else owner}"
@@ -471,6 +472,24 @@ class KnowledgeBase:
         hits = await self._search(query, where=f"scope == {quote(CORPUS)}", limit=top_k * 2, mode=mode)
         return (await self._visible(hits))[:top_k]
 
+    async def search(
+        self, principal: Principal, query: str, *, limit: int, documents: bool = True, corpus: bool = True
+    ) -> list[Found]:
+        """Passages of the caller's own documents and/or the corpus closest to `query`, best
+        first, with their citations (the search_documents tool)."""
+        owner = _user_id(principal)
+        _check_text(query, "query", MAX_QUERY)
+        limit = _limit(limit, 5, "limit")
+        clauses = []
+        if documents:
+            clauses.append(f"(owner_id == {owner} and scope == {quote(DOCUMENT)})")
+        if corpus:
+            clauses.append(f"scope == {quote(CORPUS)}")
+        if not clauses:
+            return []
+        hits = await self._search(query, where=" or ".join(clauses), limit=limit * 2, mode="hybrid")
+        return (await self._visible(hits))[:limit]
+
     def _corpus_target(self, path: str) -> Path:
         root = self.settings.corpus_dir.resolve()
         target = (root / path).resolve() if path else root
@@ -599,6 +618,8 @@ class KnowledgeBase:
         owner = _user_id(principal)
         clauses = []
         async with self._database.sessions() as session:
+            if agent_id is not None and not await _may_read_agent(session, agent_id, owner):
+                agent_id = None  # made private since: its documents and memory are its owner's alone
             if agent_id is not None and await session.scalar(
                 select(Document.id).where(Document.entity_type == "agent", Document.entity_id == agent_id).limit(1)
             ):
@@ -623,7 +644,7 @@ class KnowledgeBase:
         hits = await self._search(query[:MAX_QUERY], where=" or ".join(clauses), limit=limit * 2, mode="hybrid")
         found: list[Found] = []
         used = 0
-        for passage in (await self._visible(hits))[:limit]:
+        for passage in (await self._visible(hits, reader=owner))[:limit]:
             if used + len(passage.text) > self.settings.reply_chars and found:
                 break
             found.append(passage)
@@ -638,18 +659,23 @@ class KnowledgeBase:
     # ------------------------------------------------------------------ search
 
     async def _embed(self, texts: list[str]) -> Any:
-        with RETRIEVAL_EMBED_SECONDS.labels(type(self._embedder).__name__).time():
+        backend = type(self._embedder).__name__
+        with RETRIEVAL_EMBED_SECONDS.labels(backend).time(), tracing.span("retrieval.embed", backend=backend):
             return await self._embedder.embed(texts)
 
     async def _search(self, query: str, *, where: str, limit: int, mode: SearchMode) -> list[Hit]:
-        vector = None
-        if mode != "text":
-            vector = (await self._embed([query]))[0]
-        with RETRIEVAL_SEARCH_SECONDS.labels(mode).time():
-            return await self._store.search(vector, query, where=where, limit=limit, mode=mode)
+        with tracing.span("retrieval.search", mode=mode, limit=limit):
+            vector = None
+            if mode != "text":
+                vector = (await self._embed([query]))[0]
+            with RETRIEVAL_SEARCH_SECONDS.labels(mode).time():
+                return await self._store.search(vector, query, where=where, limit=limit, mode=mode)
 
-    async def _visible(self, hits: Sequence[Hit]) -> list[Found]:
-        """The hits whose source a row still names (see the module's docstring), as citations."""
+    async def _visible(self, hits: Sequence[Hit], *, reader: int | None = None) -> list[Found]:
+        """The hits whose source a row still names (see the module's docstring) and, when `reader`
+        is given, that this user may read now, as citations. Readability is decided per passage,
+        whatever it hangs on: the reader's own documents and memories, and the documents of agents
+        that are public at this moment; the corpus is everyone's."""
         keys = list({hit.passage.source for hit in hits})
         if not keys:
             return []
@@ -665,6 +691,14 @@ class KnowledgeBase:
                 row.source_key: row
                 for row in await session.scalars(select(CorpusFile).where(CorpusFile.source_key.in_(keys)))
             }
+            if reader is not None:
+                public_agents = await _public_agents(session, documents.values())
+                documents = {
+                    key: row
+                    for key, row in documents.items()
+                    if row.owner_id == reader or (row.entity_type == "agent" and row.entity_id in public_agents)
+                }
+                memories = {key: row for key, row in memories.items() if row.owner_id == reader}
         found = []
         for hit in hits:
             passage = hit.passage
@@ -692,12 +726,40 @@ class KnowledgeBase:
             )
         return found
 
+    @property
+    def store(self) -> PassageStore:
+        return self._store
+
+    def stored_path(self, key: str) -> Path:
+        """Where the bytes of the document under source key `key` are kept."""
+        return self._stored(key)
+
+    async def embed(self, texts: list[str]) -> Any:
+        return await self._embed(texts)
+
+    @property
+    def embedding_dimension(self) -> int:
+        return self._embedder.dimension
+
     async def passage_count(self, where: str) -> int:
         return await self._store.count(where)
 
     async def close(self) -> None:
         await self._store.close()
         await self._embedder.close()
+
+
+async def _may_read_agent(session: AsyncSession, agent_id: int, user_id: int) -> bool:
+    agent = await session.get(Agent, agent_id)
+    return agent is not None and (agent.is_public or agent.owner_id == user_id)
+
+
+async def _public_agents(session: AsyncSession, documents: Iterable[Document]) -> set[int]:
+    """The agents among those `documents` hang on that are public now."""
+    wanted = {row.entity_id for row in documents if row.entity_type == "agent" and row.entity_id is not None}
+    if not wanted:
+        return set()
+    return set(await session.scalars(select(Agent.id).where(Agent.id.in_(wanted), Agent.is_public)))
 
 
 def _read_bounded(path: Path, limit: int) -> bytes:
@@ -708,7 +770,8 @@ def _read_bounded(path: Path, limit: int) -> bytes:
     return data
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` whole or not at all: a `.part` file, fsynced, then renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
     with open(partial, "wb") as handle:

@@ -14,6 +14,7 @@ from relais.v1 import retrieval_pb2, retrieval_pb2_grpc
 from server.convert import timestamp
 from server.errors import FieldViolation, ValidationFailed
 from server.interceptors.call import current_principal
+from server.messages import say
 from server.paging import page_window
 from server.retrieval.models import Document, Memory
 from server.retrieval.service import Found, KnowledgeBase, ReindexReport
@@ -57,7 +58,7 @@ def document_message(document: Document) -> retrieval_pb2.Document:
     if document.entity_id is not None:
         message.entity_id = document.entity_id
         if document.entity_type == "chat":
-            message.conversation_id = str(document.entity_id)
+            message.conversation_id = document.entity_id
     return message
 
 
@@ -143,7 +144,7 @@ class MemoryServicer(retrieval_pb2_grpc.MemoryServiceServicer):
         self, request: retrieval_pb2.DeleteMemoryRequest, context: Any
     ) -> retrieval_pb2.DeleteMemoryResponse:
         await self._knowledge.forget_memory(current_principal(), request.id)
-        return retrieval_pb2.DeleteMemoryResponse(message=f"Memory {request.id} deleted")
+        return retrieval_pb2.DeleteMemoryResponse(message=say("memory_deleted", id=request.id))
 
 
 class DocumentServicer(retrieval_pb2_grpc.DocumentServiceServicer):
@@ -205,4 +206,4 @@ class DocumentServicer(retrieval_pb2_grpc.DocumentServiceServicer):
         self, request: retrieval_pb2.DeleteDocumentRequest, context: Any
     ) -> retrieval_pb2.DeleteDocumentResponse:
         await self._knowledge.delete_document(current_principal(), request.document_id)
-        return retrieval_pb2.DeleteDocumentResponse(message=f"Document {request.document_id} deleted")
+        return retrieval_pb2.DeleteDocumentResponse(message=say("document_deleted", id=request.document_id))

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,6 +33,7 @@ import numpy as np
 from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, RRFRanker
 from pymilvus.exceptions import MilvusException
 
+from server import tracing
 from server.errors import Unavailable
 from server.retrieval.lite import MilvusLiteProcess
 
@@ -125,7 +126,8 @@ class PassageStore:
         loop = asyncio.get_running_loop()
         try:
             try:
-                return await loop.run_in_executor(self._executor, work, client)
+                with tracing.span("milvus", **{"db.system.name": "milvus", "db.collection.name": self.collection}):
+                    return await loop.run_in_executor(self._executor, work, client)
             except MilvusException as error:
                 if error.code not in (COLLECTION_NOT_LOADED, COLLECTION_NOT_FOUND):
                     raise
@@ -244,7 +246,23 @@ class PassageStore:
         rows = await self._call(
             lambda client: client.query(self.collection, filter=where, output_fields=OUTPUT_FIELDS, limit=limit)
         )
-        return [_passage(row) for row in rows]
+        return [passage_from_row(row) for row in rows]
+
+    async def with_vectors(
+        self, where: str, *, batch: int = 1000
+    ) -> AsyncIterator[tuple[list[StoredPassage], np.ndarray]]:
+        """Every passage matching `where` with its stored vector (float32, as inserted), a batch
+        at a time, in no particular order (backups)."""
+        fields = [*OUTPUT_FIELDS, "embedding"]
+        iterator = await self._call(
+            lambda client: client.query_iterator(self.collection, batch_size=batch, filter=where, output_fields=fields)
+        )
+        try:
+            while rows := await self._call(lambda _client: iterator.next()):
+                vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
+                yield [passage_from_row(row) for row in rows], vectors
+        finally:
+            await self._call(lambda _client: iterator.close())
 
     async def search(
         self, vector: np.ndarray | None, text: str, *, where: str, limit: int, mode: SearchMode = "hybrid"
@@ -282,7 +300,7 @@ class PassageStore:
                     output_fields=OUTPUT_FIELDS,
                 )
             )
-        return [Hit(_passage(hit["entity"]), float(hit["distance"])) for hit in (results[0] if results else [])]
+        return [Hit(passage_from_row(hit["entity"]), float(hit["distance"])) for hit in (results[0] if results else [])]
 
     async def probe(self) -> bool:
         try:
@@ -311,7 +329,8 @@ def _without_credentials(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
-def _passage(row: dict[str, Any]) -> StoredPassage:
+def passage_from_row(row: dict[str, Any]) -> StoredPassage:
+    """A passage from a row of the collection (or of a backup's vectors/passages.jsonl)."""
     return StoredPassage(
         chunk_id=str(row["chunk_id"]),
         text=str(row["text"]),

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from server.scheduler.engine import Scheduler, SchedulerSnapshot
 from server.storage import Database
 from server.system.probes import PROBE_TIMEOUT, DiskUsage, GpuProbe, GpuReport, RedisProbe, disk_usage
+
+if TYPE_CHECKING:
+    from server.tasks.health import SchedulerHealth
 
 log = logging.getLogger("relais.system")
 
@@ -23,10 +26,18 @@ Counter = Callable[[], Awaitable[int]]
 Probe = Callable[[], Awaitable[bool]]
 
 
+class SchedulerProbe(Protocol):
+    """The tasks domain's scheduler (server/tasks/), measured when asked."""
+
+    async def health(self) -> SchedulerHealth: ...
+
+
 class Status(enum.Enum):
     HEALTHY = "healthy"
     DEGRADED = "degraded"
     UNHEALTHY = "unhealthy"
+    # Shutting down: refusing new calls, ending the running ones within the grace.
+    DRAINING = "draining"
 
 
 class Dependency(enum.Enum):
@@ -61,10 +72,21 @@ class HealthReport:
     disk_ok: bool
     inference: Dependency
     vector_store: Dependency
+    # Each MCP server tools come from, by name: connected or not.
+    tool_sources: Mapping[str, bool] = field(default_factory=dict)
+    # What each dependency is: name → (backend, model), e.g. "inference" → ("llama.cpp", "gemma3-270m").
+    identities: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
-    def redis_ok(self) -> bool | None:
-        return self.redis_ms is not None if self.redis_configured else None
+    def redis_ok(self) -> bool:
+        """Redis is not in the way: it answered, or none is configured."""
+        return self.redis_ms is not None if self.redis_configured else True
+
+    @property
+    def redis_state(self) -> Dependency:
+        if not self.redis_configured:
+            return Dependency.NOT_CONFIGURED
+        return Dependency.CONNECTED if self.redis_ms is not None else Dependency.DISCONNECTED
 
 
 @dataclass(slots=True, kw_only=True)
@@ -74,6 +96,10 @@ class Registries:
 
     counters: dict[str, Counter] = field(default_factory=dict)
     dependencies: dict[str, Probe] = field(default_factory=dict)
+    # The state of each MCP server tools come from (kept up to date by their supervisors).
+    tool_sources: Callable[[], Mapping[str, bool]] = dict
+    # What each dependency really is: name → (backend, model).
+    identities: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 class SystemService:
@@ -83,15 +109,17 @@ class SystemService:
         database: Database,
         data_dir: Path,
         min_free_disk_bytes: int,
-        scheduler: Scheduler,
         redis: RedisProbe | None = None,
         gpu: GpuProbe | None = None,
         registries: Registries | None = None,
+        draining: Callable[[], bool] = lambda: False,
     ) -> None:
         self._database = database
+        self._draining = draining
         self._data_dir = data_dir
         self._min_free = min_free_disk_bytes
-        self._scheduler = scheduler
+        # Plugged in once the tasks domain has started.
+        self.scheduler: SchedulerProbe | None = None
         self._redis = redis
         self._gpu = gpu or GpuProbe()
         self.registries = registries or Registries()
@@ -110,9 +138,12 @@ class SystemService:
         disk = disk_usage(self._data_dir)
         disk_ok = disk.free_bytes >= self._min_free
         redis_ok = redis_ms is not None if self._redis else True
-        if not database_ok:
+        tool_sources = self.registries.tool_sources()
+        if self._draining():
+            status = Status.DRAINING
+        elif not database_ok:
             status = Status.UNHEALTHY
-        elif not (disk_ok and redis_ok) or Dependency.DISCONNECTED in states.values():
+        elif not (disk_ok and redis_ok and all(tool_sources.values())) or Dependency.DISCONNECTED in states.values():
             status = Status.DEGRADED
         else:
             status = Status.HEALTHY
@@ -133,16 +164,20 @@ class SystemService:
             disk_ok=disk_ok,
             inference=states["inference"],
             vector_store=states["vector_store"],
+            tool_sources=tool_sources,
+            identities=dict(self.registries.identities),
         )
 
-    def scheduler_state(self) -> SchedulerSnapshot:
-        return self._scheduler.snapshot()
+    async def scheduler_health(self) -> SchedulerHealth | None:
+        """The scheduler's state; None before it has started."""
+        return await self.scheduler.health() if self.scheduler is not None else None
 
     async def _ping_database(self) -> tuple[float, bool]:
         try:
             return await asyncio.wait_for(self._database.ping(), PROBE_TIMEOUT), True
-        except Exception:
-            log.warning("database probe failed", exc_info=True)
+        except Exception as error:
+            if self._database.translate(error) is None:  # an outage is logged once, by the database's tracker
+                log.warning("database probe failed", exc_info=True)
             return 0.0, False
 
     async def _counts(self, names: tuple[str, ...]) -> Mapping[str, int]:

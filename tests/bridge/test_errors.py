@@ -148,7 +148,7 @@ def test_unknown_route_is_404_and_wrong_method_is_405(http: httpx.Client) -> Non
 
     assert missing.status_code == 404 and missing.json()["code"] == "NOT_FOUND"
     assert wrong.status_code == 405 and wrong.json()["code"] == "METHOD_NOT_ALLOWED"
-    assert wrong.headers["allow"] == "GET"
+    assert wrong.headers["allow"] == "GET, OPTIONS"
 
 
 def test_permission_is_enforced(http: httpx.Client) -> None:
@@ -163,3 +163,58 @@ def test_permission_is_enforced(http: httpx.Client) -> None:
 
 def test_public_route_ignores_a_stale_token(http: httpx.Client) -> None:
     assert http.get("/health", headers={"Authorization": "Bearer stale"}).status_code == 200
+
+
+def _nested(depth: int, *, lists: bool = False) -> object:
+    value: object = "fond"
+    for _ in range(depth):
+        value = [value] if lists else {"n": value}
+    return value
+
+
+@pytest.mark.parametrize("lists", [False, True], ids=["objects", "lists"])
+def test_deep_json_is_refused_naming_its_field_before_protobuf(http: httpx.Client, lists: bool) -> None:
+    from tests.identity.helpers import new_account
+
+    owner = new_account(http)
+    deep = {"content": "Une note", "metadata": {"deep": _nested(60, lists=lists)}}
+    fine = {"content": "Une note", "metadata": {"deep": _nested(5, lists=lists)}}
+
+    refused = http.post("/api/memory", json=deep, headers=owner.bearer)
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["details"][0]["field"] == "metadata"
+    assert "levels deep" in refused.json()["error"]["details"][0]["message"]
+    assert http.post("/api/memory", json=fine, headers=owner.bearer).status_code in (201, 503)
+
+
+@pytest.mark.parametrize("header", ["Authorization", "Cookie", "X-Api-Key"])
+def test_oversized_headers_are_431_not_a_rate_limit(http: httpx.Client, header: str) -> None:
+    value = "Bearer " + "a" * 100_000 if header == "Authorization" else "access_token=" + "a" * 100_000
+    if header == "X-Api-Key":
+        value = "rk_" + "a" * 100_000
+
+    response = http.get("/auth/me", headers={header: value})
+
+    assert response.status_code == 431, response.text
+    assert response.json()["code"] == "REQUEST_HEADERS_TOO_LARGE"
+    assert header.lower() in response.json()["detail"].lower()
+
+
+def test_many_headers_together_are_431_too(http: httpx.Client) -> None:
+    headers = {f"X-Filler-{index}": "b" * 4000 for index in range(6)}
+
+    assert http.get("/health", headers=headers).status_code == 431
+
+
+def test_grpc_transport_failures_never_name_python_exceptions() -> None:
+    from bridge.errors import rpc_failure
+
+    for code, details in [
+        (grpc.StatusCode.INTERNAL, "Exception deserializing request!"),
+        (grpc.StatusCode.UNKNOWN, "Unexpected <class 'google.protobuf.message.DecodeError'>: Error parsing message"),
+    ]:
+        failure = rpc_failure(grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details))
+
+        assert failure.status == 500
+        assert "Exception" not in failure.message and "class" not in failure.message and "Error" not in failure.message

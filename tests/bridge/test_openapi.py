@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import httpx
+from relais.options.v1 import options_pb2
 
-from bridge.bindings import compile_bindings, contract_services
+from bridge.bindings import compile_bindings, compile_websockets, contract_services
 
 
 def test_every_binding_is_documented_with_schemas(http: httpx.Client) -> None:
@@ -19,12 +20,16 @@ def test_every_binding_is_documented_with_schemas(http: httpx.Client) -> None:
         elif binding.method.output_type.full_name == "google.api.HttpBody":
             assert success["content"]["*/*"]["schema"] == {"type": "string", "format": "binary"}
         elif binding.streaming:
+            # Each framing documents its own frames: a JSON `data:` line beside `data: [DONE]`.
             event = success["content"]["text/event-stream"]["schema"]["oneOf"][1]
-            assert "$ref" in event["properties"]["data"]["contentSchema"]["anyOf"][0]
+            assert "contentSchema" in event["properties"]["data"]
         else:
             assert "schema" in success["content"]["application/json"]
-        assert operation["responses"]["default"] == {"$ref": "#/components/responses/Error"}
+        error = "OpenAIError" if binding.error_format == options_pb2.ERROR_FORMAT_OPENAI else "Error"
+        assert operation["responses"]["default"] == {"$ref": f"#/components/responses/{error}"}
         assert operation["summary"]
+    openai = document["components"]["schemas"]["OpenAIErrorBody"]
+    assert openai["required"] == ["error"] and "param" in openai["properties"]["error"]["properties"]
 
 
 def test_health_schema_follows_the_json_conventions(http: httpx.Client) -> None:
@@ -32,10 +37,11 @@ def test_health_schema_follows_the_json_conventions(http: httpx.Client) -> None:
     health = schemas["relais.v1.GetHealthResponse"]["properties"]
 
     assert health["uptime"]["type"] == "integer" and health["uptime"]["format"] == "int64"
-    assert {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]} in health["status"]["anyOf"]
+    assert {"type": "string", "enum": ["healthy", "degraded", "unhealthy", "draining"]} in health["status"]["anyOf"]
     assert health["timestamp"]["anyOf"][0] == {"type": "string", "format": "date-time"}
     assert "measured" in health["timestamp"]["description"].lower() or health["timestamp"]["description"]
-    assert schemas["relais.v1.HealthChecks"]["properties"]["redis"]["anyOf"][1] == {"type": "null"}
+    assert schemas["relais.v1.HealthChecks"]["properties"]["redis"]["type"] == "boolean"
+    assert schemas["relais.v1.GetHealthResponse"]["properties"]["vector_store"]["anyOf"][1] == {"type": "null"}
 
 
 def test_request_mapping_is_documented(http: httpx.Client) -> None:
@@ -79,3 +85,20 @@ def test_uploads_are_documented_as_multipart_forms(http: httpx.Client) -> None:
     assert form["properties"]["file"] == {"type": "string", "format": "binary"} and form["required"] == ["file"]
     assert {"entity_type", "entity_id", "conversation_id"} <= set(form["properties"])
     assert "application/json" in operation["requestBody"]["content"]
+
+
+def test_every_websocket_route_documents_its_frames(http: httpx.Client) -> None:
+    paths = http.get("/openapi.json").json()["paths"]
+
+    for socket in compile_websockets(contract_services()):
+        operation = paths[socket.path].get("get") or paths[socket.path]["x-websocket"]
+        assert operation["x-websocket"] is True and {"in", "out"} <= set(operation["x-frames"]), socket.path
+        assert operation["description"]
+    rooms = paths["/ws/socket.io"]["get"]["x-frames"]
+    assert [event["properties"]["event"]["const"] for event in rooms["in"]["oneOf"]] == [
+        "join_chat",
+        "leave_chat",
+        "typing",
+    ]
+    assert [event["properties"]["event"]["const"] for event in rooms["out"]["oneOf"]] == ["new_message", "user_typing"]
+    assert paths["/ws"]["get"]["x-frames"]["out"]["required"] == ["event", "data", "ts"]

@@ -23,6 +23,8 @@ def chat_triton() -> Iterator[LiveTriton]:
             StandInModel(name="broken", fail_after=3),
             # Slow enough (16 tokens, 3.2 s) that a client leaving after a few tokens always beats its end.
             StandInModel(name="slow", token_delay=0.2),
+            # A model that keeps each request waiting about a second per token, as a busy queue does.
+            StandInModel(name="queued", token_delay=1.0),
         ]
     ).start()
     yield live
@@ -50,7 +52,8 @@ def chat_stack(
         default_model="fast",
         llm_default_max_tokens=16,
         ws_ping_interval=0.2,
-        models=[model("fast", "echo"), model("broken", "broken"), model("slow", "slow")],
+        models=[model("fast", "echo"), model("broken", "broken"), model("slow", "slow"), model("queued", "queued")],
+        model_aliases={"mistral-medium": "fast", "mistral-small": "fast"},
     )
     live = services.start_stack_with_test_service(settings)
     yield live

@@ -147,10 +147,23 @@ def test_a_failing_model_keeps_the_partial_reply_with_status_error(http: httpx.C
     assert messages[1]["content"] == "".join(default_tokens("", 3))  # what came before the failure
 
 
-def test_an_agent_model_this_server_lacks_is_routed(http: httpx.Client) -> None:
+def test_an_agent_naming_a_model_alias_is_served_by_its_target(http: httpx.Client) -> None:
     owner = new_account(http)
     created = chat(http, owner, agent_id=agent(http, owner, model="mistral-medium")["id"])
     assert send(http, owner, created["id"], "hello").json()["assistant_message"]["llm_model"] == "fast"
+
+
+def test_an_agent_naming_an_unknown_model_is_refused_with_the_valid_names(http: httpx.Client) -> None:
+    owner = new_account(http)
+    body = {"name": "Assistant", "system_prompt": "Tu aides.", "model": "mistral-large"}
+    refused = http.post("/api/agents", json=body, headers=owner.bearer)
+    created = agent(http, owner)
+    changed = http.put(f"/api/agents/{created['id']}", json={"model": "gpt-9"}, headers=owner.bearer)
+
+    for answer in (refused, changed):
+        assert answer.status_code == 422, answer.text
+        (detail,) = answer.json()["error"]["details"]
+        assert detail["field"] == "model" and "fast" in detail["message"] and "mistral-medium" in detail["message"]
 
 
 def test_deleting_a_chat_deletes_its_messages_and_an_agent_leaves_its_chats(http: httpx.Client) -> None:

@@ -33,7 +33,7 @@ def test_the_seed_httpx_example_runs_unchanged(chat_stack: LiveStack, http: http
 
     assert response.status_code == 200, body
     assert body["response"] == REPLY and body["model_used"] == "fast" and body["tools_used"] == []
-    assert body["tokens"]["completion"] == 16 and body["conversation_id"].isdigit()
+    assert body["tokens"]["completion"] == 16 and isinstance(body["conversation_id"], int)
 
 
 def test_a_conversation_continues_and_is_the_same_resource_as_a_chat(http: httpx.Client) -> None:
@@ -72,8 +72,11 @@ def test_bad_requests_store_nothing(http: httpx.Client) -> None:
     owner = new_account(http)
     unknown = http.post("/api/chat", json={"message": "x", "model": "gpt-9"}, headers=owner.bearer)
     assert unknown.status_code == 400 and "valid models: auto, fast" in unknown.json()["detail"]
-    missing = http.post("/api/chat", json={"message": "x", "conversation_id": "conv-123"}, headers=owner.bearer)
+    missing = http.post("/api/chat", json={"message": "x", "conversation_id": 987654321}, headers=owner.bearer)
     assert missing.status_code == 404
+    # The document's placeholder is no conversation id: refused, naming the field.
+    named = http.post("/api/chat", json={"message": "x", "conversation_id": "conv-123"}, headers=owner.bearer)
+    assert named.status_code == 422 and named.json()["error"]["details"][0]["field"] == "conversation_id"
     empty = http.post("/api/chat", json={"message": " "}, headers=owner.bearer)
     assert empty.status_code == 422
     assert http.get("/api/conversations", headers=owner.bearer).json()["total"] == 0
@@ -114,7 +117,7 @@ def test_stats_count_the_callers_activity(http: httpx.Client) -> None:
         "user_messages": 2,
         "assistant_messages": 2,
     }
-    assert stats["completion_tokens"] == 32 and stats["agents"] == 1 and stats["models"] == 4
+    assert stats["completion_tokens"] == 32 and stats["agents"] == 1 and stats["models"] == 5
     assert stats["uptime_seconds"] >= 0
     assert http.get("/api/stats").status_code == 401
 
@@ -137,7 +140,9 @@ def test_the_orchestrator_websocket_streams_responses(chat_stack: LiveStack, htt
     with connect(f"ws://127.0.0.1:{chat_stack.http_port}/ws/chat?token={token}") as socket:
         socket.send(orjson.dumps({"message": "Liste les conteneurs Docker", "model": "fast"}).decode())
         answer = ws_messages(socket)
-        assert {m["type"] for m in answer} == {"response"} and answer[-1]["done"] is True
+        # Issue 13: the answer comes once, as `response`; the deltas before it are `token` events.
+        assert [m["type"] for m in answer if m["type"] != "token"] == ["response"] and answer[-1]["done"] is True
+        assert {m["type"] for m in answer[:-1]} == {"token"}
         assert "".join(m["content"] for m in answer[:-1]) == REPLY == answer[-1]["content"]
         conversation_id = answer[-1]["conversation_id"]
 
@@ -167,13 +172,30 @@ def test_the_typed_client_streams_conversations_and_replies(chat_stack: LiveStac
     owner = new_account(http)
     with connect_typed(chat_stack.grpc_target, token=owner.tokens["access_token"]) as relais:
         events = list(relais.conversations.converse(ConverseRequest(message="Bonjour")))
-        assert events[-1].result.response == REPLY
-        conversation = int(events[-1].result.conversation_id)
+        assert events[-1].final.text == REPLY
+        conversation = events[-1].final.chat_id
 
         replies = list(relais.messages.stream_message(StreamMessageRequest(chat_id=conversation, message="Encore")))
-        assert replies[0].user_message.content == "Encore"
-        assert "".join(event.token.token for event in replies[1:-1]) == REPLY
-        assert replies[-1].assistant_message.content == REPLY
+        assert replies[0].status.user_message_id and replies[0].status.chat_id == conversation
+        assert "".join(event.token.text for event in replies[1:-1]) == REPLY
+        assert replies[-1].final.text == REPLY and replies[-1].final.message_id == replies[1].token.message_id
 
         listed = relais.conversations.list_conversations(ListConversationsRequest(search="Bonjour"))
         assert [c.id for c in listed.conversations] == [conversation]
+
+
+def test_chat_answers_and_streams_carry_the_rate_limit_headers(http: httpx.Client) -> None:
+    owner = new_account(http)
+    whole = http.post("/api/chat", json={"message": "Status du serveur?"}, headers=owner.bearer)
+    with connect_sse(
+        http, "POST", "/api/chat", json={"message": "Bonjour", "stream": True}, headers=owner.bearer
+    ) as source:
+        streamed = source.response.headers
+        list(source.iter_sse())
+
+    assert whole.status_code == 200
+    for headers in (whole.headers, streamed):
+        assert int(headers["x-ratelimit-limit"]) > 0, headers
+        assert int(headers["x-ratelimit-remaining"]) >= 0
+        assert int(headers["x-ratelimit-reset"]) > 1_700_000_000
+    assert int(streamed["x-ratelimit-remaining"]) < int(whole.headers["x-ratelimit-remaining"])

@@ -15,7 +15,7 @@ import socketio
 from tests.chats.test_chats import chat, send
 from tests.identity.helpers import PASSWORD, Account, new_account, unique_email
 from tests.support.live import LiveStack
-from tests.test_cli import free_port, relais, wait_http
+from tests.support.replicas import two_replicas
 
 
 class Listener:
@@ -108,7 +108,7 @@ def test_typing_reaches_the_other_members_only(
 
     assert second.next() == (
         "user_typing",
-        {"chat_id": created["id"], "user_id": str(owner.user_id), "is_typing": True},
+        {"chat_id": created["id"], "user_id": owner.user_id, "is_typing": True},
     )
     with pytest.raises(queue.Empty):
         first.next(timeout=0.5)
@@ -127,40 +127,19 @@ def test_connecting_needs_credentials(chat_stack: LiveStack) -> None:
 
 
 def test_rooms_span_processes_through_redis(tmp_path: Path, postgres_schema_url: str) -> None:
-    env = {
-        "RELAIS_REDIS_URL": "redis://127.0.0.1:6379/0",
-        "RELAIS_DATABASE_URL": postgres_schema_url,
-        "RELAIS_LLM_PRELOAD": "false",
-        "RELAIS_RETRIEVAL_PRELOAD": "false",
-        # Replies are not what this test is about: fail fast instead of running the CPU model.
-        "RELAIS_MODELS": '[{"key": "down", "backend": "openai", "base_url": "http://127.0.0.1:9/v1"}]',
-    }
-    ports = [(free_port(), free_port()) for _ in range(2)]
-    urls = [f"http://127.0.0.1:{http_port}" for http_port, _ in ports]
+    with two_replicas(tmp_path, postgres_schema_url) as urls, httpx.Client(timeout=30) as http:
+        email = unique_email("rooms")
+        http.post(f"{urls[0]}/auth/register", json={"email": email, "password": PASSWORD}).raise_for_status()
+        token = http.post(f"{urls[0]}/auth/login", json={"email": email, "password": PASSWORD}).json()
+        bearer = {"authorization": f"Bearer {token['access_token']}"}
+        created = http.post(f"{urls[0]}/api/chats", json={}, headers=bearer).json()
 
-    def serve(index: int) -> Any:
-        http_port, grpc_port = ports[index]
-        data = str(tmp_path / str(index))
-        return relais(
-            "serve", "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--data-dir", data, env=env
-        )
-
-    with serve(0) as first:
-        wait_http(f"{urls[0]}/openapi.json", first)
-        with serve(1) as second, httpx.Client(timeout=30) as http:
-            wait_http(f"{urls[1]}/openapi.json", second)
-            email = unique_email("rooms")
-            http.post(f"{urls[0]}/auth/register", json={"email": email, "password": PASSWORD}).raise_for_status()
-            token = http.post(f"{urls[0]}/auth/login", json={"email": email, "password": PASSWORD}).json()
-            bearer = {"authorization": f"Bearer {token['access_token']}"}
-            created = http.post(f"{urls[0]}/api/chats", json={}, headers=bearer).json()
-
-            listener = Listener(urls[0], token["access_token"])
-            try:
-                assert listener.call("join_chat", {"chat_id": created["id"]})["ok"]
-                # Stored by the other process (its model is down: the user message and the failed reply).
-                http.post(f"{urls[1]}/api/messages", json={"chat_id": created["id"], "content": "hi"}, headers=bearer)
-                heard = [listener.next(), listener.next()]
-            finally:
-                listener.close()
+        listener = Listener(urls[0], token["access_token"])
+        try:
+            assert listener.call("join_chat", {"chat_id": created["id"]})["ok"]
+            # Stored by the other process (its model is down: the user message and the failed reply).
+            http.post(f"{urls[1]}/api/messages", json={"chat_id": created["id"], "content": "hi"}, headers=bearer)
+            heard = [listener.next(), listener.next()]
+        finally:
+            listener.close()
     assert [(data["role"], data["status"]) for _, data in heard] == [("user", "complete"), ("assistant", "error")]

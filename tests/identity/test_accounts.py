@@ -107,8 +107,8 @@ def test_admin_reads_changes_roles_deactivates_and_deletes_a_user(http: httpx.Cl
 def test_admin_cannot_remove_themselves(http: httpx.Client) -> None:
     root = admin(http)
 
-    assert http.delete(f"/admin/users/{root.user_id}", headers=root.bearer).status_code == 400
-    assert http.post(f"/admin/users/{root.user_id}/deactivate", headers=root.bearer).status_code == 400
+    assert http.delete(f"/admin/users/{root.user_id}", headers=root.bearer).status_code == 409
+    assert http.post(f"/admin/users/{root.user_id}/deactivate", headers=root.bearer).status_code == 409
 
 
 def test_roles_and_permissions_administration(http: httpx.Client) -> None:
@@ -146,7 +146,7 @@ def test_roles_and_permissions_administration(http: httpx.Client) -> None:
     assert [p["name"] for p in detail.json()["permissions"]] == [permission.json()["name"]]
     assert detail.json()["users_count"] == 0
     assert listing.json()["total"] >= 12 and "users:read" in {p["name"] for p in listing.json()["items"]}
-    assert refuse.status_code == 400 and deleted.status_code == 204
+    assert refuse.status_code == 409 and deleted.status_code == 204
     assert http.get(f"/admin/roles/{role_id}", headers=root.bearer).status_code == 404
 
 
@@ -210,9 +210,41 @@ def test_api_keys_are_created_used_scoped_and_revoked(http: httpx.Client) -> Non
     assert revoked.status_code == 204 and after.status_code == 401
 
 
+def test_a_scoped_key_cannot_mint_a_wider_key(http: httpx.Client) -> None:
+    root = admin(http)
+    scoped = http.post("/api/keys", headers=root.bearer, json={"name": "narrow", "scopes": ["users:read"]}).json()
+    by_scoped = {"X-API-Key": scoped["key"]}
+
+    unscoped = http.post("/api/keys", headers=by_scoped, json={"name": "wide"})
+    wider = http.post("/api/keys", headers=by_scoped, json={"name": "wider", "scopes": ["roles:read"]})
+    minted = {"X-API-Key": unscoped.json()["key"]}
+
+    assert unscoped.status_code == 201 and unscoped.json()["api_key"]["scopes"] == ["users:read"]
+    assert wider.status_code == 403
+    assert http.get("/admin/roles", headers=minted).status_code == 403
+    assert http.get("/admin/users", headers=minted).status_code == 200
+
+
 def test_a_key_cannot_widen_its_owners_rights(http: httpx.Client) -> None:
     account = new_account(http)
 
     response = http.post("/api/keys", headers=account.bearer, json={"name": "sneaky", "scopes": ["users:delete"]})
 
     assert response.status_code == 403
+
+
+def test_a_username_cannot_squat_another_accounts_email(http: httpx.Client) -> None:
+    squatter = new_account(http)
+    victim_email = unique_email("victim")
+    taken = new_account(http)
+
+    squat = http.put("/user/profile", headers=squatter.bearer, json={"username": victim_email})
+    someone_elses = http.put("/user/profile", headers=squatter.bearer, json={"username": taken.email})
+    own = http.put("/user/profile", headers=squatter.bearer, json={"username": squatter.email})
+    registered = http.post("/auth/register", json={"email": victim_email, "password": PASSWORD})
+
+    assert squat.status_code in (400, 422) and "username" in squat.text
+    assert someone_elses.status_code in (400, 409, 422)
+    assert own.status_code == 200, own.text
+    assert registered.status_code == 201
+    assert login(http, victim_email)["user"]["email"] == victim_email

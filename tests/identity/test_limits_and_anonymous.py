@@ -6,16 +6,18 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
+from server.ports import unused_port
 from tests.conftest import stack_settings
 from tests.identity.helpers import PASSWORD, login, register, unique_email
 from tests.support import services
 from tests.support.live import LiveStack
-from tests.test_cli import free_port, relais, wait_http
+from tests.test_cli import relais, wait_http
 
 
 def start(tmp_path: Path, **settings: object) -> LiveStack:
@@ -118,7 +120,7 @@ def test_two_processes_share_one_budget_through_redis(tmp_path: Path) -> None:
         # Two processes starting at once on a busy machine: no Milvus Lite to wait for.
         "RELAIS_RETRIEVAL_PRELOAD": "false",
     }
-    ports = [(free_port(), free_port()) for _ in range(2)]
+    ports = [(unused_port(), unused_port()) for _ in range(2)]
     with (
         relais(
             "serve",
@@ -223,7 +225,7 @@ def test_a_logout_reaches_the_other_processes_caches_through_redis(tmp_path: Pat
         "RELAIS_LLM_PRELOAD": "false",
         "RELAIS_RETRIEVAL_PRELOAD": "false",
     }
-    ports = [(free_port(), free_port()) for _ in range(2)]
+    ports = [(unused_port(), unused_port()) for _ in range(2)]
     urls = [f"http://127.0.0.1:{http_port}" for http_port, _ in ports]
 
     def serve(index: int, data: str) -> object:
@@ -250,3 +252,22 @@ def test_a_logout_reaches_the_other_processes_caches_through_redis(tmp_path: Pat
                     deadline -= 1  # the announcement travels through Redis: milliseconds
                 assert http.get(f"{urls[1]}/auth/me", headers=bearer).status_code == 401
                 assert deadline >= 45
+
+
+def test_concurrent_wrong_passwords_cannot_slip_under_the_login_limit(tmp_path: Path) -> None:
+    live = start(tmp_path, rate_limit_login="5/300s")
+    try:
+        with httpx.Client(base_url=live.base_url, timeout=60) as http:
+            email = unique_email()
+            register(http, email)
+
+            def attempt(index: int) -> int:
+                body = {"email": email, "password": f"wrong-pass-{index}"}
+                return http.post("/auth/login", json=body).status_code
+
+            with ThreadPoolExecutor(max_workers=20) as pool:
+                codes = sorted(pool.map(attempt, range(20)))
+    finally:
+        live.stop()
+
+    assert codes == [401] * 5 + [429] * 15

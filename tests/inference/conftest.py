@@ -10,12 +10,12 @@ import httpx
 import pytest
 from relais.v1 import inference_pb2_grpc
 
+from server.ports import unused_port
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, stack_settings
 from tests.support import services
 from tests.support.live import LiveStack
 from tests.support.triton_live import LiveTriton
 from tests.support.triton_standin import StandInModel
-from tests.test_cli import free_port
 
 USER = {"authorization": "Bearer user-token"}
 USER_METADATA = (("authorization", "Bearer user-token"),)
@@ -44,7 +44,7 @@ def triton() -> Iterator[LiveTriton]:
 @pytest.fixture(scope="module")
 def late_triton() -> Iterator[LiveTriton]:
     """A Triton that is down until a test starts it."""
-    live = LiveTriton([StandInModel(name="echo")], port=free_port())
+    live = LiveTriton([StandInModel(name="echo")], port=unused_port())
     yield live
     live.close()
 

@@ -6,7 +6,7 @@ import time
 
 import grpc
 import pytest
-from relais.v1 import inference_pb2, inference_pb2_grpc
+from relais.v1 import events_pb2, inference_pb2, inference_pb2_grpc
 from relais_client import connect
 from relais_typed.relais.v1 import GenerateRequest
 
@@ -30,13 +30,13 @@ def test_a_stream_is_status_then_tokens_then_final(inference: Stub, triton: Live
     assert events[0].status.model == "fast" and events[0].status.backend == "triton"
     text = "".join(event.token.text for event in events if event.HasField("token"))
     assert text == "".join(default_tokens("Bonjour", 12)) == events[-1].final.text
-    assert [event.sequence for event in events] == list(range(len(events)))
-    assert len({event.request_id for event in events}) == 1 and events[0].request_id
+    assert [event.seq for event in events] == list(range(len(events)))
+    assert len({event.req_id for event in events}) == 1 and events[0].req_id
     assert events[-1].usage.completion_tokens == 12
-    assert events[-1].final.finish_reason == inference_pb2.FINISH_REASON_LENGTH
+    assert events[-1].final.finish_reason == events_pb2.FINISH_REASON_LENGTH
     # The stand-in saw the vLLM tensor convention, with Relais' request id.
     sent = triton.standin.requests[-1] if triton.standin else None
-    assert sent is not None and sent.id == events[0].request_id
+    assert sent is not None and sent.id == events[0].req_id
     assert {tensor.name for tensor in sent.inputs} >= {"text_input", "stream", "sampling_parameters"}
 
 

@@ -38,10 +38,12 @@ def test_infer_needs_credentials(http: httpx.Client) -> None:
 
 
 def test_an_empty_prompt_is_a_422(http: httpx.Client) -> None:
-    response = http.post("/llm/infer", json={"prompt": "  ", "temperature": 7}, headers=USER)
-    assert response.status_code == 422
-    fields = {detail["field"] for detail in response.json()["error"]["details"]}
-    assert fields == {"prompt", "temperature"}
+    response = http.post("/llm/infer", json={"prompt": "  ", "temperature": 1}, headers=USER)
+    # Bounds the contract declares are checked before the request reaches the service.
+    hot = http.post("/llm/infer", json={"prompt": "Bonjour", "temperature": 7}, headers=USER)
+    assert response.status_code == 422 and hot.status_code == 422
+    assert [detail["field"] for detail in response.json()["error"]["details"]] == ["prompt"]
+    assert hot.json()["error"]["details"] == [{"field": "temperature", "message": "must be at most 2"}]
 
 
 def test_an_unknown_model_is_a_400_listing_the_keys(http: httpx.Client) -> None:

@@ -13,6 +13,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.inference.conftest import USER
 from tests.support.live import LiveStack
 from tests.support.triton_live import LiveTriton
 from tests.support.triton_standin import default_tokens
@@ -153,3 +154,65 @@ def test_many_requests_on_one_socket_are_bounded(llm_stack: LiveStack) -> None:
                 break
         else:
             pytest.fail("the 17th concurrent request was accepted")
+
+
+def resume(stream_id: str, from_seq: int) -> str:
+    return orjson.dumps({"type": "request", "event": "resume", "req_id": stream_id, "from_seq": from_seq}).decode()
+
+
+def test_a_lost_socket_resumes_its_stream_from_the_last_seen_seq(llm_stack: LiveStack, http: httpx.Client) -> None:
+    with connect(ws_url(llm_stack, "?token=user-token")) as socket:
+        socket.send(start("a", {"prompt": "x", "model": "slow", "max_tokens": 200}))
+        status = receive(socket)
+        seen = [receive(socket) for _ in range(3)]  # the events of seq 1, 2, 3
+    stream_id = status["payload"]["req_id"]
+    assert status["event"] == "status" and status["payload"]["seq"] == 0
+    assert [message["event"] for message in seen] == ["token"] * 3
+    # The connection was lost mid-generation (which cancelled it); a new socket asks for the rest.
+    with connect(ws_url(llm_stack, "?token=user-token")) as socket:
+        socket.send(resume(stream_id, 4))
+        rest = until_end(socket, {stream_id})[stream_id]
+        socket.send(resume("someone-elses-or-none", 0))
+        unknown = receive(socket)
+    # (USER may carry an Accept: text/event-stream that an SSE helper put in it: ask for JSON.)
+    journal = http.post("/history/replay", json={"req_id": stream_id}, headers={**USER, "accept": "application/json"})
+    assert journal.status_code == 200 and journal.headers["content-type"].startswith("application/json"), (
+        journal.status_code,
+        journal.headers,
+        journal.text[:500],
+    )
+    journal = journal.json()
+    kept = journal[-1]["error"]
+    assert rest[-1]["event"] == "error" and rest[-1]["payload"]["code"] == kept["code"] == "CANCELLED"
+    text = "".join(m["payload"] for m in seen) + "".join(m["payload"] for m in rest if m["event"] == "token")
+    assert text == kept["partial_text"] == "".join(e["token"]["text"] for e in journal if "token" in e)
+    assert 0 < len(text) < len("".join(default_tokens("x", 200)))
+    assert unknown["type"] == "error" and unknown["payload"]["code"] == "NOT_FOUND"
+
+
+def test_a_second_socket_resumes_a_running_stream_and_follows_it_live(llm_stack: LiveStack) -> None:
+    with (
+        connect(ws_url(llm_stack, "?token=user-token")) as first,
+        connect(ws_url(llm_stack, "?token=user-token")) as second,
+    ):
+        first.send(start("b", {"prompt": "y", "model": "slow", "max_tokens": 40}))
+        stream_id = receive(first)["payload"]["req_id"]
+        second.send(resume(stream_id, 1))
+        followed = until_end(second, {stream_id})[stream_id]
+        original = until_end(first, {"b"})["b"]
+    tokens = "".join(default_tokens("y", 40))
+    assert "".join(m["payload"] for m in followed if m["event"] == "token") == tokens
+    assert "".join(m["payload"] for m in original if m["event"] == "token") == tokens
+    assert followed[-1]["event"] == "end" and followed[-1]["payload"]["final"]["text"] == tokens
+
+
+def test_a_socket_serves_any_number_of_journaled_generations(llm_stack: LiveStack) -> None:
+    """Every generation of a socket shares its handshake's request id; each is journaled apart."""
+    stream_ids = set()
+    with connect(ws_url(llm_stack, "?token=user-token")) as socket:
+        for index in range(80):
+            socket.send(start(str(index), {"prompt": "x", "max_tokens": 1}))
+            messages = until_end(socket, {str(index)})[str(index)]
+            assert messages[-1]["event"] == "end", messages[-1]
+            stream_ids.add(messages[0]["payload"]["req_id"])
+    assert len(stream_ids) == 80

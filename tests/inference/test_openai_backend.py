@@ -12,14 +12,14 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from relais.v1 import inference_pb2, inference_pb2_grpc
+from relais.v1 import events_pb2, inference_pb2, inference_pb2_grpc
 
 from server.inference.local import packaged_model
+from server.ports import unused_port
 from tests.conftest import stack_settings
 from tests.inference.conftest import USER, USER_METADATA
 from tests.support import services
 from tests.support.live import LiveStack
-from tests.test_cli import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +30,11 @@ SERVER_LOGS: dict[str, Path] = {}
 def openai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("llama-server")
     model = packaged_model(workdir)
-    port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--port", str(port)]
+    port = unused_port()
+    # llama.cpp's server, with the same AMX guard as Relais' own local backend (server/inference/cpu_buffers.py).
+    start = "from server.inference.cpu_buffers import avoid_amx_buffers; import runpy; avoid_amx_buffers(); "
+    start += "runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)"
+    command = [sys.executable, "-c", start, "--model", str(model), "--port", str(port)]
     command += ["--host", "127.0.0.1", "--n_ctx", "1024", "--model_alias", "gemma"]
     log = (workdir / "server.log").open("wb")
     # To a file, not a pipe: llama.cpp logs enough to fill a pipe and block the server.
@@ -72,7 +75,7 @@ def openai_stack(openai_server: str, tmp_path_factory: pytest.TempPathFactory) -
                 "model_name": "gemma",
                 "api": "completions",
             },
-            {"key": "oa-down", "backend": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1"},
+            {"key": "oa-down", "backend": "openai", "base_url": f"http://127.0.0.1:{unused_port()}/v1"},
         ],
     )
     live = services.start_stack_with_test_service(settings, static_tokens=True)
@@ -80,7 +83,7 @@ def openai_stack(openai_server: str, tmp_path_factory: pytest.TempPathFactory) -
     live.stop()
 
 
-def stream(stack: LiveStack, model: str, **fields: object) -> list[inference_pb2.GenerateEvent]:
+def stream(stack: LiveStack, model: str, **fields: object) -> list[events_pb2.StreamEvent]:
     with grpc.insecure_channel(stack.grpc_target) as channel:
         stub = inference_pb2_grpc.InferenceServiceStub(channel)
         request = inference_pb2.GenerateRequest(model=model, **fields)  # type: ignore[arg-type]
@@ -93,7 +96,7 @@ def test_tokens_stream_from_an_openai_compatible_server(openai_stack: LiveStack,
     tokens = [event.token.text for event in events if event.HasField("token")]
     assert tokens and "".join(tokens) == events[-1].final.text
     assert events[0].status.backend == "openai"
-    assert events[-1].final.finish_reason in (inference_pb2.FINISH_REASON_STOP, inference_pb2.FINISH_REASON_LENGTH)
+    assert events[-1].final.finish_reason in (events_pb2.FINISH_REASON_STOP, events_pb2.FINISH_REASON_LENGTH)
     assert 1 <= events[-1].usage.completion_tokens <= 8
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from server.auth import Principal
 from server.errors import Unavailable
 from server.retrieval.models import Document, PendingCleanup
-from server.retrieval.service import KnowledgeBase, _write_atomically
+from server.retrieval.service import KnowledgeBase, write_atomically
 from server.storage.models import utcnow
 from tests.identity.helpers import admin, new_account
 from tests.retrieval.test_documents import GUIDE, agent, passages_of, source_key, stored_files, upload
@@ -59,7 +59,7 @@ def test_what_a_crashed_ingestion_left_is_removed_once_it_is_stale(rag_stack: Li
     async def crash_mid_upload() -> None:
         # An upload's steps up to the row that would name `key`, which never commits: the process dies.
         await knowledge.cleanup.ingesting(key)
-        _write_atomically(stored, GUIDE.encode())
+        write_atomically(stored, GUIDE.encode())
         stored.with_name(stored.name + ".part").write_bytes(b"half")
         await knowledge._index(
             GUIDE, owner_id=1, scope="document", entity="user:1", source=key, sha256="0" * 64, path="lost.md"

@@ -207,3 +207,35 @@ def test_the_cli_indexes_a_folder_with_progress(
     assert outcome.exit_code == 0, outcome.output
     assert "indexed 2, unchanged 0, removed 0" in outcome.output
     assert outside.exit_code == 2 and "not inside the corpus directory" in outside.output
+
+
+@pytest.mark.slow
+def test_relais_index_in_a_terminal_shows_a_bar_with_an_eta(
+    corpus: Path, http: httpx.Client, rag_stack: LiveStack
+) -> None:
+    import os
+    import sys
+
+    import pexpect
+
+    (corpus / "guide").mkdir()
+    for n in range(8):
+        (corpus / "guide" / f"chapitre{n}.md").write_text(f"Chapitre {n}: régler le routeur, étape {n}.\n" * 2)
+    key = http.post(
+        "/api/keys", json={"name": "indexer", "scopes": ["corpus:write"]}, headers=admin(http).bearer
+    ).json()["key"]
+    env = {**os.environ, "RELAIS_CORPUS_DIR": str(corpus), "RELAIS_API_KEY": key, "COLUMNS": "160", "NO_COLOR": "1"}
+
+    terminal = pexpect.spawn(
+        str(Path(sys.executable).parent / "relais"),
+        ["index", str(corpus / "guide"), "--server", rag_stack.grpc_target],
+        env=env,
+        encoding="utf-8",
+        timeout=240,
+    )
+    terminal.expect(r"ETA (-:--:--|\d+:\d\d:\d\d)")  # the bar, drawn while the files are read
+    terminal.expect(r"indexed 8, unchanged 0, removed 0")
+    terminal.expect(pexpect.EOF)
+    terminal.close()
+
+    assert terminal.exitstatus == 0

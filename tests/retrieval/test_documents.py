@@ -195,7 +195,7 @@ def test_the_orchestrator_upload_attaches_to_a_conversation(http: httpx.Client) 
     assert (body["entity_type"], body["entity_id"], body["conversation_id"], body["mime_type"]) == (
         "chat",
         conversation["id"],
-        str(conversation["id"]),
+        conversation["id"],
         "application/json",
     )
     assert unknown.status_code == 404
@@ -230,3 +230,16 @@ def test_upload_and_download_over_grpc(rag_stack: LiveStack, http: httpx.Client)
     assert (created.filename, created.mime_type, created.chunk_count) == ("photo.png", "image/png", 0)
     assert len(pieces) > 1 and b"".join(piece.data for piece in pieces) == data
     assert {piece.content_type for piece in pieces} == {"image/png"}
+
+
+def test_active_content_is_downloaded_sandboxed_and_unsniffed(http: httpx.Client) -> None:
+    owner = new_account(http)
+    page = b"<html><body><script>fetch('/api/keys')</script>Bonjour</body></html>"
+    document = http.post("/api/documents/upload", files={"file": ("page.html", page)}, headers=owner.bearer).json()
+
+    download = http.get(f"/api/documents/{document['id']}", headers=owner.bearer)
+
+    assert download.status_code == 200 and download.content == page
+    assert download.headers["content-type"].startswith("text/html")
+    assert download.headers["x-content-type-options"] == "nosniff"
+    assert download.headers["content-security-policy"].split(";")[0] == "sandbox"

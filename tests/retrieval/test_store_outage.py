@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from server.ports import unused_port
 from server.retrieval.lite import server_command
 from server.retrieval.store import _without_credentials
 from tests.conftest import stack_settings
@@ -23,7 +24,6 @@ from tests.retrieval.test_documents import GUIDE, passages_of, source_key, store
 from tests.retrieval.test_memory_and_replies import remember, search
 from tests.support import services
 from tests.support.live import LiveStack
-from tests.test_cli import free_port
 
 
 class MilvusServer:
@@ -31,7 +31,7 @@ class MilvusServer:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.port = free_port()
+        self.port = unused_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 
 from tests.conftest import stack_settings
 from tests.support import services
+from tests.support.live import LiveStack
 
 
 def test_reflection_lists_every_service_like_grpcurl_list(channel: grpc.Channel) -> None:
@@ -135,3 +136,20 @@ def test_credentials_never_reach_the_logs(http: httpx.Client, caplog: pytest.Log
     text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore")))
     assert "rpc method=/relaistest.v1.TranscodingService/WhoAmI code=OK" in text
     assert secret not in text and "hunter2" not in text and "tok-carol" not in text
+
+
+def test_metrics_record_websockets_by_their_real_outcome(stack: LiveStack, http: httpx.Client) -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    url = stack.base_url.replace("http://", "ws://") + "/llm/stream"
+    with connect(f"{url}?token=user-token") as socket:
+        socket.close()
+    with pytest.raises(InvalidStatus), connect(f"{url}?token=forged"):
+        pass
+
+    text = http.get("/metrics").text
+
+    assert 'relais_http_requests_total{method="WS",route="/llm/stream",status="101"}' in text
+    assert 'relais_http_requests_total{method="WS",route="/llm/stream",status="401"}' in text
+    assert 'route="/llm/stream",status="500"' not in text

@@ -30,7 +30,9 @@ def test_health_over_http_reports_measured_values(http: httpx.Client, stack: Liv
     usage = shutil.disk_usage(stack.settings.data_dir)
     assert abs(body["disk"]["free_bytes"] - usage.free) < 512 * 1024 * 1024
     assert body["disk"]["total_bytes"] == usage.total
-    assert body["checks"]["redis"] is None  # not configured in this stack
+    # Not configured in this stack: a boolean as the document shows, the real state beside it.
+    assert body["checks"]["redis"] is True
+    assert body["redis"] == {"state": "not_configured", "backend": "redis", "model": ""}
     assert body["gpu"] == {
         "available": bool(shutil.which("nvidia-smi")) and body["gpu"]["count"] > 0,
         "count": body["gpu"]["count"],
@@ -42,7 +44,24 @@ def test_health_over_http_reports_measured_values(http: httpx.Client, stack: Liv
     assert isinstance(body["uptime"], int) and body["uptime"] >= 0
     # The packaged local model is loadable; Milvus Lite answers (its file under the data dir).
     assert body["ollama"] == "connected" and body["chromadb"] == "connected" and body["faiss_ok"] is True
-    assert body["plugins_count"] == 0 and body["tools_count"] == 0
+    # The ten built-in tools that are on by default (web_fetch and execute_command are off).
+    assert body["plugins_count"] == 0 and body["tools_count"] == 10
+    assert body["tool_sources"] == {"builtin": "connected"}
+    # The seeds' names above; the real ones beside them.
+    assert body["vector_store"] == {"state": "connected", "backend": "milvus-lite", "model": ""}
+    assert body["inference"] == {"state": "connected", "backend": "llama.cpp", "model": "gemma3-270m"}
+
+
+def test_only_administrators_see_where_the_data_lives(http: httpx.Client, stack: LiveStack) -> None:
+    from tests.identity.helpers import admin, new_account
+
+    anonymous = http.get("/health").json()["disk"]
+    user = http.get("/health", headers=new_account(http).bearer).json()["disk"]
+    boss = http.get("/health", headers=admin(http).bearer).json()["disk"]
+
+    assert anonymous["path"] == "" and user["path"] == "" and anonymous["free_bytes"] > 0
+    assert boss["path"] == str(stack.settings.data_dir)
+    assert str(stack.settings.data_dir) not in http.get("/health").text
 
 
 def test_health_checks_arriving_together_share_one_probe_per_dependency(stack: LiveStack) -> None:
@@ -78,7 +97,8 @@ def test_health_over_grpc_matches_the_contract(channel: grpc.Channel) -> None:
 
     assert reply.status == system_pb2.HEALTH_STATUS_HEALTHY
     assert reply.db_ok and reply.checks.database
-    assert not reply.checks.HasField("redis")
+    assert reply.checks.redis and reply.redis.state == system_pb2.DEPENDENCY_STATE_NOT_CONFIGURED
+    assert reply.disk.path == ""
 
 
 def test_health_reports_unhealthy_when_the_database_goes_away(tmp_path: Path) -> None:
@@ -130,5 +150,6 @@ def test_health_probes_redis_for_real(redis_url: str, expected: bool, tmp_path: 
         live.stop()
 
     assert body["checks"]["redis"] is expected
+    assert body["redis"]["state"] == ("connected" if expected else "disconnected")
     assert body["status"] == ("healthy" if expected else "degraded")
     assert (body["latency"]["redis_ms"] is not None) is expected

@@ -69,3 +69,17 @@ async def test_two_redis_limiters_share_one_budget() -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def test_release_gives_back_one_use_and_never_goes_below_zero(limiter: RateLimiter) -> None:
+    key, rule = fresh_key(), RateLimit(2, 60)
+    await limiter.release(key, rule)  # nothing counted yet: stays at zero
+    await limiter.hit(key, rule)
+    await limiter.hit(key, rule)
+    full = await limiter.peek(key, rule)
+    await limiter.release(key, rule)
+
+    assert not full.allowed
+    assert (await limiter.peek(key, rule)).remaining == 1
+    assert (await limiter.hit(key, rule)).allowed
+    assert not (await limiter.hit(key, rule)).allowed

@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 import uvicorn
 from google.protobuf.descriptor import ServiceDescriptor
+from opentelemetry.trace import TracerProvider
 
-from bridge.app import create_app
 from bridge.bindings import contract_services
-from cli.main import _Uvicorn
+from cli.serve import _Uvicorn, bridge_app
 from server.app import RelaisServer, ServiceRegistration
 from server.auth import Authenticator
 from server.config import Settings
@@ -31,6 +31,8 @@ class LiveStack:
     authenticator: Authenticator | None = None
     extra_services: Sequence[ServiceRegistration] = ()
     extra_descriptors: Sequence[ServiceDescriptor] = ()
+    # OpenTelemetry for both halves (None: tracing off, as in production without an OTLP endpoint).
+    tracer_provider: TracerProvider | None = None
     server: RelaisServer = field(init=False)
     grpc_port: int = 0
     http_port: int = 0
@@ -67,24 +69,27 @@ class LiveStack:
         self._loop.close()
 
     async def _start(self) -> None:
-        self.server = RelaisServer(self.settings, authenticator=self.authenticator, extra_services=self.extra_services)
-        self.grpc_port = await self.server.start()
-        app = create_app(
-            upstream=self.grpc_target,
-            max_body_bytes=self.settings.max_body_bytes,
-            cookie_secure=self.settings.cookie_secure,
-            services=[*contract_services(), *self.extra_descriptors],
-            ws_ping_interval=self.settings.ws_ping_interval,
-            redis_url=self.settings.redis_url,
+        self.server = RelaisServer(
+            self.settings,
+            authenticator=self.authenticator,
+            extra_services=self.extra_services,
+            tracer_provider=self.tracer_provider,
         )
+        self.grpc_port = await self.server.start()
+        services = [*contract_services(), *self.extra_descriptors]
+        app = bridge_app(self.settings, self.grpc_target, self.server, services, tracer_provider=self.tracer_provider)
         # IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on sockets that say they are TCP,
         # and without it every response waits ~40 ms for delayed ACKs.
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
+        # An ephemeral port unless the settings name one (a stack that is its own backend needs
+        # its address before it starts).
+        listener.bind(("127.0.0.1", self.settings.http_port))
         self.http_port = listener.getsockname()[1]
         self._http = _Uvicorn(
-            uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+            uvicorn.Config(
+                app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5, proxy_headers=False
+            )
         )
         self._http_task = asyncio.get_running_loop().create_task(self._http.serve(sockets=[listener]))
         while not self._http.started:

@@ -4,6 +4,7 @@ standing in for the identity domain (which plugs into the same Authenticator sea
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 from google.api import httpbody_pb2
@@ -119,6 +120,26 @@ class TranscodingServicer(pb_grpc.TranscodingServiceServicer):  # type: ignore[m
 
     async def DeleteItem(self, request: Any, context: Any) -> Any:
         return pb.DeleteItemResponse()
+
+    async def Upload(self, requests: Any, context: Any) -> Any:
+        digest, pieces, first, later = hashlib.sha256(), [], None, set()
+        async for request in requests:
+            first = first or request
+            if request is not first:
+                later.update(field.name for field, _ in request.ListFields() if field.name != "file")
+                later.update(f"file.{field.name}" for field, _ in request.file.ListFields() if field.name != "data")
+            digest.update(request.file.data)
+            pieces.append(len(request.file.data))
+        assert first is not None
+        return pb.UploadResponse(
+            pieces=pieces,
+            sha256=digest.hexdigest(),
+            filename=first.file.filename,
+            content_type=first.file.content_type,
+            label=first.label,
+            copies=first.copies,
+            later_fields=sorted(later),
+        )
 
     async def Count(self, request: Any, context: Any) -> Any:
         for value in range(request.to):

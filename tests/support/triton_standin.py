@@ -84,6 +84,9 @@ _VLLM_SAMPLING_KEYS = frozenset(
         "repetition_penalty",
         "skip_special_tokens",
         "logprobs",
+        # Structured output (a JSON string the vLLM backend parses; the stand-in does not constrain).
+        "guided_decoding",
+        "structured_outputs",
     }
 )
 
@@ -106,6 +109,9 @@ class StandInModel:
     token_delay: float = 0.0
     # Emit this many tokens, then fail the request with ``error_text``.
     fail_after: int | None = None
+    # Emit this many tokens, then end the whole gRPC stream cleanly (status OK) with no final
+    # response, as a proxy or a crashing frontend that drops the tail of a stream does.
+    end_stream_after: int | None = None
     error_text: str = "model failure"
     # Whether the backend sends the FINAL flag on its own after the last token response (see the
     # module docstring); None: the convention's real behaviour (vllm False, tensorrtllm True).
@@ -195,6 +201,8 @@ _CONTENTS_FIELD = {
 
 # Queued to a stream's responses to make it end with UNAVAILABLE (compared by identity).
 _SHUTDOWN = service_pb2.ModelStreamInferResponse(error_message="shutting down")
+# Queued to make it end cleanly, status OK, whatever its requests still had to say.
+_END_STREAM = service_pb2.ModelStreamInferResponse(error_message="end of stream")
 
 
 class _RequestError(Exception):
@@ -511,6 +519,9 @@ class TritonStandIn:
         separate = model.final_on_its_own and job.stream
         pieces: list[str] = []
         for index, delta in enumerate(deltas):
+            if index == model.end_stream_after:
+                send(_END_STREAM)
+                return
             await asyncio.sleep(model.token_delay)
             self.tokens_sent += 1
             if job.stream:
@@ -534,6 +545,8 @@ class TritonStandIn:
     @staticmethod
     def _deltas(job: _Job, tokens: list[str]) -> list[str]:
         """The text each token adds, cut at the first stop string (which ends generation)."""
+        if not any(job.stop):
+            return list(tokens)  # (and without building the text token by token: outputs may be large)
         deltas: list[str] = []
         text = ""
         for token in tokens:
@@ -698,6 +711,8 @@ class _Servicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             while (response := await queue.get()) is not None:
                 if response is _SHUTDOWN:
                     await context.abort(grpc.StatusCode.UNAVAILABLE, "Triton stand-in is shutting down")
+                if response is _END_STREAM:
+                    return
                 yield response
         finally:
             # The client cancelled, or the server is stopping: stop every request of this stream.

@@ -1,13 +1,20 @@
 """Typed Python client for Relais over gRPC.
 
     from relais_client import connect
+    from relais_typed.relais.v1 import GenerateRequest, GetHealthRequest
 
-    with connect("localhost:50051", token=access_token) as relais:
-        health = relais.system.get_health()
+    with connect("localhost:50051", token=access_token, timeout=10) as relais:
+        health = relais.system.get_health(GetHealthRequest())
         print(health.status, health.db_ok)
+        # Every stub method takes a deadline and metadata of its own.
+        relais.models.list_models(timeout=2, metadata=[("accept-language", "fr")])
+        # A server stream is grpcio's call: iterate it, or cancel() it to stop the server's work.
+        for event in relais.inference.generate_stream(GenerateRequest(prompt="Hello"), timeout=60):
+            print(event.token.text if event.token else "", end="")
 
-Stubs and messages are betterproto2's (generated into gen/python/relais_typed);
-this module only adds credentials and channel handling.
+Errors are grpc.RpcError with code() and details(). Stubs and messages are betterproto2's
+(generated into relais_typed by the repository's tools/generate.py); this module adds
+credentials, default deadlines and channel handling.
 """
 
 from __future__ import annotations
@@ -18,14 +25,19 @@ from typing import Any
 
 import grpc
 from relais_typed.relais.v1 import (
+    AccessServiceStub,
     AdminUserServiceStub,
     AgentServiceStub,
     ApiKeyServiceStub,
     AuthServiceStub,
+    BackupServiceStub,
     ChatServiceStub,
     ConversationServiceStub,
     DocumentServiceStub,
+    EventServiceStub,
+    HistoryServiceStub,
     InferenceServiceStub,
+    LiveServiceStub,
     MemoryServiceStub,
     MessageServiceStub,
     ModelServiceStub,
@@ -39,19 +51,22 @@ from relais_typed.relais.v1 import (
 Metadata = Sequence[tuple[str, str]]
 
 
-class _CredentialsInterceptor(
+class _CallOptionsInterceptor(
     grpc.UnaryUnaryClientInterceptor,
     grpc.UnaryStreamClientInterceptor,
     grpc.StreamUnaryClientInterceptor,
     grpc.StreamStreamClientInterceptor,
 ):
-    """Adds the same metadata (credentials) to every call."""
+    """Adds the same metadata (credentials, language…) to every call, after the call's own,
+    and a deadline to every call that has none of its own."""
 
-    def __init__(self, metadata: Metadata) -> None:
+    def __init__(self, metadata: Metadata, timeout: float | None) -> None:
         self._metadata = tuple(metadata)
+        self._timeout = timeout
 
     def _with_metadata(self, details: Any) -> Any:
-        return details._replace(metadata=tuple(details.metadata or ()) + self._metadata)
+        timeout = details.timeout if details.timeout is not None else self._timeout
+        return details._replace(metadata=tuple(details.metadata or ()) + self._metadata, timeout=timeout)
 
     def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
         return continuation(self._with_metadata(details), request)
@@ -66,11 +81,21 @@ class _CredentialsInterceptor(
         return continuation(self._with_metadata(details), requests)
 
 
+class _Same:
+    """Default of RelaisClient(closes=…): the client closes the channel it was given."""
+
+
+_SAME = _Same()
+
+
 class RelaisClient:
     """One channel, one typed stub per service."""
 
-    def __init__(self, channel: grpc.Channel) -> None:
+    def __init__(self, channel: grpc.Channel, *, closes: grpc.Channel | _Same | None = _SAME) -> None:
         self.channel = channel
+        # What `close` closes: `channel` itself, the channel under an intercepted one, or
+        # nothing for a client derived by with_options (its parent owns the channel).
+        self._closes = channel if isinstance(closes, _Same) else closes
         self.system = SystemServiceStub(channel)
         self.auth = AuthServiceStub(channel)
         self.users = UserServiceStub(channel)
@@ -87,9 +112,22 @@ class RelaisClient:
         self.chats = ChatServiceStub(channel)
         self.messages = MessageServiceStub(channel)
         self.conversations = ConversationServiceStub(channel)
+        self.access = AccessServiceStub(channel)
+        self.backup = BackupServiceStub(channel)
+        self.events = EventServiceStub(channel)
+        self.live = LiveServiceStub(channel)
+        self.history = HistoryServiceStub(channel)
+
+    def with_options(self, *, timeout: float | None = None, metadata: Metadata = ()) -> RelaisClient:
+        """A client on the same channel whose calls carry `metadata` too and, when they
+        have no deadline yet, `timeout` seconds. Closing it leaves the channel open."""
+        return RelaisClient(
+            grpc.intercept_channel(self.channel, _CallOptionsInterceptor(metadata, timeout)), closes=None
+        )
 
     def close(self) -> None:
-        self.channel.close()
+        if self._closes is not None:
+            self._closes.close()
 
     def __enter__(self) -> RelaisClient:
         return self
@@ -106,18 +144,22 @@ def connect(
     token: str | None = None,
     api_key: str | None = None,
     credentials: grpc.ChannelCredentials | None = None,
+    timeout: float | None = None,
+    metadata: Metadata = (),
 ) -> RelaisClient:
     """A client for the server at `target` ("host:port"): TLS when `credentials` are
-    given (e.g. grpc.ssl_channel_credentials()), plaintext otherwise."""
+    given (e.g. grpc.ssl_channel_credentials()), plaintext otherwise. `timeout` is the
+    default deadline of every call in seconds (none when None); `metadata` goes with every call."""
     channel = grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
-    metadata = []
+    sent = list(metadata)
     if token:
-        metadata.append(("authorization", f"Bearer {token}"))
+        sent.append(("authorization", f"Bearer {token}"))
     if api_key:
-        metadata.append(("x-api-key", api_key))
-    if metadata:
-        channel = grpc.intercept_channel(channel, _CredentialsInterceptor(metadata))
-    return RelaisClient(channel)
+        sent.append(("x-api-key", api_key))
+    if not sent and timeout is None:
+        return RelaisClient(channel)
+    intercepted = grpc.intercept_channel(channel, _CallOptionsInterceptor(sent, timeout))
+    return RelaisClient(intercepted, closes=channel)
 
 
 __all__ = ["RelaisClient", "connect"]

@@ -27,13 +27,25 @@ from relais.options.v1 import options_pb2 as relais_dot_options_dot_v1_dot_optio
 from relais.v1 import user_pb2 as relais_dot_v1_dot_user__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arelais/v1/admin_user.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1frelais/options/v1/options.proto\x1a\x14relais/v1/user.proto\"\xb0\x01\n\x10ListUsersRequest\x12\x0c\n\x04skip\x18\x01 \x01(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06search\x18\x04 \x01(\t\x12\x16\n\tis_active\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x0f\n\x07sort_by\x18\x06 \x01(\t\x12(\n\nsort_order\x18\x07 \x01(\x0e\x32\x14.relais.v1.SortOrderB\x0c\n\n_is_active\"q\n\x11ListUsersResponse\x12\r\n\x05total\x18\x01 \x01(\x03\x12\x0c\n\x04skip\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x1e\n\x05items\x18\x04 \x03(\x0b\x32\x0f.relais.v1.User\x12\x10\n\x08has_more\x18\x05 \x01(\x08\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\x1f\n\x11\x44\x65leteUserRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\x14\n\x12\x44\x65leteUserResponse\".\n\x12SetUserRoleRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04role\x18\x02 \x01(\t\"5\n\x11\x41ssignRoleRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x0f\n\x07role_id\x18\x02 \x01(\x03\"%\n\x12\x41ssignRoleResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"5\n\x11RemoveRoleRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x0f\n\x07role_id\x18\x02 \x01(\x03\"\x14\n\x12RemoveRoleResponse\"&\n\x13\x41\x63tivateUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\"(\n\x15\x44\x65\x61\x63tivateUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\"/\n\x0eUserActivation\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\tis_active\x18\x02 \x01(\x08*P\n\tSortOrder\x12\x1a\n\x16SORT_ORDER_UNSPECIFIED\x10\x00\x12\x12\n\x0eSORT_ORDER_ASC\x10\x01\x12\x13\n\x0fSORT_ORDER_DESC\x10\x02\x32\x8a\x08\n\x10\x41\x64minUserService\x12l\n\tListUsers\x12\x1b.relais.v1.ListUsersRequest\x1a\x1c.relais.v1.ListUsersResponse\"$\xaa\xbb\x18\x0c\x1a\nusers:read\x82\xd3\xe4\x93\x02\x0e\x12\x0c/admin/users\x12`\n\x07GetUser\x12\x19.relais.v1.GetUserRequest\x1a\x0f.relais.v1.User\")\xaa\xbb\x18\x0c\x1a\nusers:read\x82\xd3\xe4\x93\x02\x13\x12\x11/admin/users/{id}\x12}\n\nDeleteUser\x12\x1c.relais.v1.DeleteUserRequest\x1a\x1d.relais.v1.DeleteUserResponse\"2\xaa\xbb\x18\x0e\x1a\x0cusers:delete\xb2\xbb\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02\x13*\x11/admin/users/{id}\x12r\n\x0bSetUserRole\x12\x1d.relais.v1.SetUserRoleRequest\x1a\x0f.relais.v1.User\"3\xaa\xbb\x18\x0e\x1a\x0croles:assign\x82\xd3\xe4\x93\x02\x1b\x1a\x16/admin/users/{id}/role:\x01*\x12\x8b\x01\n\nAssignRole\x12\x1c.relais.v1.AssignRoleRequest\x1a\x1d.relais.v1.AssignRoleResponse\"@\xaa\xbb\x18\x0e\x1a\x0croles:assign\x82\xd3\xe4\x93\x02(\"&/admin/users/{user_id}/roles/{role_id}\x12\x92\x01\n\nRemoveRole\x12\x1c.relais.v1.RemoveRoleRequest\x1a\x1d.relais.v1.RemoveRoleResponse\"G\xaa\xbb\x18\x0e\x1a\x0croles:assign\xb2\xbb\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02(*&/admin/users/{user_id}/roles/{role_id}\x12\x83\x01\n\x0c\x41\x63tivateUser\x12\x1e.relais.v1.ActivateUserRequest\x1a\x19.relais.v1.UserActivation\"8\xaa\xbb\x18\r\x1a\x0busers:write\x82\xd3\xe4\x93\x02!\"\x1f/admin/users/{user_id}/activate\x12\x89\x01\n\x0e\x44\x65\x61\x63tivateUser\x12 .relais.v1.DeactivateUserRequest\x1a\x19.relais.v1.UserActivation\":\xaa\xbb\x18\r\x1a\x0busers:write\x82\xd3\xe4\x93\x02#\"!/admin/users/{user_id}/deactivateb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arelais/v1/admin_user.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1frelais/options/v1/options.proto\x1a\x14relais/v1/user.proto\"\xa4\x02\n\x10ListUsersRequest\x12\x1b\n\x04skip\x18\x01 \x01(\x05\x42\r\xc2\xbb\x18\t!\x00\x00\x00\x00\x00\x00\x00\x00\x12\x1d\n\x06offset\x18\x02 \x01(\x05\x42\r\xc2\xbb\x18\t!\x00\x00\x00\x00\x00\x00\x00\x00\x12\x1c\n\x05limit\x18\x03 \x01(\x05\x42\r\xc2\xbb\x18\t!\x00\x00\x00\x00\x00\x00\x00\x00\x12\x17\n\x06search\x18\x04 \x01(\tB\x07\xc2\xbb\x18\x03\x18\xc8\x01\x12\x16\n\tis_active\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12M\n\x07sort_by\x18\x06 \x01(\tB<\xc2\xbb\x18\x38:\ncreated_at:\x05\x65mail:\x08username:\tfull_name:\nlast_login:\x02id\x12(\n\nsort_order\x18\x07 \x01(\x0e\x32\x14.relais.v1.SortOrderB\x0c\n\n_is_active\"q\n\x11ListUsersResponse\x12\r\n\x05total\x18\x01 \x01(\x03\x12\x0c\n\x04skip\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x1e\n\x05items\x18\x04 \x03(\x0b\x32\x0f.relais.v1.User\x12\x10\n\x08has_more\x18\x05 \x01(\x08\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\x1f\n\x11\x44\x65leteUserRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\x14\n\x12\x44\x65leteUserResponse\"8\n\x12SetUserRoleRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x16\n\x04role\x18\x02 \x01(\tB\x08\xc2\xbb\x18\x04\x08\x01\x18@\"5\n\x11\x41ssignRoleRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x0f\n\x07role_id\x18\x02 \x01(\x03\"%\n\x12\x41ssignRoleResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"5\n\x11RemoveRoleRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x0f\n\x07role_id\x18\x02 \x01(\x03\"\x14\n\x12RemoveRoleResponse\"&\n\x13\x41\x63tivateUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\"(\n\x15\x44\x65\x61\x63tivateUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\"/\n\x0eUserActivation\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\tis_active\x18\x02 \x01(\x08*P\n\tSortOrder\x12\x1a\n\x16SORT_ORDER_UNSPECIFIED\x10\x00\x12\x12\n\x0eSORT_ORDER_ASC\x10\x01\x12\x13\n\x0fSORT_ORDER_DESC\x10\x02\x32\x8a\x08\n\x10\x41\x64minUserService\x12l\n\tListUsers\x12\x1b.relais.v1.ListUsersRequest\x1a\x1c.relais.v1.ListUsersResponse\"$\xaa\xbb\x18\x0c\x1a\nusers:read\x82\xd3\xe4\x93\x02\x0e\x12\x0c/admin/users\x12`\n\x07GetUser\x12\x19.relais.v1.GetUserRequest\x1a\x0f.relais.v1.User\")\xaa\xbb\x18\x0c\x1a\nusers:read\x82\xd3\xe4\x93\x02\x13\x12\x11/admin/users/{id}\x12}\n\nDeleteUser\x12\x1c.relais.v1.DeleteUserRequest\x1a\x1d.relais.v1.DeleteUserResponse\"2\xaa\xbb\x18\x0e\x1a\x0cusers:delete\xb2\xbb\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02\x13*\x11/admin/users/{id}\x12r\n\x0bSetUserRole\x12\x1d.relais.v1.SetUserRoleRequest\x1a\x0f.relais.v1.User\"3\xaa\xbb\x18\x0e\x1a\x0croles:assign\x82\xd3\xe4\x93\x02\x1b\x1a\x16/admin/users/{id}/role:\x01*\x12\x8b\x01\n\nAssignRole\x12\x1c.relais.v1.AssignRoleRequest\x1a\x1d.relais.v1.AssignRoleResponse\"@\xaa\xbb\x18\x0e\x1a\x0croles:assign\x82\xd3\xe4\x93\x02(\"&/admin/users/{user_id}/roles/{role_id}\x12\x92\x01\n\nRemoveRole\x12\x1c.relais.v1.RemoveRoleRequest\x1a\x1d.relais.v1.RemoveRoleResponse\"G\xaa\xbb\x18\x0e\x1a\x0croles:assign\xb2\xbb\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02(*&/admin/users/{user_id}/roles/{role_id}\x12\x83\x01\n\x0c\x41\x63tivateUser\x12\x1e.relais.v1.ActivateUserRequest\x1a\x19.relais.v1.UserActivation\"8\xaa\xbb\x18\r\x1a\x0busers:write\x82\xd3\xe4\x93\x02!\"\x1f/admin/users/{user_id}/activate\x12\x89\x01\n\x0e\x44\x65\x61\x63tivateUser\x12 .relais.v1.DeactivateUserRequest\x1a\x19.relais.v1.UserActivation\":\xaa\xbb\x18\r\x1a\x0busers:write\x82\xd3\xe4\x93\x02#\"!/admin/users/{user_id}/deactivateb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relais.v1.admin_user_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LISTUSERSREQUEST'].fields_by_name['skip']._loaded_options = None
+  _globals['_LISTUSERSREQUEST'].fields_by_name['skip']._serialized_options = b'\302\273\030\t!\000\000\000\000\000\000\000\000'
+  _globals['_LISTUSERSREQUEST'].fields_by_name['offset']._loaded_options = None
+  _globals['_LISTUSERSREQUEST'].fields_by_name['offset']._serialized_options = b'\302\273\030\t!\000\000\000\000\000\000\000\000'
+  _globals['_LISTUSERSREQUEST'].fields_by_name['limit']._loaded_options = None
+  _globals['_LISTUSERSREQUEST'].fields_by_name['limit']._serialized_options = b'\302\273\030\t!\000\000\000\000\000\000\000\000'
+  _globals['_LISTUSERSREQUEST'].fields_by_name['search']._loaded_options = None
+  _globals['_LISTUSERSREQUEST'].fields_by_name['search']._serialized_options = b'\302\273\030\003\030\310\001'
+  _globals['_LISTUSERSREQUEST'].fields_by_name['sort_by']._loaded_options = None
+  _globals['_LISTUSERSREQUEST'].fields_by_name['sort_by']._serialized_options = b'\302\273\0308:\ncreated_at:\005email:\010username:\tfull_name:\nlast_login:\002id'
+  _globals['_SETUSERROLEREQUEST'].fields_by_name['role']._loaded_options = None
+  _globals['_SETUSERROLEREQUEST'].fields_by_name['role']._serialized_options = b'\302\273\030\004\010\001\030@'
   _globals['_ADMINUSERSERVICE'].methods_by_name['ListUsers']._loaded_options = None
   _globals['_ADMINUSERSERVICE'].methods_by_name['ListUsers']._serialized_options = b'\252\273\030\014\032\nusers:read\202\323\344\223\002\016\022\014/admin/users'
   _globals['_ADMINUSERSERVICE'].methods_by_name['GetUser']._loaded_options = None
@@ -50,34 +62,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADMINUSERSERVICE'].methods_by_name['ActivateUser']._serialized_options = b'\252\273\030\r\032\013users:write\202\323\344\223\002!\"\037/admin/users/{user_id}/activate'
   _globals['_ADMINUSERSERVICE'].methods_by_name['DeactivateUser']._loaded_options = None
   _globals['_ADMINUSERSERVICE'].methods_by_name['DeactivateUser']._serialized_options = b'\252\273\030\r\032\013users:write\202\323\344\223\002#\"!/admin/users/{user_id}/deactivate'
-  _globals['_SORTORDER']._serialized_start=855
-  _globals['_SORTORDER']._serialized_end=935
+  _globals['_SORTORDER']._serialized_start=981
+  _globals['_SORTORDER']._serialized_end=1061
   _globals['_LISTUSERSREQUEST']._serialized_start=127
-  _globals['_LISTUSERSREQUEST']._serialized_end=303
-  _globals['_LISTUSERSRESPONSE']._serialized_start=305
-  _globals['_LISTUSERSRESPONSE']._serialized_end=418
-  _globals['_GETUSERREQUEST']._serialized_start=420
-  _globals['_GETUSERREQUEST']._serialized_end=448
-  _globals['_DELETEUSERREQUEST']._serialized_start=450
-  _globals['_DELETEUSERREQUEST']._serialized_end=481
-  _globals['_DELETEUSERRESPONSE']._serialized_start=483
-  _globals['_DELETEUSERRESPONSE']._serialized_end=503
-  _globals['_SETUSERROLEREQUEST']._serialized_start=505
-  _globals['_SETUSERROLEREQUEST']._serialized_end=551
-  _globals['_ASSIGNROLEREQUEST']._serialized_start=553
-  _globals['_ASSIGNROLEREQUEST']._serialized_end=606
-  _globals['_ASSIGNROLERESPONSE']._serialized_start=608
-  _globals['_ASSIGNROLERESPONSE']._serialized_end=645
-  _globals['_REMOVEROLEREQUEST']._serialized_start=647
-  _globals['_REMOVEROLEREQUEST']._serialized_end=700
-  _globals['_REMOVEROLERESPONSE']._serialized_start=702
-  _globals['_REMOVEROLERESPONSE']._serialized_end=722
-  _globals['_ACTIVATEUSERREQUEST']._serialized_start=724
-  _globals['_ACTIVATEUSERREQUEST']._serialized_end=762
-  _globals['_DEACTIVATEUSERREQUEST']._serialized_start=764
-  _globals['_DEACTIVATEUSERREQUEST']._serialized_end=804
-  _globals['_USERACTIVATION']._serialized_start=806
-  _globals['_USERACTIVATION']._serialized_end=853
-  _globals['_ADMINUSERSERVICE']._serialized_start=938
-  _globals['_ADMINUSERSERVICE']._serialized_end=1972
+  _globals['_LISTUSERSREQUEST']._serialized_end=419
+  _globals['_LISTUSERSRESPONSE']._serialized_start=421
+  _globals['_LISTUSERSRESPONSE']._serialized_end=534
+  _globals['_GETUSERREQUEST']._serialized_start=536
+  _globals['_GETUSERREQUEST']._serialized_end=564
+  _globals['_DELETEUSERREQUEST']._serialized_start=566
+  _globals['_DELETEUSERREQUEST']._serialized_end=597
+  _globals['_DELETEUSERRESPONSE']._serialized_start=599
+  _globals['_DELETEUSERRESPONSE']._serialized_end=619
+  _globals['_SETUSERROLEREQUEST']._serialized_start=621
+  _globals['_SETUSERROLEREQUEST']._serialized_end=677
+  _globals['_ASSIGNROLEREQUEST']._serialized_start=679
+  _globals['_ASSIGNROLEREQUEST']._serialized_end=732
+  _globals['_ASSIGNROLERESPONSE']._serialized_start=734
+  _globals['_ASSIGNROLERESPONSE']._serialized_end=771
+  _globals['_REMOVEROLEREQUEST']._serialized_start=773
+  _globals['_REMOVEROLEREQUEST']._serialized_end=826
+  _globals['_REMOVEROLERESPONSE']._serialized_start=828
+  _globals['_REMOVEROLERESPONSE']._serialized_end=848
+  _globals['_ACTIVATEUSERREQUEST']._serialized_start=850
+  _globals['_ACTIVATEUSERREQUEST']._serialized_end=888
+  _globals['_DEACTIVATEUSERREQUEST']._serialized_start=890
+  _globals['_DEACTIVATEUSERREQUEST']._serialized_end=930
+  _globals['_USERACTIVATION']._serialized_start=932
+  _globals['_USERACTIVATION']._serialized_end=979
+  _globals['_ADMINUSERSERVICE']._serialized_start=1064
+  _globals['_ADMINUSERSERVICE']._serialized_end=2098
 # @@protoc_insertion_point(module_scope)

@@ -27,19 +27,43 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from relais.options.v1 import options_pb2 as relais_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15relais/v1/agent.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1frelais/options/v1/options.proto\"+\n\nAgentOwner\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\ttrigramme\x18\x02 \x01(\t\"\xcf\x02\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rsystem_prompt\x18\x03 \x01(\t\x12\x1e\n\x16learn_from_interaction\x18\x04 \x01(\x08\x12\x11\n\tis_public\x18\x05 \x01(\x08\x12\r\n\x05model\x18\x06 \x01(\t\x12\x13\n\x0btemperature\x18\x07 \x01(\x01\x12\x17\n\navatar_url\x18\x08 \x01(\tH\x00\x88\x01\x01\x12$\n\x05owner\x18\t \x01(\x0b\x32\x15.relais.v1.AgentOwner\x12\x10\n\x08owner_id\x18\n \x01(\x03\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\r\n\x0b_avatar_url\"2\n\x11ListAgentsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x05\"\x15\n\x13ListMyAgentsRequest\"d\n\x12ListAgentsResponse\x12 \n\x06\x61gents\x18\x01 \x03(\x0b\x32\x10.relais.v1.Agent\x12\r\n\x05total\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"\xcd\x01\n\x12\x43reateAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\x12\x1e\n\x16learn_from_interaction\x18\x03 \x01(\x08\x12\x11\n\tis_public\x18\x04 \x01(\x08\x12\r\n\x05model\x18\x05 \x01(\t\x12\x18\n\x0btemperature\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\navatar_url\x18\x07 \x01(\tH\x01\x88\x01\x01\x42\x0e\n\x0c_temperatureB\r\n\x0b_avatar_url\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\x03\"\xc6\x02\n\x12UpdateAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\x03\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x1a\n\rsystem_prompt\x18\x03 \x01(\tH\x01\x88\x01\x01\x12#\n\x16learn_from_interaction\x18\x04 \x01(\x08H\x02\x88\x01\x01\x12\x16\n\tis_public\x18\x05 \x01(\x08H\x03\x88\x01\x01\x12\x12\n\x05model\x18\x06 \x01(\tH\x04\x88\x01\x01\x12\x18\n\x0btemperature\x18\x07 \x01(\x01H\x05\x88\x01\x01\x12\x17\n\navatar_url\x18\x08 \x01(\tH\x06\x88\x01\x01\x42\x07\n\x05_nameB\x10\n\x0e_system_promptB\x19\n\x17_learn_from_interactionB\x0c\n\n_is_publicB\x08\n\x06_modelB\x0e\n\x0c_temperatureB\r\n\x0b_avatar_url\"&\n\x12\x44\x65leteAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\x03\"&\n\x13\x44\x65leteAgentResponse\x12\x0f\n\x07message\x18\x01 \x01(\t2\xeb\x04\n\x0c\x41gentService\x12\x64\n\nListAgents\x12\x1c.relais.v1.ListAgentsRequest\x1a\x1d.relais.v1.ListAgentsResponse\"\x19\xaa\xbb\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\r\x12\x0b/api/agents\x12\x65\n\x0cListMyAgents\x12\x1e.relais.v1.ListMyAgentsRequest\x1a\x1d.relais.v1.ListAgentsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/agents/my\x12]\n\x0b\x43reateAgent\x12\x1d.relais.v1.CreateAgentRequest\x1a\x10.relais.v1.Agent\"\x1d\xb2\xbb\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x10\"\x0b/api/agents:\x01*\x12^\n\x08GetAgent\x12\x1a.relais.v1.GetAgentRequest\x1a\x10.relais.v1.Agent\"$\xaa\xbb\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/api/agents/{agent_id}\x12\x61\n\x0bUpdateAgent\x12\x1d.relais.v1.UpdateAgentRequest\x1a\x10.relais.v1.Agent\"!\x82\xd3\xe4\x93\x02\x1b\x1a\x16/api/agents/{agent_id}:\x01*\x12l\n\x0b\x44\x65leteAgent\x12\x1d.relais.v1.DeleteAgentRequest\x1a\x1e.relais.v1.DeleteAgentResponse\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/api/agents/{agent_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15relais/v1/agent.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1frelais/options/v1/options.proto\"+\n\nAgentOwner\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\ttrigramme\x18\x02 \x01(\t\"\xcf\x02\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rsystem_prompt\x18\x03 \x01(\t\x12\x1e\n\x16learn_from_interaction\x18\x04 \x01(\x08\x12\x11\n\tis_public\x18\x05 \x01(\x08\x12\r\n\x05model\x18\x06 \x01(\t\x12\x13\n\x0btemperature\x18\x07 \x01(\x01\x12\x17\n\navatar_url\x18\x08 \x01(\tH\x00\x88\x01\x01\x12$\n\x05owner\x18\t \x01(\x0b\x32\x15.relais.v1.AgentOwner\x12\x10\n\x08owner_id\x18\n \x01(\x03\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\r\n\x0b_avatar_url\"P\n\x11ListAgentsRequest\x12\x1c\n\x05limit\x18\x01 \x01(\x05\x42\r\xc2\xbb\x18\t!\x00\x00\x00\x00\x00\x00\x00\x00\x12\x1d\n\x06offset\x18\x02 \x01(\x05\x42\r\xc2\xbb\x18\t!\x00\x00\x00\x00\x00\x00\x00\x00\"\x15\n\x13ListMyAgentsRequest\"d\n\x12ListAgentsResponse\x12 \n\x06\x61gents\x18\x01 \x03(\x0b\x32\x10.relais.v1.Agent\x12\r\n\x05total\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"\xca\x02\n\x12\x43reateAgentRequest\x12(\n\x04name\x18\x01 \x01(\tB\x1a\xc2\xbb\x18\x16\x08\x01\x18\x64\x32\x10[\\s\\S]*\\S[\\s\\S]*\x12\x33\n\rsystem_prompt\x18\x02 \x01(\tB\x1c\xc2\xbb\x18\x18\x08\x01\x18\xa0\x9c\x01\x32\x10[\\s\\S]*\\S[\\s\\S]*\x12\x1e\n\x16learn_from_interaction\x18\x03 \x01(\x08\x12\x11\n\tis_public\x18\x04 \x01(\x08\x12\x15\n\x05model\x18\x05 \x01(\tB\x06\xc2\xbb\x18\x02\x18\x64\x12\x30\n\x0btemperature\x18\x06 \x01(\x01\x42\x16\xc2\xbb\x18\x12!\x00\x00\x00\x00\x00\x00\x00\x00)\x00\x00\x00\x00\x00\x00\x00@H\x00\x88\x01\x01\x12:\n\navatar_url\x18\x07 \x01(\tB!\xc2\xbb\x18\x1d\x18\xf4\x03\x32\x18(/[^/].*|/|https?://.*)?H\x01\x88\x01\x01\x42\x0e\n\x0c_temperatureB\r\n\x0b_avatar_url\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\x03\"\xbf\x03\n\x12UpdateAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\x03\x12+\n\x04name\x18\x02 \x01(\tB\x18\xc2\xbb\x18\x14\x18\x64\x32\x10[\\s\\S]*\\S[\\s\\S]*H\x00\x88\x01\x01\x12\x36\n\rsystem_prompt\x18\x03 \x01(\tB\x1a\xc2\xbb\x18\x16\x18\xa0\x9c\x01\x32\x10[\\s\\S]*\\S[\\s\\S]*H\x01\x88\x01\x01\x12#\n\x16learn_from_interaction\x18\x04 \x01(\x08H\x02\x88\x01\x01\x12\x16\n\tis_public\x18\x05 \x01(\x08H\x03\x88\x01\x01\x12\x1a\n\x05model\x18\x06 \x01(\tB\x06\xc2\xbb\x18\x02\x18\x64H\x04\x88\x01\x01\x12\x30\n\x0btemperature\x18\x07 \x01(\x01\x42\x16\xc2\xbb\x18\x12!\x00\x00\x00\x00\x00\x00\x00\x00)\x00\x00\x00\x00\x00\x00\x00@H\x05\x88\x01\x01\x12:\n\navatar_url\x18\x08 \x01(\tB!\xc2\xbb\x18\x1d\x18\xf4\x03\x32\x18(/[^/].*|/|https?://.*)?H\x06\x88\x01\x01\x42\x07\n\x05_nameB\x10\n\x0e_system_promptB\x19\n\x17_learn_from_interactionB\x0c\n\n_is_publicB\x08\n\x06_modelB\x0e\n\x0c_temperatureB\r\n\x0b_avatar_url\"&\n\x12\x44\x65leteAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\x03\"&\n\x13\x44\x65leteAgentResponse\x12\x0f\n\x07message\x18\x01 \x01(\t2\xf1\x04\n\x0c\x41gentService\x12\x64\n\nListAgents\x12\x1c.relais.v1.ListAgentsRequest\x1a\x1d.relais.v1.ListAgentsResponse\"\x19\xaa\xbb\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\r\x12\x0b/api/agents\x12\x65\n\x0cListMyAgents\x12\x1e.relais.v1.ListMyAgentsRequest\x1a\x1d.relais.v1.ListAgentsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/agents/my\x12\x63\n\x0b\x43reateAgent\x12\x1d.relais.v1.CreateAgentRequest\x1a\x10.relais.v1.Agent\"#\xb2\xbb\x18\x03\x08\xc9\x01\xf2\xbb\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x10\"\x0b/api/agents:\x01*\x12^\n\x08GetAgent\x12\x1a.relais.v1.GetAgentRequest\x1a\x10.relais.v1.Agent\"$\xaa\xbb\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/api/agents/{agent_id}\x12\x61\n\x0bUpdateAgent\x12\x1d.relais.v1.UpdateAgentRequest\x1a\x10.relais.v1.Agent\"!\x82\xd3\xe4\x93\x02\x1b\x1a\x16/api/agents/{agent_id}:\x01*\x12l\n\x0b\x44\x65leteAgent\x12\x1d.relais.v1.DeleteAgentRequest\x1a\x1e.relais.v1.DeleteAgentResponse\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/api/agents/{agent_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relais.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LISTAGENTSREQUEST'].fields_by_name['limit']._loaded_options = None
+  _globals['_LISTAGENTSREQUEST'].fields_by_name['limit']._serialized_options = b'\302\273\030\t!\000\000\000\000\000\000\000\000'
+  _globals['_LISTAGENTSREQUEST'].fields_by_name['offset']._loaded_options = None
+  _globals['_LISTAGENTSREQUEST'].fields_by_name['offset']._serialized_options = b'\302\273\030\t!\000\000\000\000\000\000\000\000'
+  _globals['_CREATEAGENTREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_CREATEAGENTREQUEST'].fields_by_name['name']._serialized_options = b'\302\273\030\026\010\001\030d2\020[\\s\\S]*\\S[\\s\\S]*'
+  _globals['_CREATEAGENTREQUEST'].fields_by_name['system_prompt']._loaded_options = None
+  _globals['_CREATEAGENTREQUEST'].fields_by_name['system_prompt']._serialized_options = b'\302\273\030\030\010\001\030\240\234\0012\020[\\s\\S]*\\S[\\s\\S]*'
+  _globals['_CREATEAGENTREQUEST'].fields_by_name['model']._loaded_options = None
+  _globals['_CREATEAGENTREQUEST'].fields_by_name['model']._serialized_options = b'\302\273\030\002\030d'
+  _globals['_CREATEAGENTREQUEST'].fields_by_name['temperature']._loaded_options = None
+  _globals['_CREATEAGENTREQUEST'].fields_by_name['temperature']._serialized_options = b'\302\273\030\022!\000\000\000\000\000\000\000\000)\000\000\000\000\000\000\000@'
+  _globals['_CREATEAGENTREQUEST'].fields_by_name['avatar_url']._loaded_options = None
+  _globals['_CREATEAGENTREQUEST'].fields_by_name['avatar_url']._serialized_options = b'\302\273\030\035\030\364\0032\030(/[^/].*|/|https?://.*)?'
+  _globals['_UPDATEAGENTREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_UPDATEAGENTREQUEST'].fields_by_name['name']._serialized_options = b'\302\273\030\024\030d2\020[\\s\\S]*\\S[\\s\\S]*'
+  _globals['_UPDATEAGENTREQUEST'].fields_by_name['system_prompt']._loaded_options = None
+  _globals['_UPDATEAGENTREQUEST'].fields_by_name['system_prompt']._serialized_options = b'\302\273\030\026\030\240\234\0012\020[\\s\\S]*\\S[\\s\\S]*'
+  _globals['_UPDATEAGENTREQUEST'].fields_by_name['model']._loaded_options = None
+  _globals['_UPDATEAGENTREQUEST'].fields_by_name['model']._serialized_options = b'\302\273\030\002\030d'
+  _globals['_UPDATEAGENTREQUEST'].fields_by_name['temperature']._loaded_options = None
+  _globals['_UPDATEAGENTREQUEST'].fields_by_name['temperature']._serialized_options = b'\302\273\030\022!\000\000\000\000\000\000\000\000)\000\000\000\000\000\000\000@'
+  _globals['_UPDATEAGENTREQUEST'].fields_by_name['avatar_url']._loaded_options = None
+  _globals['_UPDATEAGENTREQUEST'].fields_by_name['avatar_url']._serialized_options = b'\302\273\030\035\030\364\0032\030(/[^/].*|/|https?://.*)?'
   _globals['_AGENTSERVICE'].methods_by_name['ListAgents']._loaded_options = None
   _globals['_AGENTSERVICE'].methods_by_name['ListAgents']._serialized_options = b'\252\273\030\002\010\001\202\323\344\223\002\r\022\013/api/agents'
   _globals['_AGENTSERVICE'].methods_by_name['ListMyAgents']._loaded_options = None
   _globals['_AGENTSERVICE'].methods_by_name['ListMyAgents']._serialized_options = b'\202\323\344\223\002\020\022\016/api/agents/my'
   _globals['_AGENTSERVICE'].methods_by_name['CreateAgent']._loaded_options = None
-  _globals['_AGENTSERVICE'].methods_by_name['CreateAgent']._serialized_options = b'\262\273\030\003\010\311\001\202\323\344\223\002\020\"\013/api/agents:\001*'
+  _globals['_AGENTSERVICE'].methods_by_name['CreateAgent']._serialized_options = b'\262\273\030\003\010\311\001\362\273\030\002\010\001\202\323\344\223\002\020\"\013/api/agents:\001*'
   _globals['_AGENTSERVICE'].methods_by_name['GetAgent']._loaded_options = None
   _globals['_AGENTSERVICE'].methods_by_name['GetAgent']._serialized_options = b'\252\273\030\002\010\001\202\323\344\223\002\030\022\026/api/agents/{agent_id}'
   _globals['_AGENTSERVICE'].methods_by_name['UpdateAgent']._loaded_options = None
@@ -51,21 +75,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENT']._serialized_start=178
   _globals['_AGENT']._serialized_end=513
   _globals['_LISTAGENTSREQUEST']._serialized_start=515
-  _globals['_LISTAGENTSREQUEST']._serialized_end=565
-  _globals['_LISTMYAGENTSREQUEST']._serialized_start=567
-  _globals['_LISTMYAGENTSREQUEST']._serialized_end=588
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=590
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=690
-  _globals['_CREATEAGENTREQUEST']._serialized_start=693
-  _globals['_CREATEAGENTREQUEST']._serialized_end=898
-  _globals['_GETAGENTREQUEST']._serialized_start=900
-  _globals['_GETAGENTREQUEST']._serialized_end=935
-  _globals['_UPDATEAGENTREQUEST']._serialized_start=938
-  _globals['_UPDATEAGENTREQUEST']._serialized_end=1264
-  _globals['_DELETEAGENTREQUEST']._serialized_start=1266
-  _globals['_DELETEAGENTREQUEST']._serialized_end=1304
-  _globals['_DELETEAGENTRESPONSE']._serialized_start=1306
-  _globals['_DELETEAGENTRESPONSE']._serialized_end=1344
-  _globals['_AGENTSERVICE']._serialized_start=1347
-  _globals['_AGENTSERVICE']._serialized_end=1966
+  _globals['_LISTAGENTSREQUEST']._serialized_end=595
+  _globals['_LISTMYAGENTSREQUEST']._serialized_start=597
+  _globals['_LISTMYAGENTSREQUEST']._serialized_end=618
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=620
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=720
+  _globals['_CREATEAGENTREQUEST']._serialized_start=723
+  _globals['_CREATEAGENTREQUEST']._serialized_end=1053
+  _globals['_GETAGENTREQUEST']._serialized_start=1055
+  _globals['_GETAGENTREQUEST']._serialized_end=1090
+  _globals['_UPDATEAGENTREQUEST']._serialized_start=1093
+  _globals['_UPDATEAGENTREQUEST']._serialized_end=1540
+  _globals['_DELETEAGENTREQUEST']._serialized_start=1542
+  _globals['_DELETEAGENTREQUEST']._serialized_end=1580
+  _globals['_DELETEAGENTRESPONSE']._serialized_start=1582
+  _globals['_DELETEAGENTRESPONSE']._serialized_end=1620
+  _globals['_AGENTSERVICE']._serialized_start=1623
+  _globals['_AGENTSERVICE']._serialized_end=2248
 # @@protoc_insertion_point(module_scope)

@@ -27,13 +27,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from relais.options.v1 import options_pb2 as relais_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17relais/v1/api_key.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1frelais/options/v1/options.proto\"\xe4\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x08 \x01(\x08\"L\n\x13\x43reateApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06scopes\x18\x02 \x03(\t\x12\x17\n\x0f\x65xpires_in_days\x18\x03 \x01(\x05\"G\n\x14\x43reateApiKeyResponse\x12\"\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x11.relais.v1.ApiKey\x12\x0b\n\x03key\x18\x02 \x01(\t\"-\n\x12ListApiKeysRequest\x12\x17\n\x0finclude_revoked\x18\x01 \x01(\x08\"F\n\x13ListApiKeysResponse\x12 \n\x05items\x18\x01 \x03(\x0b\x32\x11.relais.v1.ApiKey\x12\r\n\x05total\x18\x02 \x01(\x03\"!\n\x13RevokeApiKeyRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\x16\n\x14RevokeApiKeyResponse2\xce\x02\n\rApiKeyService\x12l\n\x0c\x43reateApiKey\x12\x1e.relais.v1.CreateApiKeyRequest\x1a\x1f.relais.v1.CreateApiKeyResponse\"\x1b\xb2\xbb\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x0e\"\t/api/keys:\x01*\x12_\n\x0bListApiKeys\x12\x1d.relais.v1.ListApiKeysRequest\x1a\x1e.relais.v1.ListApiKeysResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/api/keys\x12n\n\x0cRevokeApiKey\x12\x1e.relais.v1.RevokeApiKeyRequest\x1a\x1f.relais.v1.RevokeApiKeyResponse\"\x1d\xb2\xbb\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02\x10*\x0e/api/keys/{id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17relais/v1/api_key.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1frelais/options/v1/options.proto\"\xe4\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x08 \x01(\x08\"o\n\x13\x43reateApiKeyRequest\x12\x17\n\x04name\x18\x01 \x01(\tB\t\xc2\xbb\x18\x05\x08\x01\x18\x80\x01\x12\x0e\n\x06scopes\x18\x02 \x03(\t\x12/\n\x0f\x65xpires_in_days\x18\x03 \x01(\x05\x42\x16\xc2\xbb\x18\x12!\x00\x00\x00\x00\x00\x00\x00\x00)\x00\x00\x00\x00\x00\x84\xac@\"G\n\x14\x43reateApiKeyResponse\x12\"\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x11.relais.v1.ApiKey\x12\x0b\n\x03key\x18\x02 \x01(\t\"-\n\x12ListApiKeysRequest\x12\x17\n\x0finclude_revoked\x18\x01 \x01(\x08\"F\n\x13ListApiKeysResponse\x12 \n\x05items\x18\x01 \x03(\x0b\x32\x11.relais.v1.ApiKey\x12\r\n\x05total\x18\x02 \x01(\x03\"!\n\x13RevokeApiKeyRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\x16\n\x14RevokeApiKeyResponse2\xce\x02\n\rApiKeyService\x12l\n\x0c\x43reateApiKey\x12\x1e.relais.v1.CreateApiKeyRequest\x1a\x1f.relais.v1.CreateApiKeyResponse\"\x1b\xb2\xbb\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x0e\"\t/api/keys:\x01*\x12_\n\x0bListApiKeys\x12\x1d.relais.v1.ListApiKeysRequest\x1a\x1e.relais.v1.ListApiKeysResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/api/keys\x12n\n\x0cRevokeApiKey\x12\x1e.relais.v1.RevokeApiKeyRequest\x1a\x1f.relais.v1.RevokeApiKeyResponse\"\x1d\xb2\xbb\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02\x10*\x0e/api/keys/{id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relais.v1.api_key_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['name']._serialized_options = b'\302\273\030\005\010\001\030\200\001'
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['expires_in_days']._loaded_options = None
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['expires_in_days']._serialized_options = b'\302\273\030\022!\000\000\000\000\000\000\000\000)\000\000\000\000\000\204\254@'
   _globals['_APIKEYSERVICE'].methods_by_name['CreateApiKey']._loaded_options = None
   _globals['_APIKEYSERVICE'].methods_by_name['CreateApiKey']._serialized_options = b'\262\273\030\003\010\311\001\202\323\344\223\002\016\"\t/api/keys:\001*'
   _globals['_APIKEYSERVICE'].methods_by_name['ListApiKeys']._loaded_options = None
@@ -43,17 +47,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APIKEY']._serialized_start=135
   _globals['_APIKEY']._serialized_end=363
   _globals['_CREATEAPIKEYREQUEST']._serialized_start=365
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=441
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=443
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=514
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=516
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=561
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=563
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=633
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=635
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=668
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=670
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=692
-  _globals['_APIKEYSERVICE']._serialized_start=695
-  _globals['_APIKEYSERVICE']._serialized_end=1029
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=476
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=478
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=549
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=551
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=596
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=598
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=668
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=670
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=703
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=705
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=727
+  _globals['_APIKEYSERVICE']._serialized_start=730
+  _globals['_APIKEYSERVICE']._serialized_end=1064
 # @@protoc_insertion_point(module_scope)

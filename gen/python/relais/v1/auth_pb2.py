@@ -27,13 +27,27 @@ from relais.options.v1 import options_pb2 as relais_dot_options_dot_v1_dot_optio
 from relais.v1 import user_pb2 as relais_dot_v1_dot_user__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14relais/v1/auth.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1frelais/options/v1/options.proto\x1a\x14relais/v1/user.proto\"\x9c\x01\n\x0cLoginRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x10\n\x08password\x18\x04 \x01(\t\x12\x12\n\ngrant_type\x18\x05 \x01(\t\x12\r\n\x05scope\x18\x06 \x01(\t\x12\x11\n\tclient_id\x18\x07 \x01(\t\x12\x15\n\rclient_secret\x18\x08 \x01(\t\"\xab\x01\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x03\x12\x15\n\rrefresh_token\x18\x04 \x01(\t\x12\x12\n\ncsrf_token\x18\x05 \x01(\t\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12\x1d\n\x04user\x18\x07 \x01(\x0b\x32\x0f.relais.v1.User\"x\n\x0fRegisterRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tfull_name\x18\x04 \x01(\t\x12\x11\n\ttrigramme\x18\x05 \x01(\t\x12\x10\n\x08username\x18\x06 \x01(\t\"\'\n\x0eRefreshRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"\x0f\n\rLogoutRequest\"!\n\x0eLogoutResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"\x0e\n\x0cGetMeRequest2\xa7\x05\n\x0b\x41uthService\x12\x9e\x01\n\x05Login\x12\x17.relais.v1.LoginRequest\x1a\x18.relais.v1.LoginResponse\"b\xaa\xbb\x18\x02\x08\x01\xb2\xbb\x18,\x12*\n\x0c\x61\x63\x63\x65ss_token\x12\x0c\x61\x63\x63\x65ss_token\x18\x01:\nexpires_in\x82\xd3\xe4\x93\x02&\"\x0b/auth/login:\x01*Z\x14\"\x0f/api/auth/login:\x01*\x12x\n\x08Register\x12\x1a.relais.v1.RegisterRequest\x1a\x0f.relais.v1.User\"?\xaa\xbb\x18\x02\x08\x01\xb2\xbb\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02,\"\x0e/auth/register:\x01*Z\x17\"\x12/api/auth/register:\x01*\x12\xa6\x01\n\x07Refresh\x12\x19.relais.v1.RefreshRequest\x1a\x18.relais.v1.LoginResponse\"f\xaa\xbb\x18\x02\x08\x01\xb2\xbb\x18,\x12*\n\x0c\x61\x63\x63\x65ss_token\x12\x0c\x61\x63\x63\x65ss_token\x18\x01:\nexpires_in\x82\xd3\xe4\x93\x02*\"\r/auth/refresh:\x01*Z\x16\"\x11/api/auth/refresh:\x01*\x12\x7f\n\x06Logout\x12\x18.relais.v1.LogoutRequest\x1a\x19.relais.v1.LogoutResponse\"@\xb2\xbb\x18\x0e\"\x0c\x61\x63\x63\x65ss_token\x82\xd3\xe4\x93\x02(\"\x0c/auth/logout:\x01*Z\x15\"\x10/api/auth/logout:\x01*\x12S\n\x05GetMe\x12\x17.relais.v1.GetMeRequest\x1a\x0f.relais.v1.User\" \x82\xd3\xe4\x93\x02\x1a\x12\x08/auth/meZ\x0e\x12\x0c/api/auth/meb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14relais/v1/auth.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1frelais/options/v1/options.proto\x1a\x14relais/v1/user.proto\"\xa7\x01\n\x0cLoginRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x1b\n\x08password\x18\x04 \x01(\tB\t\xc2\xbb\x18\x05\x08\x01\x18\x80\x02\x12\x12\n\ngrant_type\x18\x05 \x01(\t\x12\r\n\x05scope\x18\x06 \x01(\t\x12\x11\n\tclient_id\x18\x07 \x01(\t\x12\x15\n\rclient_secret\x18\x08 \x01(\t\"\xab\x01\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x03\x12\x15\n\rrefresh_token\x18\x04 \x01(\t\x12\x12\n\ncsrf_token\x18\x05 \x01(\t\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12\x1d\n\x04user\x18\x07 \x01(\x0b\x32\x0f.relais.v1.User\"\xb5\x02\n\x0fRegisterRequest\x12:\n\x05\x65mail\x18\x01 \x01(\tB+\xc2\xbb\x18\'\x08\x01\x18\xc0\x02\x32 [^@\\s]{1,64}@[^@\\s]+\\.[^@\\s]{2,}\x12X\n\x08password\x18\x02 \x01(\tBF\xc2\xbb\x18\x42\x08\x01\x10\x08\x18\x80\x02\x32\x39[\\s\\S]*([A-Za-z][\\s\\S]*[0-9]|[0-9][\\s\\S]*[A-Za-z])[\\s\\S]*\x12\x15\n\x04name\x18\x03 \x01(\tB\x07\xc2\xbb\x18\x03\x18\xc8\x01\x12\x1a\n\tfull_name\x18\x04 \x01(\tB\x07\xc2\xbb\x18\x03\x18\xc8\x01\x12)\n\ttrigramme\x18\x05 \x01(\tB\x16\xc2\xbb\x18\x12\x32\x10([A-Za-z]{2,4})?\x12.\n\x08username\x18\x06 \x01(\tB\x1c\xc2\xbb\x18\x18\x32\x16[A-Za-z0-9._@+-]{3,64}\"\'\n\x0eRefreshRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"\x0f\n\rLogoutRequest\"!\n\x0eLogoutResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"\x0e\n\x0cGetMeRequest2\xa7\x05\n\x0b\x41uthService\x12\x9e\x01\n\x05Login\x12\x17.relais.v1.LoginRequest\x1a\x18.relais.v1.LoginResponse\"b\xaa\xbb\x18\x02\x08\x01\xb2\xbb\x18,\x12*\n\x0c\x61\x63\x63\x65ss_token\x12\x0c\x61\x63\x63\x65ss_token\x18\x01:\nexpires_in\x82\xd3\xe4\x93\x02&\"\x0b/auth/login:\x01*Z\x14\"\x0f/api/auth/login:\x01*\x12x\n\x08Register\x12\x1a.relais.v1.RegisterRequest\x1a\x0f.relais.v1.User\"?\xaa\xbb\x18\x02\x08\x01\xb2\xbb\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02,\"\x0e/auth/register:\x01*Z\x17\"\x12/api/auth/register:\x01*\x12\xa6\x01\n\x07Refresh\x12\x19.relais.v1.RefreshRequest\x1a\x18.relais.v1.LoginResponse\"f\xaa\xbb\x18\x02\x08\x01\xb2\xbb\x18,\x12*\n\x0c\x61\x63\x63\x65ss_token\x12\x0c\x61\x63\x63\x65ss_token\x18\x01:\nexpires_in\x82\xd3\xe4\x93\x02*\"\r/auth/refresh:\x01*Z\x16\"\x11/api/auth/refresh:\x01*\x12\x7f\n\x06Logout\x12\x18.relais.v1.LogoutRequest\x1a\x19.relais.v1.LogoutResponse\"@\xb2\xbb\x18\x0e\"\x0c\x61\x63\x63\x65ss_token\x82\xd3\xe4\x93\x02(\"\x0c/auth/logout:\x01*Z\x15\"\x10/api/auth/logout:\x01*\x12S\n\x05GetMe\x12\x17.relais.v1.GetMeRequest\x1a\x0f.relais.v1.User\" \x82\xd3\xe4\x93\x02\x1a\x12\x08/auth/meZ\x0e\x12\x0c/api/auth/meb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relais.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LOGINREQUEST'].fields_by_name['password']._loaded_options = None
+  _globals['_LOGINREQUEST'].fields_by_name['password']._serialized_options = b'\302\273\030\005\010\001\030\200\002'
+  _globals['_REGISTERREQUEST'].fields_by_name['email']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['email']._serialized_options = b'\302\273\030\'\010\001\030\300\0022 [^@\\s]{1,64}@[^@\\s]+\\.[^@\\s]{2,}'
+  _globals['_REGISTERREQUEST'].fields_by_name['password']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['password']._serialized_options = b'\302\273\030B\010\001\020\010\030\200\00229[\\s\\S]*([A-Za-z][\\s\\S]*[0-9]|[0-9][\\s\\S]*[A-Za-z])[\\s\\S]*'
+  _globals['_REGISTERREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['name']._serialized_options = b'\302\273\030\003\030\310\001'
+  _globals['_REGISTERREQUEST'].fields_by_name['full_name']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['full_name']._serialized_options = b'\302\273\030\003\030\310\001'
+  _globals['_REGISTERREQUEST'].fields_by_name['trigramme']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['trigramme']._serialized_options = b'\302\273\030\0222\020([A-Za-z]{2,4})?'
+  _globals['_REGISTERREQUEST'].fields_by_name['username']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['username']._serialized_options = b'\302\273\030\0302\026[A-Za-z0-9._@+-]{3,64}'
   _globals['_AUTHSERVICE'].methods_by_name['Login']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['Login']._serialized_options = b'\252\273\030\002\010\001\262\273\030,\022*\n\014access_token\022\014access_token\030\001:\nexpires_in\202\323\344\223\002&\"\013/auth/login:\001*Z\024\"\017/api/auth/login:\001*'
   _globals['_AUTHSERVICE'].methods_by_name['Register']._loaded_options = None
@@ -45,19 +59,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHSERVICE'].methods_by_name['GetMe']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['GetMe']._serialized_options = b'\202\323\344\223\002\032\022\010/auth/meZ\016\022\014/api/auth/me'
   _globals['_LOGINREQUEST']._serialized_start=121
-  _globals['_LOGINREQUEST']._serialized_end=277
-  _globals['_LOGINRESPONSE']._serialized_start=280
-  _globals['_LOGINRESPONSE']._serialized_end=451
-  _globals['_REGISTERREQUEST']._serialized_start=453
-  _globals['_REGISTERREQUEST']._serialized_end=573
-  _globals['_REFRESHREQUEST']._serialized_start=575
-  _globals['_REFRESHREQUEST']._serialized_end=614
-  _globals['_LOGOUTREQUEST']._serialized_start=616
-  _globals['_LOGOUTREQUEST']._serialized_end=631
-  _globals['_LOGOUTRESPONSE']._serialized_start=633
-  _globals['_LOGOUTRESPONSE']._serialized_end=666
-  _globals['_GETMEREQUEST']._serialized_start=668
-  _globals['_GETMEREQUEST']._serialized_end=682
-  _globals['_AUTHSERVICE']._serialized_start=685
-  _globals['_AUTHSERVICE']._serialized_end=1364
+  _globals['_LOGINREQUEST']._serialized_end=288
+  _globals['_LOGINRESPONSE']._serialized_start=291
+  _globals['_LOGINRESPONSE']._serialized_end=462
+  _globals['_REGISTERREQUEST']._serialized_start=465
+  _globals['_REGISTERREQUEST']._serialized_end=774
+  _globals['_REFRESHREQUEST']._serialized_start=776
+  _globals['_REFRESHREQUEST']._serialized_end=815
+  _globals['_LOGOUTREQUEST']._serialized_start=817
+  _globals['_LOGOUTREQUEST']._serialized_end=832
+  _globals['_LOGOUTRESPONSE']._serialized_start=834
+  _globals['_LOGOUTRESPONSE']._serialized_end=867
+  _globals['_GETMEREQUEST']._serialized_start=869
+  _globals['_GETMEREQUEST']._serialized_end=883
+  _globals['_AUTHSERVICE']._serialized_start=886
+  _globals['_AUTHSERVICE']._serialized_end=1565
 # @@protoc_insertion_point(module_scope)

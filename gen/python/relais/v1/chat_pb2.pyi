@@ -3,7 +3,7 @@ import datetime
 from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from relais.options.v1 import options_pb2 as _options_pb2
-from relais.v1 import inference_pb2 as _inference_pb2
+from relais.v1 import events_pb2 as _events_pb2
 from relais.v1 import retrieval_pb2 as _retrieval_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -35,7 +35,7 @@ MESSAGE_STATUS_INCOMPLETE: MessageStatus
 MESSAGE_STATUS_ERROR: MessageStatus
 
 class ChatMessage(_message.Message):
-    __slots__ = ("id", "chat_id", "role", "content", "llm_model", "status", "usage", "created_at", "sources")
+    __slots__ = ("id", "chat_id", "role", "content", "llm_model", "status", "usage", "created_at", "sources", "tool_steps", "tools_used")
     ID_FIELD_NUMBER: _ClassVar[int]
     CHAT_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -45,16 +45,28 @@ class ChatMessage(_message.Message):
     USAGE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
+    TOOL_STEPS_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_USED_FIELD_NUMBER: _ClassVar[int]
     id: int
     chat_id: int
     role: MessageRole
     content: str
     llm_model: str
     status: MessageStatus
-    usage: _inference_pb2.TokenUsage
+    usage: _events_pb2.TokenUsage
     created_at: _timestamp_pb2.Timestamp
     sources: _containers.RepeatedCompositeFieldContainer[_retrieval_pb2.Passage]
-    def __init__(self, id: _Optional[int] = ..., chat_id: _Optional[int] = ..., role: _Optional[_Union[MessageRole, str]] = ..., content: _Optional[str] = ..., llm_model: _Optional[str] = ..., status: _Optional[_Union[MessageStatus, str]] = ..., usage: _Optional[_Union[_inference_pb2.TokenUsage, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[_retrieval_pb2.Passage, _Mapping]]] = ...) -> None: ...
+    tool_steps: _containers.RepeatedCompositeFieldContainer[ToolStep]
+    tools_used: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[int] = ..., chat_id: _Optional[int] = ..., role: _Optional[_Union[MessageRole, str]] = ..., content: _Optional[str] = ..., llm_model: _Optional[str] = ..., status: _Optional[_Union[MessageStatus, str]] = ..., usage: _Optional[_Union[_events_pb2.TokenUsage, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[_retrieval_pb2.Passage, _Mapping]]] = ..., tool_steps: _Optional[_Iterable[_Union[ToolStep, _Mapping]]] = ..., tools_used: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ToolStep(_message.Message):
+    __slots__ = ("call", "result")
+    CALL_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    call: _events_pb2.ToolCall
+    result: _events_pb2.ToolResult
+    def __init__(self, call: _Optional[_Union[_events_pb2.ToolCall, _Mapping]] = ..., result: _Optional[_Union[_events_pb2.ToolResult, _Mapping]] = ...) -> None: ...
 
 class ChatAgent(_message.Message):
     __slots__ = ("id", "name", "avatar_url")
@@ -145,14 +157,18 @@ class DeleteChatResponse(_message.Message):
     def __init__(self, message: _Optional[str] = ...) -> None: ...
 
 class SendMessageRequest(_message.Message):
-    __slots__ = ("chat_id", "content", "files")
+    __slots__ = ("chat_id", "content", "files", "tools", "tool_choice")
     CHAT_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CHOICE_FIELD_NUMBER: _ClassVar[int]
     chat_id: int
     content: str
     files: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, chat_id: _Optional[int] = ..., content: _Optional[str] = ..., files: _Optional[_Iterable[int]] = ...) -> None: ...
+    tools: _containers.RepeatedScalarFieldContainer[str]
+    tool_choice: str
+    def __init__(self, chat_id: _Optional[int] = ..., content: _Optional[str] = ..., files: _Optional[_Iterable[int]] = ..., tools: _Optional[_Iterable[str]] = ..., tool_choice: _Optional[str] = ...) -> None: ...
 
 class SendMessageResponse(_message.Message):
     __slots__ = ("user_message", "assistant_message")
@@ -163,50 +179,20 @@ class SendMessageResponse(_message.Message):
     def __init__(self, user_message: _Optional[_Union[ChatMessage, _Mapping]] = ..., assistant_message: _Optional[_Union[ChatMessage, _Mapping]] = ...) -> None: ...
 
 class ConverseRequest(_message.Message):
-    __slots__ = ("message", "model", "conversation_id", "stream")
+    __slots__ = ("message", "model", "conversation_id", "stream", "tools", "tool_choice")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CHOICE_FIELD_NUMBER: _ClassVar[int]
     message: str
     model: str
-    conversation_id: str
+    conversation_id: int
     stream: bool
-    def __init__(self, message: _Optional[str] = ..., model: _Optional[str] = ..., conversation_id: _Optional[str] = ..., stream: _Optional[bool] = ...) -> None: ...
-
-class ChatTokens(_message.Message):
-    __slots__ = ("prompt", "completion")
-    PROMPT_FIELD_NUMBER: _ClassVar[int]
-    COMPLETION_FIELD_NUMBER: _ClassVar[int]
-    prompt: int
-    completion: int
-    def __init__(self, prompt: _Optional[int] = ..., completion: _Optional[int] = ...) -> None: ...
-
-class ChatResult(_message.Message):
-    __slots__ = ("response", "conversation_id", "model_used", "tools_used", "tokens")
-    RESPONSE_FIELD_NUMBER: _ClassVar[int]
-    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
-    MODEL_USED_FIELD_NUMBER: _ClassVar[int]
-    TOOLS_USED_FIELD_NUMBER: _ClassVar[int]
-    TOKENS_FIELD_NUMBER: _ClassVar[int]
-    response: str
-    conversation_id: str
-    model_used: str
-    tools_used: _containers.RepeatedScalarFieldContainer[str]
-    tokens: ChatTokens
-    def __init__(self, response: _Optional[str] = ..., conversation_id: _Optional[str] = ..., model_used: _Optional[str] = ..., tools_used: _Optional[_Iterable[str]] = ..., tokens: _Optional[_Union[ChatTokens, _Mapping]] = ...) -> None: ...
-
-class ChatEvent(_message.Message):
-    __slots__ = ("sequence", "token", "result", "error")
-    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
-    TOKEN_FIELD_NUMBER: _ClassVar[int]
-    RESULT_FIELD_NUMBER: _ClassVar[int]
-    ERROR_FIELD_NUMBER: _ClassVar[int]
-    sequence: int
-    token: _inference_pb2.TokenDelta
-    result: ChatResult
-    error: ReplyError
-    def __init__(self, sequence: _Optional[int] = ..., token: _Optional[_Union[_inference_pb2.TokenDelta, _Mapping]] = ..., result: _Optional[_Union[ChatResult, _Mapping]] = ..., error: _Optional[_Union[ReplyError, _Mapping]] = ...) -> None: ...
+    tools: _containers.RepeatedScalarFieldContainer[str]
+    tool_choice: str
+    def __init__(self, message: _Optional[str] = ..., model: _Optional[str] = ..., conversation_id: _Optional[int] = ..., stream: _Optional[bool] = ..., tools: _Optional[_Iterable[str]] = ..., tool_choice: _Optional[str] = ...) -> None: ...
 
 class ListConversationsRequest(_message.Message):
     __slots__ = ("limit", "offset", "search")
@@ -247,7 +233,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("conversations", "messages", "user_messages", "assistant_messages", "prompt_tokens", "completion_tokens", "agents", "models", "uptime_seconds", "memory_entries")
+    __slots__ = ("conversations", "messages", "user_messages", "assistant_messages", "prompt_tokens", "completion_tokens", "agents", "models", "uptime_seconds", "memory_entries", "uptime", "tools_count", "models_available")
     CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     USER_MESSAGES_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +244,9 @@ class Stats(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MODELS_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     conversations: int
     messages: int
     user_messages: int
@@ -268,46 +257,19 @@ class Stats(_message.Message):
     models: int
     uptime_seconds: int
     memory_entries: int
-    def __init__(self, conversations: _Optional[int] = ..., messages: _Optional[int] = ..., user_messages: _Optional[int] = ..., assistant_messages: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., agents: _Optional[int] = ..., models: _Optional[int] = ..., uptime_seconds: _Optional[int] = ..., memory_entries: _Optional[int] = ...) -> None: ...
+    uptime: str
+    tools_count: int
+    models_available: int
+    def __init__(self, conversations: _Optional[int] = ..., messages: _Optional[int] = ..., user_messages: _Optional[int] = ..., assistant_messages: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., agents: _Optional[int] = ..., models: _Optional[int] = ..., uptime_seconds: _Optional[int] = ..., memory_entries: _Optional[int] = ..., uptime: _Optional[str] = ..., tools_count: _Optional[int] = ..., models_available: _Optional[int] = ...) -> None: ...
 
 class StreamMessageRequest(_message.Message):
-    __slots__ = ("chat_id", "message")
+    __slots__ = ("chat_id", "message", "tools", "tool_choice")
     CHAT_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CHOICE_FIELD_NUMBER: _ClassVar[int]
     chat_id: int
     message: str
-    def __init__(self, chat_id: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
-
-class ReplyToken(_message.Message):
-    __slots__ = ("token", "message_id", "token_count")
-    TOKEN_FIELD_NUMBER: _ClassVar[int]
-    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
-    TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
-    token: str
-    message_id: int
-    token_count: int
-    def __init__(self, token: _Optional[str] = ..., message_id: _Optional[int] = ..., token_count: _Optional[int] = ...) -> None: ...
-
-class ReplyError(_message.Message):
-    __slots__ = ("code", "message", "message_id")
-    CODE_FIELD_NUMBER: _ClassVar[int]
-    MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
-    code: str
-    message: str
-    message_id: int
-    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., message_id: _Optional[int] = ...) -> None: ...
-
-class MessageEvent(_message.Message):
-    __slots__ = ("sequence", "user_message", "token", "assistant_message", "error")
-    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
-    USER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    TOKEN_FIELD_NUMBER: _ClassVar[int]
-    ASSISTANT_MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    ERROR_FIELD_NUMBER: _ClassVar[int]
-    sequence: int
-    user_message: ChatMessage
-    token: ReplyToken
-    assistant_message: ChatMessage
-    error: ReplyError
-    def __init__(self, sequence: _Optional[int] = ..., user_message: _Optional[_Union[ChatMessage, _Mapping]] = ..., token: _Optional[_Union[ReplyToken, _Mapping]] = ..., assistant_message: _Optional[_Union[ChatMessage, _Mapping]] = ..., error: _Optional[_Union[ReplyError, _Mapping]] = ...) -> None: ...
+    tools: _containers.RepeatedScalarFieldContainer[str]
+    tool_choice: str
+    def __init__(self, chat_id: _Optional[int] = ..., message: _Optional[str] = ..., tools: _Optional[_Iterable[str]] = ..., tool_choice: _Optional[str] = ...) -> None: ...

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from relais.v1 import chat_pb2 as relais_dot_v1_dot_chat__pb2
+from relais.v1 import events_pb2 as relais_dot_v1_dot_events__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -295,7 +296,7 @@ class MessageServiceStub:
         self.StreamMessage = channel.unary_stream(
                 '/relais.v1.MessageService/StreamMessage',
                 request_serializer=relais_dot_v1_dot_chat__pb2.StreamMessageRequest.SerializeToString,
-                response_deserializer=relais_dot_v1_dot_chat__pb2.MessageEvent.FromString,
+                response_deserializer=relais_dot_v1_dot_events__pb2.StreamEvent.FromString,
                 _registered_method=True)
 
 
@@ -312,9 +313,10 @@ class MessageServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamMessage(self, request, context):
-        """The same as SendMessage, streamed: the stored user message, the reply's tokens as
-        they come (the reply is stored as it grows), then the stored reply. A client that
-        leaves stops the generation and keeps the partial reply as "incomplete".
+        """The same as SendMessage, streamed: `status` (naming the stored user message), the
+        reply's tokens as they come (the reply is stored as it grows), then `final` naming the
+        stored reply. A client that leaves stops the generation and keeps the partial reply as
+        "incomplete". The events are journaled for /history/replay.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -331,7 +333,7 @@ def add_MessageServiceServicer_to_server(servicer, server):
             'StreamMessage': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamMessage,
                     request_deserializer=relais_dot_v1_dot_chat__pb2.StreamMessageRequest.FromString,
-                    response_serializer=relais_dot_v1_dot_chat__pb2.MessageEvent.SerializeToString,
+                    response_serializer=relais_dot_v1_dot_events__pb2.StreamEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -388,7 +390,7 @@ class MessageService:
             target,
             '/relais.v1.MessageService/StreamMessage',
             relais_dot_v1_dot_chat__pb2.StreamMessageRequest.SerializeToString,
-            relais_dot_v1_dot_chat__pb2.MessageEvent.FromString,
+            relais_dot_v1_dot_events__pb2.StreamEvent.FromString,
             options,
             channel_credentials,
             insecure,
@@ -414,7 +416,7 @@ class ConversationServiceStub:
         self.Converse = channel.unary_stream(
                 '/relais.v1.ConversationService/Converse',
                 request_serializer=relais_dot_v1_dot_chat__pb2.ConverseRequest.SerializeToString,
-                response_deserializer=relais_dot_v1_dot_chat__pb2.ChatEvent.FromString,
+                response_deserializer=relais_dot_v1_dot_events__pb2.StreamEvent.FromString,
                 _registered_method=True)
         self.ListConversations = channel.unary_unary(
                 '/relais.v1.ConversationService/ListConversations',
@@ -445,7 +447,10 @@ class ConversationServiceServicer:
 
     def Converse(self, request, context):
         """Send a message in a conversation (a new one when conversation_id is empty) and get the
-        reply: one JSON body, or server-sent events when `stream` is true.
+        reply: one JSON body, or server-sent events when `stream` is true; on /ws/chat,
+        `token` deltas then the whole answer once as `response`. With tools (`tools`,
+        `tool_choice`), the agent loop streams each tool call (`action`: tool, params) and its
+        result (`result`) between the model's steps, and `tools_used` names them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -475,6 +480,8 @@ class ConversationServiceServicer:
 
     def GetStats(self, request, context):
         """The caller's activity, counted now, and the service's uptime.
+        The caller's activity and the system's facts. Anonymous callers (when the operator allows
+        anonymous access) read the system's facts, with zero for the activity they do not have.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -486,7 +493,7 @@ def add_ConversationServiceServicer_to_server(servicer, server):
             'Converse': grpc.unary_stream_rpc_method_handler(
                     servicer.Converse,
                     request_deserializer=relais_dot_v1_dot_chat__pb2.ConverseRequest.FromString,
-                    response_serializer=relais_dot_v1_dot_chat__pb2.ChatEvent.SerializeToString,
+                    response_serializer=relais_dot_v1_dot_events__pb2.StreamEvent.SerializeToString,
             ),
             'ListConversations': grpc.unary_unary_rpc_method_handler(
                     servicer.ListConversations,
@@ -537,7 +544,7 @@ class ConversationService:
             target,
             '/relais.v1.ConversationService/Converse',
             relais_dot_v1_dot_chat__pb2.ConverseRequest.SerializeToString,
-            relais_dot_v1_dot_chat__pb2.ChatEvent.FromString,
+            relais_dot_v1_dot_events__pb2.StreamEvent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,43 +24,34 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from relais.options.v1 import options_pb2 as relais_dot_options_dot_v1_dot_options__pb2
+from relais.v1 import events_pb2 as relais_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19relais/v1/inference.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1frelais/options/v1/options.proto\">\n\x08\x43hatTurn\x12!\n\x04role\x18\x01 \x01(\x0e\x32\x13.relais.v1.TurnRole\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xf1\x01\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12%\n\x08messages\x18\x02 \x03(\x0b\x32\x13.relais.v1.ChatTurn\x12\r\n\x05model\x18\x03 \x01(\t\x12\x17\n\nmax_tokens\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x05 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x06 \x01(\x02H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x07 \x03(\t\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x03\x88\x01\x01\x42\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seed\">\n\nTokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\"\xaa\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12.\n\rfinish_reason\x18\x04 \x01(\x0e\x32\x17.relais.v1.FinishReason\x12$\n\x05usage\x18\x05 \x01(\x0b\x32\x15.relais.v1.TokenUsage\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"U\n\x0cStreamStatus\x12%\n\x05state\x18\x01 \x01(\x0e\x32\x16.relais.v1.StreamState\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\"/\n\nTokenDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0btoken_count\x18\x02 \x01(\x05\"M\n\rGenerateFinal\x12\x0c\n\x04text\x18\x01 \x01(\t\x12.\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x17.relais.v1.FinishReason\",\n\x0bStreamError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x8b\x02\n\rGenerateEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12$\n\x05usage\x18\x03 \x01(\x0b\x32\x15.relais.v1.TokenUsage\x12)\n\x06status\x18\n \x01(\x0b\x32\x17.relais.v1.StreamStatusH\x00\x12&\n\x05token\x18\x0b \x01(\x0b\x32\x15.relais.v1.TokenDeltaH\x00\x12)\n\x05\x66inal\x18\x0c \x01(\x0b\x32\x18.relais.v1.GenerateFinalH\x00\x12\'\n\x05\x65rror\x18\r \x01(\x0b\x32\x16.relais.v1.StreamErrorH\x00\x42\x07\n\x05\x65vent*h\n\x08TurnRole\x12\x19\n\x15TURN_ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10TURN_ROLE_SYSTEM\x10\x01\x12\x12\n\x0eTURN_ROLE_USER\x10\x02\x12\x17\n\x13TURN_ROLE_ASSISTANT\x10\x03*\x95\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x03\x12\x17\n\x13\x46INISH_REASON_ERROR\x10\x04*E\n\x0bStreamState\x12\x1c\n\x18STREAM_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14STREAM_STATE_STARTED\x10\x01\x32\xee\x01\n\x10InferenceService\x12\x61\n\x08Generate\x12\x1a.relais.v1.GenerateRequest\x1a\x1b.relais.v1.GenerateResponse\"\x1c\xb2\xbb\x18\x03(\xd8\x04\x82\xd3\xe4\x93\x02\x0f\"\n/llm/infer:\x01*\x12w\n\x0eGenerateStream\x12\x1a.relais.v1.GenerateRequest\x1a\x18.relais.v1.GenerateEvent\"-\xba\xbb\x18\x13\x08\x01\x12\x0f\n\x0b/llm/stream\x10\x02\x82\xd3\xe4\x93\x02\x10\"\x0b/llm/stream:\x01*0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19relais/v1/inference.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1frelais/options/v1/options.proto\x1a\x16relais/v1/events.proto\">\n\x08\x43hatTurn\x12!\n\x04role\x18\x01 \x01(\x0e\x32\x13.relais.v1.TurnRole\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xa0\x02\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12%\n\x08messages\x18\x02 \x03(\x0b\x32\x13.relais.v1.ChatTurn\x12\x15\n\x05model\x18\x03 \x01(\tB\x06\xc2\xbb\x18\x02\x18\x64\x12&\n\nmax_tokens\x18\x04 \x01(\x05\x42\r\xc2\xbb\x18\t!\x00\x00\x00\x00\x00\x00\xf0?H\x00\x88\x01\x01\x12\x30\n\x0btemperature\x18\x05 \x01(\x02\x42\x16\xc2\xbb\x18\x12!\x00\x00\x00\x00\x00\x00\x00\x00)\x00\x00\x00\x00\x00\x00\x00@H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x06 \x01(\x02H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x07 \x03(\t\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x03\x88\x01\x01\x42\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seed\"\xaa\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12.\n\rfinish_reason\x18\x04 \x01(\x0e\x32\x17.relais.v1.FinishReason\x12$\n\x05usage\x18\x05 \x01(\x0b\x32\x15.relais.v1.TokenUsage\x12\x12\n\nrequest_id\x18\x06 \x01(\t*h\n\x08TurnRole\x12\x19\n\x15TURN_ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10TURN_ROLE_SYSTEM\x10\x01\x12\x12\n\x0eTURN_ROLE_USER\x10\x02\x12\x17\n\x13TURN_ROLE_ASSISTANT\x10\x03\x32\xec\x01\n\x10InferenceService\x12\x61\n\x08Generate\x12\x1a.relais.v1.GenerateRequest\x1a\x1b.relais.v1.GenerateResponse\"\x1c\xb2\xbb\x18\x03(\xd8\x04\x82\xd3\xe4\x93\x02\x0f\"\n/llm/infer:\x01*\x12u\n\x0eGenerateStream\x12\x1a.relais.v1.GenerateRequest\x1a\x16.relais.v1.StreamEvent\"-\xba\xbb\x18\x13\x08\x01\x12\x0f\n\x0b/llm/stream\x10\x02\x82\xd3\xe4\x93\x02\x10\"\x0b/llm/stream:\x01*0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relais.v1.inference_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_GENERATEREQUEST'].fields_by_name['model']._loaded_options = None
+  _globals['_GENERATEREQUEST'].fields_by_name['model']._serialized_options = b'\302\273\030\002\030d'
+  _globals['_GENERATEREQUEST'].fields_by_name['max_tokens']._loaded_options = None
+  _globals['_GENERATEREQUEST'].fields_by_name['max_tokens']._serialized_options = b'\302\273\030\t!\000\000\000\000\000\000\360?'
+  _globals['_GENERATEREQUEST'].fields_by_name['temperature']._loaded_options = None
+  _globals['_GENERATEREQUEST'].fields_by_name['temperature']._serialized_options = b'\302\273\030\022!\000\000\000\000\000\000\000\000)\000\000\000\000\000\000\000@'
   _globals['_INFERENCESERVICE'].methods_by_name['Generate']._loaded_options = None
   _globals['_INFERENCESERVICE'].methods_by_name['Generate']._serialized_options = b'\262\273\030\003(\330\004\202\323\344\223\002\017\"\n/llm/infer:\001*'
   _globals['_INFERENCESERVICE'].methods_by_name['GenerateStream']._loaded_options = None
   _globals['_INFERENCESERVICE'].methods_by_name['GenerateStream']._serialized_options = b'\272\273\030\023\010\001\022\017\n\013/llm/stream\020\002\202\323\344\223\002\020\"\013/llm/stream:\001*'
-  _globals['_TURNROLE']._serialized_start=1179
-  _globals['_TURNROLE']._serialized_end=1283
-  _globals['_FINISHREASON']._serialized_start=1286
-  _globals['_FINISHREASON']._serialized_end=1435
-  _globals['_STREAMSTATE']._serialized_start=1437
-  _globals['_STREAMSTATE']._serialized_end=1506
-  _globals['_CHATTURN']._serialized_start=103
-  _globals['_CHATTURN']._serialized_end=165
-  _globals['_GENERATEREQUEST']._serialized_start=168
-  _globals['_GENERATEREQUEST']._serialized_end=409
-  _globals['_TOKENUSAGE']._serialized_start=411
-  _globals['_TOKENUSAGE']._serialized_end=473
-  _globals['_GENERATERESPONSE']._serialized_start=476
-  _globals['_GENERATERESPONSE']._serialized_end=646
-  _globals['_STREAMSTATUS']._serialized_start=648
-  _globals['_STREAMSTATUS']._serialized_end=733
-  _globals['_TOKENDELTA']._serialized_start=735
-  _globals['_TOKENDELTA']._serialized_end=782
-  _globals['_GENERATEFINAL']._serialized_start=784
-  _globals['_GENERATEFINAL']._serialized_end=861
-  _globals['_STREAMERROR']._serialized_start=863
-  _globals['_STREAMERROR']._serialized_end=907
-  _globals['_GENERATEEVENT']._serialized_start=910
-  _globals['_GENERATEEVENT']._serialized_end=1177
-  _globals['_INFERENCESERVICE']._serialized_start=1509
-  _globals['_INFERENCESERVICE']._serialized_end=1747
+  _globals['_TURNROLE']._serialized_start=655
+  _globals['_TURNROLE']._serialized_end=759
+  _globals['_CHATTURN']._serialized_start=127
+  _globals['_CHATTURN']._serialized_end=189
+  _globals['_GENERATEREQUEST']._serialized_start=192
+  _globals['_GENERATEREQUEST']._serialized_end=480
+  _globals['_GENERATERESPONSE']._serialized_start=483
+  _globals['_GENERATERESPONSE']._serialized_end=653
+  _globals['_INFERENCESERVICE']._serialized_start=762
+  _globals['_INFERENCESERVICE']._serialized_end=998
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from relais.v1 import events_pb2 as relais_dot_v1_dot_events__pb2
 from relais.v1 import inference_pb2 as relais_dot_v1_dot_inference__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
@@ -43,7 +44,7 @@ class InferenceServiceStub:
         self.GenerateStream = channel.unary_stream(
                 '/relais.v1.InferenceService/GenerateStream',
                 request_serializer=relais_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
-                response_deserializer=relais_dot_v1_dot_inference__pb2.GenerateEvent.FromString,
+                response_deserializer=relais_dot_v1_dot_events__pb2.StreamEvent.FromString,
                 _registered_method=True)
 
 
@@ -62,7 +63,7 @@ class InferenceServiceServicer:
         """Generate a completion as a stream of events: one `status` when generation
         starts, `token` deltas, then `final` (or `error`). Cancelling the call stops
         generation in the backend. An unreachable backend fails the call with
-        UNAVAILABLE before any event.
+        UNAVAILABLE before any event. The events are journaled for /history/replay.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -79,7 +80,7 @@ def add_InferenceServiceServicer_to_server(servicer, server):
             'GenerateStream': grpc.unary_stream_rpc_method_handler(
                     servicer.GenerateStream,
                     request_deserializer=relais_dot_v1_dot_inference__pb2.GenerateRequest.FromString,
-                    response_serializer=relais_dot_v1_dot_inference__pb2.GenerateEvent.SerializeToString,
+                    response_serializer=relais_dot_v1_dot_events__pb2.StreamEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,7 +137,7 @@ class InferenceService:
             target,
             '/relais.v1.InferenceService/GenerateStream',
             relais_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
-            relais_dot_v1_dot_inference__pb2.GenerateEvent.FromString,
+            relais_dot_v1_dot_events__pb2.StreamEvent.FromString,
             options,
             channel_credentials,
             insecure,

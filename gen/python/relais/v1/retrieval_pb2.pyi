@@ -220,8 +220,8 @@ class Document(_message.Message):
     uploaded_at: _timestamp_pb2.Timestamp
     sha256: str
     chunk_count: int
-    conversation_id: str
-    def __init__(self, id: _Optional[int] = ..., filename: _Optional[str] = ..., file_size: _Optional[int] = ..., mime_type: _Optional[str] = ..., entity_type: _Optional[_Union[EntityType, str]] = ..., entity_id: _Optional[int] = ..., uploaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sha256: _Optional[str] = ..., chunk_count: _Optional[int] = ..., conversation_id: _Optional[str] = ...) -> None: ...
+    conversation_id: int
+    def __init__(self, id: _Optional[int] = ..., filename: _Optional[str] = ..., file_size: _Optional[int] = ..., mime_type: _Optional[str] = ..., entity_type: _Optional[_Union[EntityType, str]] = ..., entity_id: _Optional[int] = ..., uploaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sha256: _Optional[str] = ..., chunk_count: _Optional[int] = ..., conversation_id: _Optional[int] = ...) -> None: ...
 
 class ListDocumentsRequest(_message.Message):
     __slots__ = ("entity_type", "entity_id", "limit", "offset")

@@ -188,7 +188,9 @@ class MemoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SearchMemory(self, request, context):
-        """The caller's memories closest to a query, best first.
+        """The caller's memories closest to a query, best first. Memories belong to accounts, so this
+        needs credentials even where anonymous access is enabled: an anonymous caller gets a 401
+        saying so (anonymous callers have no memory of their own, and never see anyone else's).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -27,13 +27,41 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from relais.options.v1 import options_pb2 as relais_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14relais/v1/role.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1frelais/options/v1/options.proto\"]\n\nPermission\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08resource\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\"\xa6\x01\n\x04Role\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x0bpermissions\x18\x05 \x03(\x0b\x32\x15.relais.v1.Permission\x12\x13\n\x0busers_count\x18\x06 \x01(\x03\"?\n\x10ListRolesRequest\x12\x0c\n\x04skip\x18\x01 \x01(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\"q\n\x11ListRolesResponse\x12\r\n\x05total\x18\x01 \x01(\x03\x12\x0c\n\x04skip\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x1e\n\x05items\x18\x04 \x03(\x0b\x32\x0f.relais.v1.Role\x12\x10\n\x08has_more\x18\x05 \x01(\x08\"K\n\x11\x43reateRoleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x13\n\x0bpermissions\x18\x03 \x03(\t\"!\n\x0eGetRoleRequest\x12\x0f\n\x07role_id\x18\x01 \x01(\x03\"\x98\x01\n\x11UpdateRoleRequest\x12\x0f\n\x07role_id\x18\x01 \x01(\x03\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x13\n\x0bpermissions\x18\x04 \x03(\t\x12\x17\n\x0fset_permissions\x18\x05 \x01(\x08\x42\x07\n\x05_nameB\x0e\n\x0c_description\"$\n\x11\x44\x65leteRoleRequest\x12\x0f\n\x07role_id\x18\x01 \x01(\x03\"\x14\n\x12\x44\x65leteRoleResponse\"E\n\x16ListPermissionsRequest\x12\x0c\n\x04skip\x18\x01 \x01(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\"}\n\x17ListPermissionsResponse\x12\r\n\x05total\x18\x01 \x01(\x03\x12\x0c\n\x04skip\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12$\n\x05items\x18\x04 \x03(\x0b\x32\x15.relais.v1.Permission\x12\x10\n\x08has_more\x18\x05 \x01(\x08\"^\n\x17\x43reatePermissionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08resource\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t2\xdf\x06\n\x0bRoleService\x12l\n\tListRoles\x12\x1b.relais.v1.ListRolesRequest\x1a\x1c.relais.v1.ListRolesResponse\"$\xaa\xbb\x18\x0c\x1a\nroles:read\x82\xd3\xe4\x93\x02\x0e\x12\x0c/admin/roles\x12l\n\nCreateRole\x12\x1c.relais.v1.CreateRoleRequest\x1a\x0f.relais.v1.Role\"/\xaa\xbb\x18\r\x1a\x0broles:write\xb2\xbb\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x11\"\x0c/admin/roles:\x01*\x12\x65\n\x07GetRole\x12\x19.relais.v1.GetRoleRequest\x1a\x0f.relais.v1.Role\".\xaa\xbb\x18\x0c\x1a\nroles:read\x82\xd3\xe4\x93\x02\x18\x12\x16/admin/roles/{role_id}\x12o\n\nUpdateRole\x12\x1c.relais.v1.UpdateRoleRequest\x1a\x0f.relais.v1.Role\"2\xaa\xbb\x18\r\x1a\x0broles:write\x82\xd3\xe4\x93\x02\x1b\x1a\x16/admin/roles/{role_id}:\x01*\x12\x81\x01\n\nDeleteRole\x12\x1c.relais.v1.DeleteRoleRequest\x1a\x1d.relais.v1.DeleteRoleResponse\"6\xaa\xbb\x18\r\x1a\x0broles:write\xb2\xbb\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02\x18*\x16/admin/roles/{role_id}\x12\x8a\x01\n\x0fListPermissions\x12!.relais.v1.ListPermissionsRequest\x1a\".relais.v1.ListPermissionsResponse\"0\xaa\xbb\x18\x12\x1a\x10permissions:read\x82\xd3\xe4\x93\x02\x14\x12\x12/admin/permissions\x12\x8a\x01\n\x10\x43reatePermission\x12\".relais.v1.CreatePermissionRequest\x1a\x15.relais.v1.Permission\";\xaa\xbb\x18\x13\x1a\x11permissions:write\xb2\xbb\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x17\"\x12/admin/permissions:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14relais/v1/role.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1frelais/options/v1/options.proto\"]\n\nPermission\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08resource\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\"\xa6\x01\n\x04Role\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x0bpermissions\x18\x05 \x03(\x0b\x32\x15.relais.v1.Permission\x12\x13\n\x0busers_count\x18\x06 \x01(\x03\"l\n\x10ListRolesRequest\x12\x1b\n\x04skip\x18\x01 \x01(\x05\x42\r\xc2\xbb\x18\t!\x00\x00\x00\x00\x00\x00\x00\x00\x12\x1d\n\x06offset\x18\x02 \x01(\x05\x42\r\xc2\xbb\x18\t!\x00\x00\x00\x00\x00\x00\x00\x00\x12\x1c\n\x05limit\x18\x03 \x01(\x05\x42\r\xc2\xbb\x18\t!\x00\x00\x00\x00\x00\x00\x00\x00\"q\n\x11ListRolesResponse\x12\r\n\x05total\x18\x01 \x01(\x03\x12\x0c\n\x04skip\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x1e\n\x05items\x18\x04 \x03(\x0b\x32\x0f.relais.v1.Role\x12\x10\n\x08has_more\x18\x05 \x01(\x08\"\xa4\x01\n\x11\x43reateRoleRequest\x12.\n\x04name\x18\x01 \x01(\tB \xc2\xbb\x18\x1c\x08\x01\x32\x18[a-z0-9][a-z0-9_-]{0,63}\x12\x1c\n\x0b\x64\x65scription\x18\x02 \x01(\tB\x07\xc2\xbb\x18\x03\x18\x80\x04\x12\x41\n\x0bpermissions\x18\x03 \x03(\tB,\xc2\xbb\x18(2&[a-z0-9_*-]{1,64}:[a-z0-9_*-]{1,64}|\\*\"!\n\x0eGetRoleRequest\x12\x0f\n\x07role_id\x18\x01 \x01(\x03\"\xef\x01\n\x11UpdateRoleRequest\x12\x0f\n\x07role_id\x18\x01 \x01(\x03\x12\x31\n\x04name\x18\x02 \x01(\tB\x1e\xc2\xbb\x18\x1a\x32\x18[a-z0-9][a-z0-9_-]{0,63}H\x00\x88\x01\x01\x12!\n\x0b\x64\x65scription\x18\x03 \x01(\tB\x07\xc2\xbb\x18\x03\x18\x80\x04H\x01\x88\x01\x01\x12\x41\n\x0bpermissions\x18\x04 \x03(\tB,\xc2\xbb\x18(2&[a-z0-9_*-]{1,64}:[a-z0-9_*-]{1,64}|\\*\x12\x17\n\x0fset_permissions\x18\x05 \x01(\x08\x42\x07\n\x05_nameB\x0e\n\x0c_description\"$\n\x11\x44\x65leteRoleRequest\x12\x0f\n\x07role_id\x18\x01 \x01(\x03\"\x14\n\x12\x44\x65leteRoleResponse\"r\n\x16ListPermissionsRequest\x12\x1b\n\x04skip\x18\x01 \x01(\x05\x42\r\xc2\xbb\x18\t!\x00\x00\x00\x00\x00\x00\x00\x00\x12\x1d\n\x06offset\x18\x02 \x01(\x05\x42\r\xc2\xbb\x18\t!\x00\x00\x00\x00\x00\x00\x00\x00\x12\x1c\n\x05limit\x18\x03 \x01(\x05\x42\r\xc2\xbb\x18\t!\x00\x00\x00\x00\x00\x00\x00\x00\"}\n\x17ListPermissionsResponse\x12\r\n\x05total\x18\x01 \x01(\x03\x12\x0c\n\x04skip\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12$\n\x05items\x18\x04 \x03(\x0b\x32\x15.relais.v1.Permission\x12\x10\n\x08has_more\x18\x05 \x01(\x08\"\x94\x01\n\x17\x43reatePermissionRequest\x12\x39\n\x04name\x18\x01 \x01(\tB+\xc2\xbb\x18\'\x08\x01\x32#[a-z0-9_*-]{1,64}:[a-z0-9_*-]{1,64}\x12\x1c\n\x0b\x64\x65scription\x18\x02 \x01(\tB\x07\xc2\xbb\x18\x03\x18\x80\x04\x12\x10\n\x08resource\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t2\xdf\x06\n\x0bRoleService\x12l\n\tListRoles\x12\x1b.relais.v1.ListRolesRequest\x1a\x1c.relais.v1.ListRolesResponse\"$\xaa\xbb\x18\x0c\x1a\nroles:read\x82\xd3\xe4\x93\x02\x0e\x12\x0c/admin/roles\x12l\n\nCreateRole\x12\x1c.relais.v1.CreateRoleRequest\x1a\x0f.relais.v1.Role\"/\xaa\xbb\x18\r\x1a\x0broles:write\xb2\xbb\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x11\"\x0c/admin/roles:\x01*\x12\x65\n\x07GetRole\x12\x19.relais.v1.GetRoleRequest\x1a\x0f.relais.v1.Role\".\xaa\xbb\x18\x0c\x1a\nroles:read\x82\xd3\xe4\x93\x02\x18\x12\x16/admin/roles/{role_id}\x12o\n\nUpdateRole\x12\x1c.relais.v1.UpdateRoleRequest\x1a\x0f.relais.v1.Role\"2\xaa\xbb\x18\r\x1a\x0broles:write\x82\xd3\xe4\x93\x02\x1b\x1a\x16/admin/roles/{role_id}:\x01*\x12\x81\x01\n\nDeleteRole\x12\x1c.relais.v1.DeleteRoleRequest\x1a\x1d.relais.v1.DeleteRoleResponse\"6\xaa\xbb\x18\r\x1a\x0broles:write\xb2\xbb\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02\x18*\x16/admin/roles/{role_id}\x12\x8a\x01\n\x0fListPermissions\x12!.relais.v1.ListPermissionsRequest\x1a\".relais.v1.ListPermissionsResponse\"0\xaa\xbb\x18\x12\x1a\x10permissions:read\x82\xd3\xe4\x93\x02\x14\x12\x12/admin/permissions\x12\x8a\x01\n\x10\x43reatePermission\x12\".relais.v1.CreatePermissionRequest\x1a\x15.relais.v1.Permission\";\xaa\xbb\x18\x13\x1a\x11permissions:write\xb2\xbb\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x17\"\x12/admin/permissions:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relais.v1.role_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LISTROLESREQUEST'].fields_by_name['skip']._loaded_options = None
+  _globals['_LISTROLESREQUEST'].fields_by_name['skip']._serialized_options = b'\302\273\030\t!\000\000\000\000\000\000\000\000'
+  _globals['_LISTROLESREQUEST'].fields_by_name['offset']._loaded_options = None
+  _globals['_LISTROLESREQUEST'].fields_by_name['offset']._serialized_options = b'\302\273\030\t!\000\000\000\000\000\000\000\000'
+  _globals['_LISTROLESREQUEST'].fields_by_name['limit']._loaded_options = None
+  _globals['_LISTROLESREQUEST'].fields_by_name['limit']._serialized_options = b'\302\273\030\t!\000\000\000\000\000\000\000\000'
+  _globals['_CREATEROLEREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_CREATEROLEREQUEST'].fields_by_name['name']._serialized_options = b'\302\273\030\034\010\0012\030[a-z0-9][a-z0-9_-]{0,63}'
+  _globals['_CREATEROLEREQUEST'].fields_by_name['description']._loaded_options = None
+  _globals['_CREATEROLEREQUEST'].fields_by_name['description']._serialized_options = b'\302\273\030\003\030\200\004'
+  _globals['_CREATEROLEREQUEST'].fields_by_name['permissions']._loaded_options = None
+  _globals['_CREATEROLEREQUEST'].fields_by_name['permissions']._serialized_options = b'\302\273\030(2&[a-z0-9_*-]{1,64}:[a-z0-9_*-]{1,64}|\\*'
+  _globals['_UPDATEROLEREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_UPDATEROLEREQUEST'].fields_by_name['name']._serialized_options = b'\302\273\030\0322\030[a-z0-9][a-z0-9_-]{0,63}'
+  _globals['_UPDATEROLEREQUEST'].fields_by_name['description']._loaded_options = None
+  _globals['_UPDATEROLEREQUEST'].fields_by_name['description']._serialized_options = b'\302\273\030\003\030\200\004'
+  _globals['_UPDATEROLEREQUEST'].fields_by_name['permissions']._loaded_options = None
+  _globals['_UPDATEROLEREQUEST'].fields_by_name['permissions']._serialized_options = b'\302\273\030(2&[a-z0-9_*-]{1,64}:[a-z0-9_*-]{1,64}|\\*'
+  _globals['_LISTPERMISSIONSREQUEST'].fields_by_name['skip']._loaded_options = None
+  _globals['_LISTPERMISSIONSREQUEST'].fields_by_name['skip']._serialized_options = b'\302\273\030\t!\000\000\000\000\000\000\000\000'
+  _globals['_LISTPERMISSIONSREQUEST'].fields_by_name['offset']._loaded_options = None
+  _globals['_LISTPERMISSIONSREQUEST'].fields_by_name['offset']._serialized_options = b'\302\273\030\t!\000\000\000\000\000\000\000\000'
+  _globals['_LISTPERMISSIONSREQUEST'].fields_by_name['limit']._loaded_options = None
+  _globals['_LISTPERMISSIONSREQUEST'].fields_by_name['limit']._serialized_options = b'\302\273\030\t!\000\000\000\000\000\000\000\000'
+  _globals['_CREATEPERMISSIONREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_CREATEPERMISSIONREQUEST'].fields_by_name['name']._serialized_options = b'\302\273\030\'\010\0012#[a-z0-9_*-]{1,64}:[a-z0-9_*-]{1,64}'
+  _globals['_CREATEPERMISSIONREQUEST'].fields_by_name['description']._loaded_options = None
+  _globals['_CREATEPERMISSIONREQUEST'].fields_by_name['description']._serialized_options = b'\302\273\030\003\030\200\004'
   _globals['_ROLESERVICE'].methods_by_name['ListRoles']._loaded_options = None
   _globals['_ROLESERVICE'].methods_by_name['ListRoles']._serialized_options = b'\252\273\030\014\032\nroles:read\202\323\344\223\002\016\022\014/admin/roles'
   _globals['_ROLESERVICE'].methods_by_name['CreateRole']._loaded_options = None
@@ -53,25 +81,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROLE']._serialized_start=227
   _globals['_ROLE']._serialized_end=393
   _globals['_LISTROLESREQUEST']._serialized_start=395
-  _globals['_LISTROLESREQUEST']._serialized_end=458
-  _globals['_LISTROLESRESPONSE']._serialized_start=460
-  _globals['_LISTROLESRESPONSE']._serialized_end=573
-  _globals['_CREATEROLEREQUEST']._serialized_start=575
-  _globals['_CREATEROLEREQUEST']._serialized_end=650
-  _globals['_GETROLEREQUEST']._serialized_start=652
-  _globals['_GETROLEREQUEST']._serialized_end=685
-  _globals['_UPDATEROLEREQUEST']._serialized_start=688
-  _globals['_UPDATEROLEREQUEST']._serialized_end=840
-  _globals['_DELETEROLEREQUEST']._serialized_start=842
-  _globals['_DELETEROLEREQUEST']._serialized_end=878
-  _globals['_DELETEROLERESPONSE']._serialized_start=880
-  _globals['_DELETEROLERESPONSE']._serialized_end=900
-  _globals['_LISTPERMISSIONSREQUEST']._serialized_start=902
-  _globals['_LISTPERMISSIONSREQUEST']._serialized_end=971
-  _globals['_LISTPERMISSIONSRESPONSE']._serialized_start=973
-  _globals['_LISTPERMISSIONSRESPONSE']._serialized_end=1098
-  _globals['_CREATEPERMISSIONREQUEST']._serialized_start=1100
-  _globals['_CREATEPERMISSIONREQUEST']._serialized_end=1194
-  _globals['_ROLESERVICE']._serialized_start=1197
-  _globals['_ROLESERVICE']._serialized_end=2060
+  _globals['_LISTROLESREQUEST']._serialized_end=503
+  _globals['_LISTROLESRESPONSE']._serialized_start=505
+  _globals['_LISTROLESRESPONSE']._serialized_end=618
+  _globals['_CREATEROLEREQUEST']._serialized_start=621
+  _globals['_CREATEROLEREQUEST']._serialized_end=785
+  _globals['_GETROLEREQUEST']._serialized_start=787
+  _globals['_GETROLEREQUEST']._serialized_end=820
+  _globals['_UPDATEROLEREQUEST']._serialized_start=823
+  _globals['_UPDATEROLEREQUEST']._serialized_end=1062
+  _globals['_DELETEROLEREQUEST']._serialized_start=1064
+  _globals['_DELETEROLEREQUEST']._serialized_end=1100
+  _globals['_DELETEROLERESPONSE']._serialized_start=1102
+  _globals['_DELETEROLERESPONSE']._serialized_end=1122
+  _globals['_LISTPERMISSIONSREQUEST']._serialized_start=1124
+  _globals['_LISTPERMISSIONSREQUEST']._serialized_end=1238
+  _globals['_LISTPERMISSIONSRESPONSE']._serialized_start=1240
+  _globals['_LISTPERMISSIONSRESPONSE']._serialized_end=1365
+  _globals['_CREATEPERMISSIONREQUEST']._serialized_start=1368
+  _globals['_CREATEPERMISSIONREQUEST']._serialized_end=1516
+  _globals['_ROLESERVICE']._serialized_start=1519
+  _globals['_ROLESERVICE']._serialized_end=2382
 # @@protoc_insertion_point(module_scope)

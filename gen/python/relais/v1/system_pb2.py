@@ -27,39 +27,47 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from relais.options.v1 import options_pb2 as relais_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16relais/v1/system.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1frelais/options/v1/options.proto\"\x12\n\x10GetHealthRequest\":\n\x07GpuInfo\x12\x11\n\tavailable\x18\x01 \x01(\x08\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\r\n\x05names\x18\x03 \x03(\t\"L\n\x0cHealthChecks\x12\x10\n\x08\x64\x61tabase\x18\x01 \x01(\x08\x12\x12\n\x05redis\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x0c\n\x04\x64isk\x18\x03 \x01(\x08\x42\x08\n\x06_redis\"B\n\tDiskUsage\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nfree_bytes\x18\x02 \x01(\x03\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x03\"G\n\x0cProbeLatency\x12\x13\n\x0b\x64\x61tabase_ms\x18\x01 \x01(\x01\x12\x15\n\x08redis_ms\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\x0b\n\t_redis_ms\"\x8e\x04\n\x11GetHealthResponse\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.relais.v1.HealthStatus\x12\x0f\n\x07version\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06uptime\x18\x05 \x01(\x03\x12\x1f\n\x03gpu\x18\x06 \x01(\x0b\x32\x12.relais.v1.GpuInfo\x12\x15\n\rplugins_count\x18\x07 \x01(\x05\x12\x13\n\x0btools_count\x18\x08 \x01(\x05\x12\r\n\x05\x64\x62_ok\x18\t \x01(\x08\x12\x10\n\x08\x66\x61iss_ok\x18\n \x01(\x08\x12*\n\x06ollama\x18\x0b \x01(\x0e\x32\x1a.relais.v1.DependencyState\x12,\n\x08\x63hromadb\x18\x0c \x01(\x0e\x32\x1a.relais.v1.DependencyState\x12\'\n\x06\x63hecks\x18\r \x01(\x0b\x32\x17.relais.v1.HealthChecks\x12\"\n\x04\x64isk\x18\x0e \x01(\x0b\x32\x14.relais.v1.DiskUsage\x12(\n\x07latency\x18\x0f \x01(\x0b\x32\x17.relais.v1.ProbeLatency\x12\x17\n\x0f\x64\x61tabase_engine\x18\x10 \x01(\t\"\x19\n\x17GetManagerHealthRequest\"\xcc\x01\n\x12ScheduledTaskState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10interval_seconds\x18\x02 \x01(\x01\x12\x0c\n\x04runs\x18\x03 \x01(\x03\x12\x10\n\x08\x66\x61ilures\x18\x04 \x01(\x03\x12,\n\x08last_run\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08next_run\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x07 \x01(\t\"\xaf\x02\n\x18GetManagerHealthResponse\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.relais.v1.HealthStatus\x12\x0f\n\x07running\x18\x02 \x01(\x08\x12.\n\nstarted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06uptime\x18\x04 \x01(\x03\x12\x13\n\x0btasks_count\x18\x05 \x01(\x05\x12\x15\n\rrunning_count\x18\x06 \x01(\x05\x12\x10\n\x08\x66\x61ilures\x18\x07 \x01(\x03\x12,\n\x05tasks\x18\x08 \x03(\x0b\x32\x1d.relais.v1.ScheduledTaskState\x12-\n\ttimestamp\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x81\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_HEALTHY\x10\x01\x12\x1a\n\x16HEALTH_STATUS_DEGRADED\x10\x02\x12\x1b\n\x17HEALTH_STATUS_UNHEALTHY\x10\x03*\x9b\x01\n\x0f\x44\x65pendencyState\x12 \n\x1c\x44\x45PENDENCY_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44\x45PENDENCY_STATE_CONNECTED\x10\x01\x12!\n\x1d\x44\x45PENDENCY_STATE_DISCONNECTED\x10\x02\x12#\n\x1f\x44\x45PENDENCY_STATE_NOT_CONFIGURED\x10\x03\x32\xe6\x01\n\rSystemService\x12_\n\tGetHealth\x12\x1b.relais.v1.GetHealthRequest\x1a\x1c.relais.v1.GetHealthResponse\"\x17\xaa\xbb\x18\x04\x08\x01 \x01\x82\xd3\xe4\x93\x02\t\x12\x07/health\x12t\n\x10GetManagerHealth\x12\".relais.v1.GetManagerHealthRequest\x1a#.relais.v1.GetManagerHealthResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/manager/healthb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16relais/v1/system.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1frelais/options/v1/options.proto\"\x12\n\x10GetHealthRequest\":\n\x07GpuInfo\x12\x11\n\tavailable\x18\x01 \x01(\x08\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\r\n\x05names\x18\x03 \x03(\t\"=\n\x0cHealthChecks\x12\x10\n\x08\x64\x61tabase\x18\x01 \x01(\x08\x12\r\n\x05redis\x18\x02 \x01(\x08\x12\x0c\n\x04\x64isk\x18\x03 \x01(\x08\"B\n\tDiskUsage\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nfree_bytes\x18\x02 \x01(\x03\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x03\"G\n\x0cProbeLatency\x12\x13\n\x0b\x64\x61tabase_ms\x18\x01 \x01(\x01\x12\x15\n\x08redis_ms\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\x0b\n\t_redis_ms\"\xb2\x06\n\x11GetHealthResponse\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.relais.v1.HealthStatus\x12\x0f\n\x07version\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06uptime\x18\x05 \x01(\x03\x12\x1f\n\x03gpu\x18\x06 \x01(\x0b\x32\x12.relais.v1.GpuInfo\x12\x15\n\rplugins_count\x18\x07 \x01(\x05\x12\x13\n\x0btools_count\x18\x08 \x01(\x05\x12\r\n\x05\x64\x62_ok\x18\t \x01(\x08\x12\x10\n\x08\x66\x61iss_ok\x18\n \x01(\x08\x12*\n\x06ollama\x18\x0b \x01(\x0e\x32\x1a.relais.v1.DependencyState\x12,\n\x08\x63hromadb\x18\x0c \x01(\x0e\x32\x1a.relais.v1.DependencyState\x12\'\n\x06\x63hecks\x18\r \x01(\x0b\x32\x17.relais.v1.HealthChecks\x12\"\n\x04\x64isk\x18\x0e \x01(\x0b\x32\x14.relais.v1.DiskUsage\x12(\n\x07latency\x18\x0f \x01(\x0b\x32\x17.relais.v1.ProbeLatency\x12\x17\n\x0f\x64\x61tabase_engine\x18\x10 \x01(\t\x12\x43\n\x0ctool_sources\x18\x18 \x03(\x0b\x32-.relais.v1.GetHealthResponse.ToolSourcesEntry\x12\x31\n\x0cvector_store\x18\x11 \x01(\x0b\x32\x1b.relais.v1.DependencyHealth\x12.\n\tinference\x18\x12 \x01(\x0b\x32\x1b.relais.v1.DependencyHealth\x12*\n\x05redis\x18\x13 \x01(\x0b\x32\x1b.relais.v1.DependencyHealth\x1aN\n\x10ToolSourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0e\x32\x1a.relais.v1.DependencyState:\x02\x38\x01\"]\n\x10\x44\x65pendencyHealth\x12)\n\x05state\x18\x01 \x01(\x0e\x32\x1a.relais.v1.DependencyState\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\"\x19\n\x17GetManagerHealthRequest\"\xcc\x01\n\x12ScheduledTaskState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10interval_seconds\x18\x02 \x01(\x01\x12\x0c\n\x04runs\x18\x03 \x01(\x03\x12\x10\n\x08\x66\x61ilures\x18\x04 \x01(\x03\x12,\n\x08last_run\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08next_run\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x07 \x01(\t\"\xa6\x01\n\x11SchedulerExecutor\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07seen_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61live\x18\x06 \x01(\x08\"\x92\x04\n\x18GetManagerHealthResponse\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.relais.v1.HealthStatus\x12\x0f\n\x07running\x18\x02 \x01(\x08\x12.\n\nstarted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06uptime\x18\x04 \x01(\x03\x12\x13\n\x0btasks_count\x18\x05 \x01(\x05\x12\x15\n\rrunning_count\x18\x06 \x01(\x05\x12\x10\n\x08\x66\x61ilures\x18\x07 \x01(\x03\x12,\n\x05tasks\x18\x08 \x03(\x0b\x32\x1d.relais.v1.ScheduledTaskState\x12-\n\ttimestamp\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x65ngine\x18\n \x01(\t\x12\x17\n\x0f\x65ngine_database\x18\x0b \x01(\t\x12\x17\n\x0f\x65xecutors_alive\x18\x0c \x01(\x05\x12/\n\texecutors\x18\r \x03(\x0b\x32\x1c.relais.v1.SchedulerExecutor\x12\x13\n\x0bqueue_depth\x18\x0e \x01(\x05\x12\x11\n\tlate_runs\x18\x0f \x01(\x05\x12\x1a\n\x12late_after_seconds\x18\x10 \x01(\x01\x12\x13\n\x0b\x65xecutor_id\x18\x11 \x01(\t\x12\x15\n\renabled_count\x18\x12 \x01(\x05*\x9d\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_HEALTHY\x10\x01\x12\x1a\n\x16HEALTH_STATUS_DEGRADED\x10\x02\x12\x1b\n\x17HEALTH_STATUS_UNHEALTHY\x10\x03\x12\x1a\n\x16HEALTH_STATUS_DRAINING\x10\x04*\x9b\x01\n\x0f\x44\x65pendencyState\x12 \n\x1c\x44\x45PENDENCY_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44\x45PENDENCY_STATE_CONNECTED\x10\x01\x12!\n\x1d\x44\x45PENDENCY_STATE_DISCONNECTED\x10\x02\x12#\n\x1f\x44\x45PENDENCY_STATE_NOT_CONFIGURED\x10\x03\x32\x90\x02\n\rSystemService\x12\x88\x01\n\tGetHealth\x12\x1b.relais.v1.GetHealthRequest\x1a\x1c.relais.v1.GetHealthResponse\"@\xaa\xbb\x18\x04\x08\x01 \x01\xb2\xbb\x18%2#\n\x06status\x12\x16HEALTH_STATUS_DRAINING\x18\xf7\x03\x82\xd3\xe4\x93\x02\t\x12\x07/health\x12t\n\x10GetManagerHealth\x12\".relais.v1.GetManagerHealthRequest\x1a#.relais.v1.GetManagerHealthResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/manager/healthb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relais.v1.system_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_GETHEALTHRESPONSE_TOOLSOURCESENTRY']._loaded_options = None
+  _globals['_GETHEALTHRESPONSE_TOOLSOURCESENTRY']._serialized_options = b'8\001'
   _globals['_SYSTEMSERVICE'].methods_by_name['GetHealth']._loaded_options = None
-  _globals['_SYSTEMSERVICE'].methods_by_name['GetHealth']._serialized_options = b'\252\273\030\004\010\001 \001\202\323\344\223\002\t\022\007/health'
+  _globals['_SYSTEMSERVICE'].methods_by_name['GetHealth']._serialized_options = b'\252\273\030\004\010\001 \001\262\273\030%2#\n\006status\022\026HEALTH_STATUS_DRAINING\030\367\003\202\323\344\223\002\t\022\007/health'
   _globals['_SYSTEMSERVICE'].methods_by_name['GetManagerHealth']._loaded_options = None
   _globals['_SYSTEMSERVICE'].methods_by_name['GetManagerHealth']._serialized_options = b'\202\323\344\223\002\021\022\017/manager/health'
-  _globals['_HEALTHSTATUS']._serialized_start=1502
-  _globals['_HEALTHSTATUS']._serialized_end=1631
-  _globals['_DEPENDENCYSTATE']._serialized_start=1634
-  _globals['_DEPENDENCYSTATE']._serialized_end=1789
+  _globals['_HEALTHSTATUS']._serialized_start=2270
+  _globals['_HEALTHSTATUS']._serialized_end=2427
+  _globals['_DEPENDENCYSTATE']._serialized_start=2430
+  _globals['_DEPENDENCYSTATE']._serialized_end=2585
   _globals['_GETHEALTHREQUEST']._serialized_start=133
   _globals['_GETHEALTHREQUEST']._serialized_end=151
   _globals['_GPUINFO']._serialized_start=153
   _globals['_GPUINFO']._serialized_end=211
   _globals['_HEALTHCHECKS']._serialized_start=213
-  _globals['_HEALTHCHECKS']._serialized_end=289
-  _globals['_DISKUSAGE']._serialized_start=291
-  _globals['_DISKUSAGE']._serialized_end=357
-  _globals['_PROBELATENCY']._serialized_start=359
-  _globals['_PROBELATENCY']._serialized_end=430
-  _globals['_GETHEALTHRESPONSE']._serialized_start=433
-  _globals['_GETHEALTHRESPONSE']._serialized_end=959
-  _globals['_GETMANAGERHEALTHREQUEST']._serialized_start=961
-  _globals['_GETMANAGERHEALTHREQUEST']._serialized_end=986
-  _globals['_SCHEDULEDTASKSTATE']._serialized_start=989
-  _globals['_SCHEDULEDTASKSTATE']._serialized_end=1193
-  _globals['_GETMANAGERHEALTHRESPONSE']._serialized_start=1196
-  _globals['_GETMANAGERHEALTHRESPONSE']._serialized_end=1499
-  _globals['_SYSTEMSERVICE']._serialized_start=1792
-  _globals['_SYSTEMSERVICE']._serialized_end=2022
+  _globals['_HEALTHCHECKS']._serialized_end=274
+  _globals['_DISKUSAGE']._serialized_start=276
+  _globals['_DISKUSAGE']._serialized_end=342
+  _globals['_PROBELATENCY']._serialized_start=344
+  _globals['_PROBELATENCY']._serialized_end=415
+  _globals['_GETHEALTHRESPONSE']._serialized_start=418
+  _globals['_GETHEALTHRESPONSE']._serialized_end=1236
+  _globals['_GETHEALTHRESPONSE_TOOLSOURCESENTRY']._serialized_start=1158
+  _globals['_GETHEALTHRESPONSE_TOOLSOURCESENTRY']._serialized_end=1236
+  _globals['_DEPENDENCYHEALTH']._serialized_start=1238
+  _globals['_DEPENDENCYHEALTH']._serialized_end=1331
+  _globals['_GETMANAGERHEALTHREQUEST']._serialized_start=1333
+  _globals['_GETMANAGERHEALTHREQUEST']._serialized_end=1358
+  _globals['_SCHEDULEDTASKSTATE']._serialized_start=1361
+  _globals['_SCHEDULEDTASKSTATE']._serialized_end=1565
+  _globals['_SCHEDULEREXECUTOR']._serialized_start=1568
+  _globals['_SCHEDULEREXECUTOR']._serialized_end=1734
+  _globals['_GETMANAGERHEALTHRESPONSE']._serialized_start=1737
+  _globals['_GETMANAGERHEALTHRESPONSE']._serialized_end=2267
+  _globals['_SYSTEMSERVICE']._serialized_start=2588
+  _globals['_SYSTEMSERVICE']._serialized_end=2860
 # @@protoc_insertion_point(module_scope)

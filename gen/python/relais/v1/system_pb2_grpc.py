@@ -54,13 +54,16 @@ class SystemServiceServicer:
     def GetHealth(self, request, context):
         """Health of the service and of each dependency it uses, measured on each call.
         The body is the union of the health bodies the seeds document.
+        While the server drains (it received SIGTERM), `status` is "draining" and the HTTP status
+        503 (with Retry-After), so that a load balancer moves traffic to another instance.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetManagerHealth(self, request, context):
-        """State of the background scheduler that runs periodic and planned tasks.
+        """State of the scheduler that runs every task (built-in housekeeping and users' tasks):
+        the engine, the replicas running it, runs waiting and runs late, the built-in tasks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -27,13 +27,39 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from relais.options.v1 import options_pb2 as relais_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14relais/v1/user.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1frelais/options/v1/options.proto\"\x90\x02\n\x04User\x12\n\n\x02id\x18\x01 \x01(\x03\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x10\n\x08username\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x11\n\tfull_name\x18\x05 \x01(\t\x12\x11\n\ttrigramme\x18\x06 \x01(\t\x12\x11\n\tis_active\x18\x07 \x01(\x08\x12\x10\n\x08is_admin\x18\x08 \x01(\x08\x12\r\n\x05roles\x18\t \x03(\t\x12\x13\n\x0bpermissions\x18\n \x03(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nlast_login\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"|\n\x13RegisterUserRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tfull_name\x18\x04 \x01(\t\x12\x11\n\ttrigramme\x18\x05 \x01(\t\x12\x10\n\x08username\x18\x06 \x01(\t\"\x13\n\x11GetProfileRequest\"\xc0\x01\n\x14UpdateProfileRequest\x12\x12\n\x05\x65mail\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04name\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x16\n\tfull_name\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x16\n\ttrigramme\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x15\n\x08username\x18\x05 \x01(\tH\x04\x88\x01\x01\x42\x08\n\x06_emailB\x07\n\x05_nameB\x0c\n\n_full_nameB\x0c\n\n_trigrammeB\x0b\n\t_username\"G\n\x15\x43hangePasswordRequest\x12\x18\n\x10\x63urrent_password\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"C\n\x16\x43hangePasswordResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x18\n\x10sessions_revoked\x18\x02 \x01(\x05\x32\x99\x03\n\x0bUserService\x12g\n\x0cRegisterUser\x12\x1e.relais.v1.RegisterUserRequest\x1a\x0f.relais.v1.User\"&\xaa\xbb\x18\x02\x08\x01\xb2\xbb\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x13\"\x0e/user/register:\x01*\x12R\n\nGetProfile\x12\x1c.relais.v1.GetProfileRequest\x1a\x0f.relais.v1.User\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/user/profile\x12[\n\rUpdateProfile\x12\x1f.relais.v1.UpdateProfileRequest\x1a\x0f.relais.v1.User\"\x18\x82\xd3\xe4\x93\x02\x12\x1a\r/user/profile:\x01*\x12p\n\x0e\x43hangePassword\x12 .relais.v1.ChangePasswordRequest\x1a!.relais.v1.ChangePasswordResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x1a\x0e/user/password:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14relais/v1/user.proto\x12\trelais.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1frelais/options/v1/options.proto\"\x90\x02\n\x04User\x12\n\n\x02id\x18\x01 \x01(\x03\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x10\n\x08username\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x11\n\tfull_name\x18\x05 \x01(\t\x12\x11\n\ttrigramme\x18\x06 \x01(\t\x12\x11\n\tis_active\x18\x07 \x01(\x08\x12\x10\n\x08is_admin\x18\x08 \x01(\x08\x12\r\n\x05roles\x18\t \x03(\t\x12\x13\n\x0bpermissions\x18\n \x03(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nlast_login\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb9\x02\n\x13RegisterUserRequest\x12:\n\x05\x65mail\x18\x01 \x01(\tB+\xc2\xbb\x18\'\x08\x01\x18\xc0\x02\x32 [^@\\s]{1,64}@[^@\\s]+\\.[^@\\s]{2,}\x12X\n\x08password\x18\x02 \x01(\tBF\xc2\xbb\x18\x42\x08\x01\x10\x08\x18\x80\x02\x32\x39[\\s\\S]*([A-Za-z][\\s\\S]*[0-9]|[0-9][\\s\\S]*[A-Za-z])[\\s\\S]*\x12\x15\n\x04name\x18\x03 \x01(\tB\x07\xc2\xbb\x18\x03\x18\xc8\x01\x12\x1a\n\tfull_name\x18\x04 \x01(\tB\x07\xc2\xbb\x18\x03\x18\xc8\x01\x12)\n\ttrigramme\x18\x05 \x01(\tB\x16\xc2\xbb\x18\x12\x32\x10([A-Za-z]{2,4})?\x12.\n\x08username\x18\x06 \x01(\tB\x1c\xc2\xbb\x18\x18\x32\x16[A-Za-z0-9._@+-]{3,64}\"\x13\n\x11GetProfileRequest\"\xb3\x02\n\x14UpdateProfileRequest\x12=\n\x05\x65mail\x18\x01 \x01(\tB)\xc2\xbb\x18%\x18\xc0\x02\x32 [^@\\s]{1,64}@[^@\\s]+\\.[^@\\s]{2,}H\x00\x88\x01\x01\x12\x1a\n\x04name\x18\x02 \x01(\tB\x07\xc2\xbb\x18\x03\x18\xc8\x01H\x01\x88\x01\x01\x12\x1f\n\tfull_name\x18\x03 \x01(\tB\x07\xc2\xbb\x18\x03\x18\xc8\x01H\x02\x88\x01\x01\x12.\n\ttrigramme\x18\x04 \x01(\tB\x16\xc2\xbb\x18\x12\x32\x10([A-Za-z]{2,4})?H\x03\x88\x01\x01\x12\x33\n\x08username\x18\x05 \x01(\tB\x1c\xc2\xbb\x18\x18\x32\x16[A-Za-z0-9._@+-]{3,64}H\x04\x88\x01\x01\x42\x08\n\x06_emailB\x07\n\x05_nameB\x0c\n\n_full_nameB\x0c\n\n_trigrammeB\x0b\n\t_username\"\x9a\x01\n\x15\x43hangePasswordRequest\x12#\n\x10\x63urrent_password\x18\x01 \x01(\tB\t\xc2\xbb\x18\x05\x08\x01\x18\x80\x02\x12\\\n\x0cnew_password\x18\x02 \x01(\tBF\xc2\xbb\x18\x42\x08\x01\x10\x08\x18\x80\x02\x32\x39[\\s\\S]*([A-Za-z][\\s\\S]*[0-9]|[0-9][\\s\\S]*[A-Za-z])[\\s\\S]*\"C\n\x16\x43hangePasswordResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x18\n\x10sessions_revoked\x18\x02 \x01(\x05\x32\x99\x03\n\x0bUserService\x12g\n\x0cRegisterUser\x12\x1e.relais.v1.RegisterUserRequest\x1a\x0f.relais.v1.User\"&\xaa\xbb\x18\x02\x08\x01\xb2\xbb\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x13\"\x0e/user/register:\x01*\x12R\n\nGetProfile\x12\x1c.relais.v1.GetProfileRequest\x1a\x0f.relais.v1.User\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/user/profile\x12[\n\rUpdateProfile\x12\x1f.relais.v1.UpdateProfileRequest\x1a\x0f.relais.v1.User\"\x18\x82\xd3\xe4\x93\x02\x12\x1a\r/user/profile:\x01*\x12p\n\x0e\x43hangePassword\x12 .relais.v1.ChangePasswordRequest\x1a!.relais.v1.ChangePasswordResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x1a\x0e/user/password:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relais.v1.user_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['email']._loaded_options = None
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['email']._serialized_options = b'\302\273\030\'\010\001\030\300\0022 [^@\\s]{1,64}@[^@\\s]+\\.[^@\\s]{2,}'
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['password']._loaded_options = None
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['password']._serialized_options = b'\302\273\030B\010\001\020\010\030\200\00229[\\s\\S]*([A-Za-z][\\s\\S]*[0-9]|[0-9][\\s\\S]*[A-Za-z])[\\s\\S]*'
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['name']._serialized_options = b'\302\273\030\003\030\310\001'
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['full_name']._loaded_options = None
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['full_name']._serialized_options = b'\302\273\030\003\030\310\001'
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['trigramme']._loaded_options = None
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['trigramme']._serialized_options = b'\302\273\030\0222\020([A-Za-z]{2,4})?'
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['username']._loaded_options = None
+  _globals['_REGISTERUSERREQUEST'].fields_by_name['username']._serialized_options = b'\302\273\030\0302\026[A-Za-z0-9._@+-]{3,64}'
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['email']._loaded_options = None
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['email']._serialized_options = b'\302\273\030%\030\300\0022 [^@\\s]{1,64}@[^@\\s]+\\.[^@\\s]{2,}'
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['name']._serialized_options = b'\302\273\030\003\030\310\001'
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['full_name']._loaded_options = None
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['full_name']._serialized_options = b'\302\273\030\003\030\310\001'
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['trigramme']._loaded_options = None
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['trigramme']._serialized_options = b'\302\273\030\0222\020([A-Za-z]{2,4})?'
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['username']._loaded_options = None
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['username']._serialized_options = b'\302\273\030\0302\026[A-Za-z0-9._@+-]{3,64}'
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['current_password']._loaded_options = None
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['current_password']._serialized_options = b'\302\273\030\005\010\001\030\200\002'
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['new_password']._loaded_options = None
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['new_password']._serialized_options = b'\302\273\030B\010\001\020\010\030\200\00229[\\s\\S]*([A-Za-z][\\s\\S]*[0-9]|[0-9][\\s\\S]*[A-Za-z])[\\s\\S]*'
   _globals['_USERSERVICE'].methods_by_name['RegisterUser']._loaded_options = None
   _globals['_USERSERVICE'].methods_by_name['RegisterUser']._serialized_options = b'\252\273\030\002\010\001\262\273\030\003\010\311\001\202\323\344\223\002\023\"\016/user/register:\001*'
   _globals['_USERSERVICE'].methods_by_name['GetProfile']._loaded_options = None
@@ -44,16 +70,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USERSERVICE'].methods_by_name['ChangePassword']._serialized_options = b'\202\323\344\223\002\023\032\016/user/password:\001*'
   _globals['_USER']._serialized_start=132
   _globals['_USER']._serialized_end=404
-  _globals['_REGISTERUSERREQUEST']._serialized_start=406
-  _globals['_REGISTERUSERREQUEST']._serialized_end=530
-  _globals['_GETPROFILEREQUEST']._serialized_start=532
-  _globals['_GETPROFILEREQUEST']._serialized_end=551
-  _globals['_UPDATEPROFILEREQUEST']._serialized_start=554
-  _globals['_UPDATEPROFILEREQUEST']._serialized_end=746
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=748
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=819
-  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=821
-  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=888
-  _globals['_USERSERVICE']._serialized_start=891
-  _globals['_USERSERVICE']._serialized_end=1300
+  _globals['_REGISTERUSERREQUEST']._serialized_start=407
+  _globals['_REGISTERUSERREQUEST']._serialized_end=720
+  _globals['_GETPROFILEREQUEST']._serialized_start=722
+  _globals['_GETPROFILEREQUEST']._serialized_end=741
+  _globals['_UPDATEPROFILEREQUEST']._serialized_start=744
+  _globals['_UPDATEPROFILEREQUEST']._serialized_end=1051
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=1054
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=1208
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=1210
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=1277
+  _globals['_USERSERVICE']._serialized_start=1280
+  _globals['_USERSERVICE']._serialized_end=1689
 # @@protoc_insertion_point(module_scope)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frelais/options/v1/options.proto\x12\x11relais.options.v1\x1a google/protobuf/descriptor.proto\"\\\n\nAccessRule\x12\x0e\n\x06public\x18\x01 \x01(\x08\x12\x17\n\x0f\x61llow_anonymous\x18\x02 \x01(\x08\x12\x12\n\npermission\x18\x03 \x01(\t\x12\x11\n\tunmetered\x18\x04 \x01(\x08\"\x83\x01\n\tSetCookie\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x11\n\thttp_only\x18\x03 \x01(\x08\x12\x0e\n\x06secure\x18\x04 \x01(\x08\x12\x11\n\tsame_site\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\x12\x15\n\rmax_age_field\x18\x07 \x01(\t\"\x97\x01\n\x0cJsonEnvelope\x12\x12\n\ndata_field\x18\x01 \x01(\t\x12\x41\n\tconstants\x18\x02 \x03(\x0b\x32..relais.options.v1.JsonEnvelope.ConstantsEntry\x1a\x30\n\x0e\x43onstantsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"z\n\x0f\x42indingBehavior\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x31\n\x08\x65nvelope\x18\x03 \x01(\x0b\x32\x1f.relais.options.v1.JsonEnvelope\x12\x16\n\x0esuccess_status\x18\x04 \x01(\x05\"\xbf\x01\n\x0cHttpBehavior\x12\x16\n\x0esuccess_status\x18\x01 \x01(\x05\x12\x31\n\x0bset_cookies\x18\x02 \x03(\x0b\x32\x1c.relais.options.v1.SetCookie\x12\x34\n\x08\x62indings\x18\x03 \x03(\x0b\x32\".relais.options.v1.BindingBehavior\x12\x15\n\rclear_cookies\x18\x04 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x05\"Q\n\x0eWebSocketRoute\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x31\n\x07\x64ialect\x18\x02 \x01(\x0e\x32 .relais.options.v1.StreamDialect\"\xa2\x01\n\x0eStreamBehavior\x12-\n\x03sse\x18\x01 \x01(\x0e\x32 .relais.options.v1.StreamDialect\x12\x35\n\nwebsockets\x18\x02 \x03(\x0b\x32!.relais.options.v1.WebSocketRoute\x12\x14\n\x0cstream_field\x18\x03 \x01(\t\x12\x14\n\x0cresult_event\x18\x04 \x01(\t\"D\n\x0cUploadedFile\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c*\xb3\x01\n\rStreamDialect\x12\x1e\n\x1aSTREAM_DIALECT_UNSPECIFIED\x10\x00\x12\x16\n\x12STREAM_DIALECT_SSE\x10\x01\x12%\n!STREAM_DIALECT_LOCAL_ASSISTANT_WS\x10\x02\x12\x1f\n\x1bSTREAM_DIALECT_FOYERGPT_SSE\x10\x03\x12\"\n\x1eSTREAM_DIALECT_ORCHESTRATOR_WS\x10\x04:O\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xb5\x87\x03 \x01(\x0b\x32\x1d.relais.options.v1.AccessRule:O\n\x04http\x12\x1e.google.protobuf.MethodOptions\x18\xb6\x87\x03 \x01(\x0b\x32\x1f.relais.options.v1.HttpBehavior:S\n\x06stream\x12\x1e.google.protobuf.MethodOptions\x18\xb7\x87\x03 \x01(\x0b\x32!.relais.options.v1.StreamBehaviorb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frelais/options/v1/options.proto\x12\x11relais.options.v1\x1a google/protobuf/descriptor.proto\"\\\n\nAccessRule\x12\x0e\n\x06public\x18\x01 \x01(\x08\x12\x17\n\x0f\x61llow_anonymous\x18\x02 \x01(\x08\x12\x12\n\npermission\x18\x03 \x01(\t\x12\x11\n\tunmetered\x18\x04 \x01(\x08\"\x83\x01\n\tSetCookie\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x11\n\thttp_only\x18\x03 \x01(\x08\x12\x0e\n\x06secure\x18\x04 \x01(\x08\x12\x11\n\tsame_site\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\x12\x15\n\rmax_age_field\x18\x07 \x01(\t\"\x97\x01\n\x0cJsonEnvelope\x12\x12\n\ndata_field\x18\x01 \x01(\t\x12\x41\n\tconstants\x18\x02 \x03(\x0b\x32..relais.options.v1.JsonEnvelope.ConstantsEntry\x1a\x30\n\x0e\x43onstantsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb0\x01\n\x0f\x42indingBehavior\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x31\n\x08\x65nvelope\x18\x03 \x01(\x0b\x32\x1f.relais.options.v1.JsonEnvelope\x12\x16\n\x0esuccess_status\x18\x04 \x01(\x05\x12\x34\n\x0c\x65rror_format\x18\x05 \x01(\x0e\x32\x1e.relais.options.v1.ErrorFormat\"\xc1\x02\n\x0cHttpBehavior\x12\x16\n\x0esuccess_status\x18\x01 \x01(\x05\x12\x31\n\x0bset_cookies\x18\x02 \x03(\x0b\x32\x1c.relais.options.v1.SetCookie\x12\x34\n\x08\x62indings\x18\x03 \x03(\x0b\x32\".relais.options.v1.BindingBehavior\x12\x15\n\rclear_cookies\x18\x04 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x05\x12\x16\n\x0emax_body_bytes\x18\x07 \x01(\x03\x12\x32\n\x0bstatus_when\x18\x06 \x03(\x0b\x32\x1d.relais.options.v1.StatusWhen\x12\x34\n\x0c\x65rror_format\x18\x08 \x01(\x0e\x32\x1e.relais.options.v1.ErrorFormat\":\n\nStatusWhen\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\x05\"\x1a\n\x0bIdempotency\x12\x0b\n\x03key\x18\x01 \x01(\x08\"Q\n\x0eWebSocketRoute\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x31\n\x07\x64ialect\x18\x02 \x01(\x0e\x32 .relais.options.v1.StreamDialect\"\xde\x01\n\x0eStreamBehavior\x12-\n\x03sse\x18\x01 \x01(\x0e\x32 .relais.options.v1.StreamDialect\x12\x35\n\nwebsockets\x18\x02 \x03(\x0b\x32!.relais.options.v1.WebSocketRoute\x12\x14\n\x0cstream_field\x18\x03 \x01(\t\x12\x14\n\x0cresult_event\x18\x04 \x01(\t\x12%\n\x1djson_list_unless_event_stream\x18\x05 \x01(\x08\x12\x13\n\x0busage_field\x18\x06 \x01(\t\"D\n\x0cUploadedFile\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\xd4\x01\n\x0b\x46ieldBounds\x12\x10\n\x08required\x18\x01 \x01(\x08\x12\x17\n\nmin_length\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x17\n\nmax_length\x18\x03 \x01(\rH\x01\x88\x01\x01\x12\x14\n\x07minimum\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12\x14\n\x07maximum\x18\x05 \x01(\x01H\x03\x88\x01\x01\x12\x0f\n\x07pattern\x18\x06 \x01(\t\x12\x0e\n\x06one_of\x18\x07 \x03(\tB\r\n\x0b_min_lengthB\r\n\x0b_max_lengthB\n\n\x08_minimumB\n\n\x08_maximum*D\n\x0b\x45rrorFormat\x12\x1c\n\x18\x45RROR_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45RROR_FORMAT_OPENAI\x10\x01*\xe2\x02\n\rStreamDialect\x12\x1e\n\x1aSTREAM_DIALECT_UNSPECIFIED\x10\x00\x12\x16\n\x12STREAM_DIALECT_SSE\x10\x01\x12%\n!STREAM_DIALECT_LOCAL_ASSISTANT_WS\x10\x02\x12\x1f\n\x1bSTREAM_DIALECT_FOYERGPT_SSE\x10\x03\x12\"\n\x1eSTREAM_DIALECT_ORCHESTRATOR_WS\x10\x04\x12#\n\x1fSTREAM_DIALECT_ORCHESTRATOR_SSE\x10\x05\x12!\n\x1dSTREAM_DIALECT_SOCKETIO_ROOMS\x10\x06\x12\x1f\n\x1bSTREAM_DIALECT_XCORE_EVENTS\x10\x07\x12\x1e\n\x1aSTREAM_DIALECT_OPENAI_CHAT\x10\x08\x12$\n STREAM_DIALECT_OPENAI_COMPLETION\x10\t:O\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xb5\x87\x03 \x01(\x0b\x32\x1d.relais.options.v1.AccessRule:O\n\x04http\x12\x1e.google.protobuf.MethodOptions\x18\xb6\x87\x03 \x01(\x0b\x32\x1f.relais.options.v1.HttpBehavior:S\n\x06stream\x12\x1e.google.protobuf.MethodOptions\x18\xb7\x87\x03 \x01(\x0b\x32!.relais.options.v1.StreamBehavior:U\n\x0bidempotency\x12\x1e.google.protobuf.MethodOptions\x18\xbe\x87\x03 \x01(\x0b\x32\x1e.relais.options.v1.Idempotency:O\n\x06\x62ounds\x12\x1d.google.protobuf.FieldOptions\x18\xb8\x87\x03 \x01(\x0b\x32\x1e.relais.options.v1.FieldBoundsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_JSONENVELOPE_CONSTANTSENTRY']._loaded_options = None
   _globals['_JSONENVELOPE_CONSTANTSENTRY']._serialized_options = b'8\001'
-  _globals['_STREAMDIALECT']._serialized_start=1107
-  _globals['_STREAMDIALECT']._serialized_end=1286
+  _globals['_ERRORFORMAT']._serialized_start=1654
+  _globals['_ERRORFORMAT']._serialized_end=1722
+  _globals['_STREAMDIALECT']._serialized_start=1725
+  _globals['_STREAMDIALECT']._serialized_end=2079
   _globals['_ACCESSRULE']._serialized_start=88
   _globals['_ACCESSRULE']._serialized_end=180
   _globals['_SETCOOKIE']._serialized_start=183
@@ -44,14 +46,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JSONENVELOPE']._serialized_end=468
   _globals['_JSONENVELOPE_CONSTANTSENTRY']._serialized_start=420
   _globals['_JSONENVELOPE_CONSTANTSENTRY']._serialized_end=468
-  _globals['_BINDINGBEHAVIOR']._serialized_start=470
-  _globals['_BINDINGBEHAVIOR']._serialized_end=592
-  _globals['_HTTPBEHAVIOR']._serialized_start=595
-  _globals['_HTTPBEHAVIOR']._serialized_end=786
-  _globals['_WEBSOCKETROUTE']._serialized_start=788
-  _globals['_WEBSOCKETROUTE']._serialized_end=869
-  _globals['_STREAMBEHAVIOR']._serialized_start=872
-  _globals['_STREAMBEHAVIOR']._serialized_end=1034
-  _globals['_UPLOADEDFILE']._serialized_start=1036
-  _globals['_UPLOADEDFILE']._serialized_end=1104
+  _globals['_BINDINGBEHAVIOR']._serialized_start=471
+  _globals['_BINDINGBEHAVIOR']._serialized_end=647
+  _globals['_HTTPBEHAVIOR']._serialized_start=650
+  _globals['_HTTPBEHAVIOR']._serialized_end=971
+  _globals['_STATUSWHEN']._serialized_start=973
+  _globals['_STATUSWHEN']._serialized_end=1031
+  _globals['_IDEMPOTENCY']._serialized_start=1033
+  _globals['_IDEMPOTENCY']._serialized_end=1059
+  _globals['_WEBSOCKETROUTE']._serialized_start=1061
+  _globals['_WEBSOCKETROUTE']._serialized_end=1142
+  _globals['_STREAMBEHAVIOR']._serialized_start=1145
+  _globals['_STREAMBEHAVIOR']._serialized_end=1367
+  _globals['_UPLOADEDFILE']._serialized_start=1369
+  _globals['_UPLOADEDFILE']._serialized_end=1437
+  _globals['_FIELDBOUNDS']._serialized_start=1440
+  _globals['_FIELDBOUNDS']._serialized_end=1652
 # @@protoc_insertion_point(module_scope)

@@ -6,9 +6,13 @@
 __all__ = (
     "AccessRule",
     "BindingBehavior",
+    "ErrorFormat",
+    "FieldBounds",
     "HttpBehavior",
+    "Idempotency",
     "JsonEnvelope",
     "SetCookie",
+    "StatusWhen",
     "StreamBehavior",
     "StreamDialect",
     "UploadedFile",
@@ -25,40 +29,123 @@ _COMPILER_VERSION = "0.10.1"
 betterproto2.check_compiler_version(_COMPILER_VERSION)
 
 
+class ErrorFormat(betterproto2.Enum):
+    """
+    The JSON shape of a binding's error responses (and of a stream's error once it has begun).
+    """
+
+    UNSPECIFIED = 0
+    """
+    Relais' one error body: {"detail", "code", "status", "timestamp", "request_id", "error": {...}}.
+    """
+
+    OPENAI = 1
+    """
+    OpenAI's: {"error": {"message", "type", "param", "code"}}, `type` from the HTTP status
+    (invalid_request_error, authentication_error, permission_error, not_found_error, requests,
+    server_error), `code` the reason in lowercase (model_not_found, rate_limit_exceeded...),
+    `param` the first invalid field. A field-validation failure is a 400 here, as OpenAI answers.
+    """
+
+    @classmethod
+    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
+        return {
+            0: "ERROR_FORMAT_UNSPECIFIED",
+            1: "ERROR_FORMAT_OPENAI",
+        }
+
+    @classmethod
+    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
+        return {
+            "ERROR_FORMAT_UNSPECIFIED": 0,
+            "ERROR_FORMAT_OPENAI": 1,
+        }
+
+
 class StreamDialect(betterproto2.Enum):
     """
     How the bridge frames the events of a server-streaming RPC for one documented dialect.
+    Each dialect is one framing of the bridge's registry (bridge/framings/), which declares
+    what it needs of the RPC (its stream message, the members of that message's oneof, the
+    request fields it sets); the bridge refuses at start-up a binding whose RPC does not fit
+    its framing, and documents each framing's frames in /openapi.json. The stream dialects
+    (2 to 5) read relais.v1.StreamEvent, STREAM_DIALECT_SSE any message, and the live dialects
+    (6, 7) the live updates of relais.v1.LiveService and EventService. Keep-alives (SSE
+    comments, WebSocket pings) are sent while a stream waits, e.g. for the model's queue.
     """
 
     UNSPECIFIED = 0
 
     SSE = 1
     """
-    Server-sent events: each stream message as `event: <oneof case>`, `id: <sequence>`,
+    Server-sent events of any stream message: each as `event: <oneof case>`, `id: <seq>`,
     `data: <message JSON>`, and a final `data: [DONE]`.
     """
 
     LOCAL_ASSISTANT_WS = 2
     """
-    The local assistant's WebSocket: requests {type: "request", req_id, event: "start"|"cancel",
-    payload} multiplexed on one socket; events {type, req_id, source, event: token|status|error|end,
-    payload, ts}.
+    The local assistant's WebSocket: requests {type: "request", req_id, event:
+    "start"|"cancel"|"resume", payload} multiplexed on one socket; events {type, req_id,
+    source, event: token|status|error|end, payload, ts}.
     """
 
     FOYERGPT_SSE = 3
     """
     FoyerGPT's server-sent events: `data: {"token": "...", "message_id": 5}` for each
-    `token` event of the stream message (fields `token` and `message_id`), `data: [DONE]`
-    at the end, `data: {"error": "...", "code": "..."}` on failure; other events are not sent.
+    token delta, `data: [DONE]` at the end, `data: {"error": "...", "code": "..."}` on failure;
+    other events are not sent.
     """
 
     ORCHESTRATOR_WS = 4
     """
     The AI Orchestrator's WebSocket (/ws/chat): each text frame in is one request (the
     request message as JSON, e.g. {"message", "model", "conversation_id"}), served in order;
-    out go {"type": "response", "content": <new text>, "done": false} as the answer grows,
-    {"type": "response", "content": <whole answer>, "done": true, ...result fields} at the
-    end, {"type": "error", "content": <why>, "code"} and {"type": "ping"} keep-alives.
+    out go {"type": "token", "content": <new text>} as the answer grows, think / plan /
+    action / result from the agent loop, the whole answer once as {"type": "response",
+    "content", "done": true, "conversation_id", "model_used", "tools_used", "tokens"},
+    {"type": "error", "content": <why>, "code"}, and {"type": "ping"} keep-alives.
+    """
+
+    ORCHESTRATOR_SSE = 5
+    """
+    The AI Orchestrator's server-sent events (/api/chat with stream: true): `event: token`
+    with `data: {"seq", "token": {"text"}}` per delta, then `event: result` with `data:
+    {"seq", "result": {"response", "conversation_id", "model_used", "tools_used", "tokens"}}`,
+    then `data: [DONE]`. With the request's stream_field false, the result object alone.
+    """
+
+    SOCKETIO_ROOMS = 6
+    """
+    FoyerGPT's Socket.IO rooms (Engine.IO v4 over HTTP long-polling or WebSocket), over a
+    WatchChat-shaped RPC and its service's SetTyping and WatchSession: connect with auth
+    {"token"}; `join_chat` {"chat_id"} opens the RPC for that chat (ack {"ok", "chat_id"});
+    `leave_chat` ends it; `typing` {"chat_id", "is_typing"} calls SetTyping; out go
+    `new_message` (the stored message) and `user_typing` {"chat_id", "user_id", "is_typing"}.
+    The connection is closed when the caller's session ends.
+    """
+
+    XCORE_EVENTS = 7
+    """
+    xcore's event WebSocket, over a Subscribe-shaped RPC ({topics} in, {event, data, ts}
+    out): {"type": "auth", "token": "Bearer ..."} unless the handshake carried credentials
+    (closed with 4401 without valid ones within 5 seconds), then every event as JSON
+    {"event", "data", "ts"}; {"type": "subscribe", "events": [...]} changes the topics.
+    """
+
+    OPENAI_CHAT = 8
+    """
+    OpenAI's chat completions: `data: <chat.completion.chunk>` per delta (role first, then
+    content, reasoning_content, the client's tool_calls), a last chunk with finish_reason, a
+    usage chunk (choices []) when the request's usage_field is true, then `data: [DONE]`; in-stream
+    failures as `data: {"error": {...}}`. With the request's stream_field false, one
+    `chat.completion` object. Tool calls the server ran (a tool_call answered by a tool_result)
+    are not shown.
+    """
+
+    OPENAI_COMPLETION = 9
+    """
+    OpenAI's legacy completions: `data: <text_completion>` per delta, then as above; one
+    `text_completion` object with the request's stream_field false.
     """
 
     @classmethod
@@ -69,6 +156,11 @@ class StreamDialect(betterproto2.Enum):
             2: "STREAM_DIALECT_LOCAL_ASSISTANT_WS",
             3: "STREAM_DIALECT_FOYERGPT_SSE",
             4: "STREAM_DIALECT_ORCHESTRATOR_WS",
+            5: "STREAM_DIALECT_ORCHESTRATOR_SSE",
+            6: "STREAM_DIALECT_SOCKETIO_ROOMS",
+            7: "STREAM_DIALECT_XCORE_EVENTS",
+            8: "STREAM_DIALECT_OPENAI_CHAT",
+            9: "STREAM_DIALECT_OPENAI_COMPLETION",
         }
 
     @classmethod
@@ -79,6 +171,11 @@ class StreamDialect(betterproto2.Enum):
             "STREAM_DIALECT_LOCAL_ASSISTANT_WS": 2,
             "STREAM_DIALECT_FOYERGPT_SSE": 3,
             "STREAM_DIALECT_ORCHESTRATOR_WS": 4,
+            "STREAM_DIALECT_ORCHESTRATOR_SSE": 5,
+            "STREAM_DIALECT_SOCKETIO_ROOMS": 6,
+            "STREAM_DIALECT_XCORE_EVENTS": 7,
+            "STREAM_DIALECT_OPENAI_CHAT": 8,
+            "STREAM_DIALECT_OPENAI_COMPLETION": 9,
         }
 
 
@@ -141,8 +238,62 @@ class BindingBehavior(betterproto2.Message):
     Success status for this binding, overriding HttpBehavior.success_status.
     """
 
+    error_format: "ErrorFormat" = betterproto2.field(5, betterproto2.TYPE_ENUM, default_factory=lambda: ErrorFormat(0))
+    """
+    Error body of this binding, overriding HttpBehavior.error_format.
+    """
+
 
 default_message_pool.register_message("relais.options.v1", "BindingBehavior", BindingBehavior)
+
+
+@dataclass(eq=False, repr=False)
+class FieldBounds(betterproto2.Message):
+    """
+    Limits the server enforces on a request field, declared once here: /openapi.json shows them
+    (minLength, maxLength, minimum, maximum, pattern, enum, required) and the gRPC server checks
+    every request against them before its servicer runs (422 naming the field, over HTTP and
+    gRPC alike). A field left at its zero value ("", 0, an empty list) counts as not given: only
+    `required` applies to it.
+    """
+
+    required: "bool" = betterproto2.field(1, betterproto2.TYPE_BOOL)
+    """
+    The field must be given: a non-empty string or list, a non-zero number, a set message.
+    """
+
+    min_length: "int | None" = betterproto2.field(2, betterproto2.TYPE_UINT32, optional=True)
+    """
+    Fewest characters of a string, or items of a list.
+    """
+
+    max_length: "int | None" = betterproto2.field(3, betterproto2.TYPE_UINT32, optional=True)
+    """
+    Most characters of a string, or items of a list.
+    """
+
+    minimum: "float | None" = betterproto2.field(4, betterproto2.TYPE_DOUBLE, optional=True)
+    """
+    Smallest number accepted.
+    """
+
+    maximum: "float | None" = betterproto2.field(5, betterproto2.TYPE_DOUBLE, optional=True)
+    """
+    Largest number accepted.
+    """
+
+    pattern: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
+    """
+    A regular expression that a given string (each item of a list) matches in full.
+    """
+
+    one_of: "list[str]" = betterproto2.field(7, betterproto2.TYPE_STRING, repeated=True)
+    """
+    The words a given string (each item of a list) must be one of.
+    """
+
+
+default_message_pool.register_message("relais.options.v1", "FieldBounds", FieldBounds)
 
 
 @dataclass(eq=False, repr=False)
@@ -178,8 +329,52 @@ class HttpBehavior(betterproto2.Message):
     server-streaming RPCs, which last as long as the client stays.
     """
 
+    max_body_bytes: "int" = betterproto2.field(7, betterproto2.TYPE_INT64)
+    """
+    Largest request body the bindings accept, in bytes (413 beyond); 0: the bridge's
+    RELAIS_MAX_BODY_BYTES. For uploads into a client-streaming RPC, whose body is never held
+    whole (see UploadedFile).
+    """
+
+    status_when: "list[StatusWhen]" = betterproto2.field(6, betterproto2.TYPE_MESSAGE, repeated=True)
+    """
+    Statuses answered instead of the success status when a field of the response says so,
+    e.g. /health answers 503 while the server drains, so that a load balancer moves traffic.
+    """
+
+    error_format: "ErrorFormat" = betterproto2.field(8, betterproto2.TYPE_ENUM, default_factory=lambda: ErrorFormat(0))
+    """
+    Error body of every binding of the RPC.
+    """
+
 
 default_message_pool.register_message("relais.options.v1", "HttpBehavior", HttpBehavior)
+
+
+@dataclass(eq=False, repr=False)
+class Idempotency(betterproto2.Message):
+    """
+    Idempotency keys on a creating RPC, as Stripe's API and the IETF draft "The Idempotency-Key
+    HTTP Header Field" have them: the caller names each logical request with a unique key
+    (gRPC metadata `idempotency-key`, HTTP header `Idempotency-Key`; 1 to 255 printable ASCII
+    characters, a UUID is best). The first request with a key runs, and its answer is kept for
+    24 hours; a retry with the same key and the same request gets that answer again (with
+    `idempotent-replayed: true` in its metadata and headers) instead of running twice; the same
+    key with a different request is refused (INVALID_ARGUMENT, HTTP 422, IDEMPOTENCY_KEY_REUSED);
+    a retry while the first is still running is refused (ABORTED, HTTP 409,
+    IDEMPOTENCY_KEY_IN_USE). A request that failed before it changed anything keeps no answer: its
+    retry runs. A request whose database commit was cut off (COMMIT_OUTCOME_UNKNOWN) is settled
+    by its retry: run again if nothing was saved, else refused with ALREADY_EXISTS (HTTP 409,
+    IDEMPOTENT_REQUEST_SAVED) naming what was saved. Keys are private to their caller and RPC.
+    """
+
+    key: "bool" = betterproto2.field(1, betterproto2.TYPE_BOOL)
+    """
+    The RPC honours idempotency keys.
+    """
+
+
+default_message_pool.register_message("relais.options.v1", "Idempotency", Idempotency)
 
 
 @dataclass(eq=False, repr=False)
@@ -252,6 +447,31 @@ default_message_pool.register_message("relais.options.v1", "SetCookie", SetCooki
 
 
 @dataclass(eq=False, repr=False)
+class StatusWhen(betterproto2.Message):
+    """
+    An HTTP status chosen by the value of an enum field of a unary RPC's response.
+    """
+
+    field: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    Path of an enum field of the response, e.g. "status".
+    """
+
+    value: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    The enum value's name, e.g. "HEALTH_STATUS_DRAINING".
+    """
+
+    status: "int" = betterproto2.field(3, betterproto2.TYPE_INT32)
+    """
+    The HTTP status answered when the field holds that value, e.g. 503.
+    """
+
+
+default_message_pool.register_message("relais.options.v1", "StatusWhen", StatusWhen)
+
+
+@dataclass(eq=False, repr=False)
 class StreamBehavior(betterproto2.Message):
     """
     How a server-streaming RPC is served over HTTP.
@@ -276,6 +496,22 @@ class StreamBehavior(betterproto2.Message):
     """
 
     result_event: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    For STREAM_DIALECT_SSE: the oneof member answered as that JSON body. Framings of
+    relais.v1.StreamEvent answer their own result and need none.
+    """
+
+    json_list_unless_event_stream: "bool" = betterproto2.field(5, betterproto2.TYPE_BOOL)
+    """
+    Answer a JSON array of every event unless the request's Accept asks for
+    text/event-stream (then the `sse` framing), for routes that replay a finished stream.
+    """
+
+    usage_field: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
+    """
+    A bool field path of the request asking for token usage in a last event, for framings
+    that report it only on request (OpenAI's `stream_options.include_usage`).
+    """
 
 
 default_message_pool.register_message("relais.options.v1", "StreamBehavior", StreamBehavior)
@@ -287,6 +523,15 @@ class UploadedFile(betterproto2.Message):
     A file sent as one part of a multipart/form-data request. A request field of this type
     receives the file part of the same name; the request's other fields come from the
     form's other parts, by name, as query parameters would. Over gRPC, clients fill it directly.
+
+    A client-streaming RPC whose request has such a field receives large uploads in pieces
+    (the only client-streaming RPCs HTTP bindings may name): the bridge reads the form as it
+    arrives (a file goes to disk, not memory), then sends a first message with every other
+    field (from the form's other parts, else from the query string, as the local assistant's
+    `POST /backup/import?dry_run=false` has it) and the file's name, type and first piece of
+    `data`, then one message per further
+    piece (up to 1 MiB each, `data` alone, in order). The server reads the fields from the
+    first message and the file as the concatenation of the pieces; gRPC clients send the same.
     """
 
     filename: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)

@@ -1,0 +1,1 @@
+"""The tasks plugin: a to-do list per user."""

@@ -1,0 +1,1 @@
+"""The stream journal: every generation's events, kept for replay (/history/replay)."""

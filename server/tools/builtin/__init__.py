@@ -1,0 +1,1 @@
+"""The built-in tools (see base.py for how they are served)."""

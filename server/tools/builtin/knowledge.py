@@ -1,0 +1,149 @@
+"""The caller's own knowledge: documents and corpus (with citations), memories, conversations.
+
+Each tool calls the owning domain's service with the caller's principal, so a tool sees what
+the caller would see through the API and nothing more.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from server.auth import Principal
+from server.tools.builtin.base import BuiltinTool, ToolError, schema
+from server.tools.registry import CallerContext
+
+QUERY = {"type": "string", "minLength": 1, "maxLength": 2000}
+LIMIT = {"type": "integer", "minimum": 1, "maximum": 20, "default": 5}
+
+
+class Citation(Protocol):
+    text: str
+    score: float
+    path: str
+    sha256: str
+    chunk_id: str
+    start: int
+    end: int
+    document_id: int | None
+
+
+class Knowledge(Protocol):
+    """What the retrieval domain offers the tools (server.retrieval.service.KnowledgeBase)."""
+
+    async def search(
+        self, principal: Principal, query: str, *, limit: int, documents: bool, corpus: bool
+    ) -> list[Any]: ...
+
+    async def remember(self, principal: Principal, content: str, metadata: dict[str, Any]) -> Any: ...
+
+    async def recall(self, principal: Principal, query: str, limit: int) -> list[tuple[Any, float]]: ...
+
+
+class Conversations(Protocol):
+    """What the chats domain offers the tools (server.chats.service.ChatService)."""
+
+    async def search_messages(self, principal: Principal, query: str, *, limit: int) -> list[dict[str, Any]]: ...
+
+
+def citation(index: int, found: Citation) -> dict[str, Any]:
+    return {
+        "ref": f"[{index}]",
+        "text": found.text,
+        "score": round(found.score, 4),
+        "source": {
+            "path": found.path,
+            "document_id": found.document_id,
+            "sha256": found.sha256,
+            "chunk_id": found.chunk_id,
+            "start": found.start,
+            "end": found.end,
+        },
+    }
+
+
+def knowledge_tools(knowledge: Knowledge, conversations: Conversations) -> list[BuiltinTool]:
+    return [*_document_tools(knowledge), *_memory_tools(knowledge), *_conversation_tools(conversations)]
+
+
+def _document_tools(knowledge: Knowledge) -> list[BuiltinTool]:
+    async def search_documents(context: CallerContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        scope = arguments.get("scope", "all")
+        found = await knowledge.search(
+            context.principal,
+            arguments["query"],
+            limit=int(arguments.get("limit", 5)),
+            documents=scope in ("all", "documents"),
+            corpus=scope in ("all", "corpus"),
+        )
+        return {"count": len(found), "results": [citation(index, passage) for index, passage in enumerate(found, 1)]}
+
+    scope = {"type": "string", "enum": ["all", "documents", "corpus"], "default": "all"}
+    return [
+        BuiltinTool(
+            name="search_documents",
+            description="Search the caller's uploaded documents and the shared corpus; answers passages "
+            "with citations (path, character span, sha256).",
+            parameters=schema({"query": QUERY, "limit": LIMIT, "scope": scope}, required=["query"]),
+            category="knowledge",
+            run=search_documents,
+        )
+    ]
+
+
+def _memory_tools(knowledge: Knowledge) -> list[BuiltinTool]:
+    async def memory_store(context: CallerContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        memory = await knowledge.remember(context.principal, arguments["content"], arguments.get("metadata", {}))
+        return {"id": memory.id, "stored": True, "content": memory.content}
+
+    async def memory_search(context: CallerContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        found = await knowledge.recall(context.principal, arguments["query"], int(arguments.get("limit", 5)))
+        results = [
+            {"id": memory.id, "content": memory.content, "metadata": memory.metadata_ or {}, "score": round(score, 4)}
+            for memory, score in found
+        ]
+        return {"count": len(results), "results": results}
+
+    content = {"type": "string", "minLength": 1, "maxLength": 8000}
+    metadata = {"type": "object", "description": "Free-form labels, e.g. {'project': 'jsr'}"}
+    return [
+        BuiltinTool(
+            name="memory_store",
+            description="Remember a fact for the caller (long-term memory, searchable by meaning).",
+            parameters=schema({"content": content, "metadata": metadata}, required=["content"]),
+            category="memory",
+            run=memory_store,
+            read_only=False,
+        ),
+        BuiltinTool(
+            name="memory_search",
+            description="The caller's remembered facts closest in meaning to a query, best first.",
+            parameters=schema({"query": QUERY, "limit": LIMIT}, required=["query"]),
+            category="memory",
+            run=memory_search,
+        ),
+    ]
+
+
+def _conversation_tools(conversations: Conversations) -> list[BuiltinTool]:
+    async def search_conversations(context: CallerContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        if context.principal.user_id is None:
+            raise ToolError("Conversations belong to user accounts")
+        found = await conversations.search_messages(
+            context.principal, arguments["query"], limit=int(arguments.get("limit", 5))
+        )
+        return {"count": len(found), "results": [_dated(hit) for hit in found]}
+
+    return [
+        BuiltinTool(
+            name="search_conversations",
+            description="Find the caller's earlier conversation messages containing some text.",
+            parameters=schema({"query": QUERY, "limit": LIMIT}, required=["query"]),
+            category="conversations",
+            run=search_conversations,
+        )
+    ]
+
+
+def _dated(hit: dict[str, Any]) -> dict[str, Any]:
+    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in hit.items()}
