@@ -33,9 +33,10 @@ lint: install
 	$(BIN)/ruff format --check server bridge cli clients tests bench tools
 	$(BIN)/mypy
 
-## test: the whole suite (SQLite and the local PostgreSQL); the browser tests need Debian's Chromium
+## test: the whole suite (SQLite and the local PostgreSQL); the browser tests need Debian's Chromium,
+## the scale-out tests Debian's HAProxy
 test: install
-	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	@test -x /usr/bin/chromium -a -x /usr/sbin/haproxy || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium haproxy)
 	$(BIN)/pytest
 
 ## run: serve gRPC on :50051 and HTTP on :8000 with the embedded defaults

@@ -7,6 +7,7 @@ dropped at the end, so parallel runs do not collide.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import urllib.parse
 import uuid
@@ -27,9 +28,9 @@ ADMIN_PASSWORD = "admin-pass-1234"
 POSTGRES_URL = os.environ.get("RELAIS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture(scope="session")
-def postgres_schema_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema."""
+@contextlib.contextmanager
+def fresh_postgres_schema() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped at the end."""
     schema = f"relais_t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
@@ -39,6 +40,12 @@ def postgres_schema_url() -> Iterator[str]:
         connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
         # The task engine's (DBOS) tables, in the schema beside it (server/tasks/domain.py).
         connection.execute(f'DROP SCHEMA IF EXISTS "{schema}_dbos" CASCADE')
+
+
+@pytest.fixture(scope="session")
+def postgres_schema_url() -> Iterator[str]:
+    with fresh_postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

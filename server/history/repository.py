@@ -4,6 +4,11 @@ A stream is claimed once by its owner, then appended to event by event (each eve
 serialised message with its sequence number), and ended. Readers get the events from a
 sequence number on, then wait for the live rest until the end. Everything expires `ttl`
 seconds after the stream's last write.
+
+Across replicas, the process writing a stream can die before its end (killed, out of memory): its
+writer keeps the stream `live` (a heartbeat while nothing is written) so that readers on other
+replicas learn it is gone within seconds instead of waiting for the ttl, and end with
+`StreamInterrupted`.
 """
 
 from __future__ import annotations
@@ -24,11 +29,24 @@ class Entry:
     data: bytes
 
 
+class StreamInterrupted(Exception):
+    """The stream's writer went away before writing its end."""
+
+
+# A writer says it is alive every HEARTBEAT seconds while it has nothing to write; readers give up
+# on it once LIVENESS seconds pass without a write or a heartbeat.
+HEARTBEAT = 1.0
+LIVENESS = 4.0
+
+
 class JournalStore(Protocol):
     async def claim(self, stream_id: str, owner: str) -> bool:
         """Take `stream_id` for `owner`; False if it is already taken."""
 
     async def append(self, stream_id: str, entries: list[Entry], *, end: bool) -> None: ...
+
+    async def keep_alive(self, stream_id: str) -> None:
+        """The writer is still there, with nothing new to write."""
 
     async def link_message(self, stream_id: str, message_id: int) -> None:
         """Let the stream be found by the stored message it writes."""
@@ -38,7 +56,8 @@ class JournalStore(Protocol):
     async def stream_of_message(self, message_id: int) -> str | None: ...
 
     def read(self, stream_id: str, from_seq: int) -> AsyncIterator[Entry]:
-        """Entries with seq >= from_seq, then the live rest until the stream ends."""
+        """Entries with seq >= from_seq, then the live rest until the stream ends; raises
+        StreamInterrupted when its writer went away first."""
 
     async def close(self) -> None: ...
 
@@ -108,6 +127,9 @@ class MemoryJournal:
         if self._bytes > self._max_bytes:
             self._expire()
 
+    async def keep_alive(self, stream_id: str) -> None:
+        """Nothing to do: readers of this journal live in the writer's process, and die with it."""
+
     async def link_message(self, stream_id: str, message_id: int) -> None:
         stream = self._streams.get(stream_id)
         if stream is not None:
@@ -141,9 +163,10 @@ class MemoryJournal:
 
 
 class RedisJournal:
-    """Streams as Redis streams `<prefix><id>` (fields seq, data, end), shared by every replica."""
+    """Streams as Redis streams `<prefix><id>` (fields seq, data, end), shared by every replica;
+    `<prefix><id>:live` exists while the writer does."""
 
-    BLOCK_MS = 5000
+    BLOCK_MS = 1000
 
     def __init__(self, url: str, *, ttl: float, prefix: str = "relais:journal:") -> None:
         self._redis = aioredis.Redis.from_url(url)
@@ -154,7 +177,11 @@ class RedisJournal:
         return f"{self._prefix}{stream_id}"
 
     async def claim(self, stream_id: str, owner: str) -> bool:
-        return bool(await self._redis.set(self._key(stream_id) + ":owner", owner, nx=True, ex=self._ttl))
+        key = self._key(stream_id)
+        if not await self._redis.set(key + ":owner", owner, nx=True, ex=self._ttl):
+            return False
+        await self.keep_alive(stream_id)  # alive from the start: a reader may come before the first event
+        return True
 
     async def append(self, stream_id: str, entries: list[Entry], *, end: bool) -> None:
         key = self._key(stream_id)
@@ -164,9 +191,13 @@ class RedisJournal:
                 pipe.xadd(key, {"seq": entry.seq, "data": entry.data, "end": int(last)})
             if end and not entries:
                 pipe.xadd(key, {"seq": -1, "data": b"", "end": 1})
+            pipe.set(key + ":live", 1, px=int(LIVENESS * 1000))
             pipe.expire(key, self._ttl)
             pipe.expire(key + ":owner", self._ttl)
             await pipe.execute()
+
+    async def keep_alive(self, stream_id: str) -> None:
+        await self._redis.set(self._key(stream_id) + ":live", 1, px=int(LIVENESS * 1000))
 
     async def link_message(self, stream_id: str, message_id: int) -> None:
         await self._redis.set(f"{self._prefix}message:{message_id}", stream_id, ex=self._ttl)
@@ -183,6 +214,12 @@ class RedisJournal:
         key, last_id = self._key(stream_id), "0-0"
         while await self._redis.exists(key + ":owner"):
             found = await self._redis.xread({key: last_id}, block=self.BLOCK_MS, count=512)
+            if not found and not await self._redis.exists(key + ":live"):
+                # Nothing came and the writer stopped saying it is alive; one last look, for what
+                # it wrote just before its heartbeat lapsed.
+                found = await self._redis.xread({key: last_id}, count=512)
+                if not found:
+                    raise StreamInterrupted(stream_id)
             for _, records in found:
                 for record_id, fields in records:
                     last_id = record_id

@@ -17,7 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from server.auth import Principal
 from server.errors import NotFound
-from server.history.repository import Entry, JournalStore
+from server.history.repository import HEARTBEAT, Entry, JournalStore, StreamInterrupted
+
+__all__ = ["Journal", "Recording", "StreamInterrupted", "owner_of"]
 
 log = logging.getLogger("relais.history")
 
@@ -64,7 +66,14 @@ class Recording:
     async def _flush(self) -> None:
         assert self._store is not None
         while True:
-            await self._wake.wait()
+            try:
+                async with asyncio.timeout(HEARTBEAT):
+                    await self._wake.wait()
+            except TimeoutError:
+                # Nothing to write (the model is thinking, a tool is running): say we are alive.
+                with contextlib.suppress(Exception):
+                    await self._store.keep_alive(self.stream_id)
+                continue
             self._wake.clear()
             batch, self._pending = self._pending, []
             end = self._ended
@@ -127,6 +136,8 @@ class Journal:
         raise NotFound(f"No stream {req_id!r}" if req_id else f"No stream for message {message_id}")
 
     def events(self, stream_id: str, from_seq: int) -> AsyncIterator[Entry]:
+        """The stream's events from `from_seq` on, live until it ends; StreamInterrupted when the
+        replica writing it went away first."""
         return self._store.read(stream_id, from_seq)
 
     async def close(self) -> None:

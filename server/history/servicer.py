@@ -8,7 +8,7 @@ from typing import Any
 from relais.v1 import events_pb2, history_pb2, history_pb2_grpc
 
 from server.errors import FieldViolation, ValidationFailed
-from server.history.service import Journal
+from server.history.service import Journal, StreamInterrupted
 from server.interceptors.call import current_principal
 
 
@@ -32,5 +32,15 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
             final = events_pb2.FinalMessage(text=text, model=model, message_id=request.message_id, chat_id=chat_id)
             yield events_pb2.StreamEvent(final=final)
             return
-        async for entry in self._journal.events(stream_id, request.from_seq):
-            yield events_pb2.StreamEvent.FromString(entry.data)
+        next_seq = request.from_seq
+        try:
+            async for entry in self._journal.events(stream_id, request.from_seq):
+                next_seq = entry.seq + 1
+                yield events_pb2.StreamEvent.FromString(entry.data)
+        except StreamInterrupted:
+            # Its replica died mid-stream: end it as streams end, with a terminal event (what was
+            # stored of a chat reply stays "incomplete").
+            gone = events_pb2.StreamError(
+                code="UNAVAILABLE", message="The server generating this stream stopped before its end"
+            )
+            yield events_pb2.StreamEvent(seq=next_seq, req_id=stream_id, error=gone)

@@ -15,8 +15,15 @@ from relais.v1 import events_pb2
 from server.auth import ANONYMOUS, Principal
 from server.errors import NotFound
 from server.history.events import EventStream
-from server.history.repository import Entry, JournalStore, MemoryJournal, RedisJournal
-from server.history.service import Journal
+from server.history.repository import (
+    LIVENESS,
+    Entry,
+    JournalStore,
+    MemoryJournal,
+    RedisJournal,
+    StreamInterrupted,
+)
+from server.history.service import Journal, Recording
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ALICE = Principal(subject="user:1", user_id=1)
@@ -83,7 +90,9 @@ async def test_streams_expire_after_their_ttl() -> None:
         await journal.link_message("s", 7)
         keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
         ttls = [await client.ttl(key) for key in keys]
-        assert len(keys) == 3 and all(0 < ttl <= 30 for ttl in ttls)
+        # The stream, its owner, its message link, and its writer's liveness (seconds, not the ttl).
+        assert len(keys) == 4 and all(0 < ttl <= 30 for ttl in ttls)
+        assert 0 < await client.ttl(f"{prefix}s:live") <= LIVENESS
     finally:
         await client.delete(*[key async for key in client.scan_iter(match=f"{prefix}*")])
         await client.aclose()
@@ -118,3 +127,50 @@ async def test_anonymous_streams_are_not_journaled(store: JournalStore) -> None:
     stream.emit(token=events_pb2.TokenDelta(text="x"))
     await stream.close(partial_text="x")
     assert await store.owner("anon") is None
+
+
+async def test_a_reader_on_another_replica_ends_when_the_writer_dies_mid_stream() -> None:
+    """Two RedisJournal clients stand for two replicas. The writer's Recording heartbeats while the
+    model is quiet, so a reader keeps waiting; once the writer is gone (no end, no heartbeat), the
+    reader ends with StreamInterrupted within the liveness window instead of the journal's ttl."""
+    prefix = f"test:journal:{uuid.uuid4().hex}:"
+    writer, reader = (RedisJournal(REDIS_URL, ttl=600, prefix=prefix) for _ in range(2))
+    try:
+        assert await writer.claim("s", "user:1")
+        recording = Recording(writer, "s")
+        recording.add(0, b"status")
+        received: list[bytes] = []
+
+        async def read() -> None:
+            async for entry in reader.read("s", 0):
+                received.append(entry.data)
+
+        reading = asyncio.ensure_future(read())
+        await asyncio.sleep(LIVENESS + 1.5)  # quiet longer than the liveness window: heartbeats keep it open
+        assert received == [b"status"] and not reading.done()
+
+        recording.add(1, b"token")
+        await asyncio.sleep(0.3)
+        assert recording._task is not None
+        recording._task.cancel()  # the replica dies: no end, no more heartbeats
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(StreamInterrupted):
+            await asyncio.wait_for(reading, LIVENESS + 5)
+        assert received == [b"status", b"token"]
+        assert asyncio.get_running_loop().time() - started <= LIVENESS + RedisJournal.BLOCK_MS / 1000 + 1
+    finally:
+        await writer.close()
+        await reader.close()
+
+
+async def test_a_reader_arriving_before_the_first_event_waits_for_it() -> None:
+    """Claimed, nothing written yet (the model is loading): the stream is alive from its claim."""
+    store = RedisJournal(REDIS_URL, ttl=600, prefix=f"test:journal:{uuid.uuid4().hex}:")
+    try:
+        assert await store.claim("s", "user:1")
+        reading = asyncio.ensure_future(read_all(store, "s"))
+        await asyncio.sleep(LIVENESS / 2)
+        await store.append("s", [Entry(0, b"first")], end=True)
+        assert [entry.data for entry in await asyncio.wait_for(reading, 5)] == [b"first"]
+    finally:
+        await store.close()

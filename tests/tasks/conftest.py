@@ -3,13 +3,14 @@ Triton stand-in as the chat model (for llm.prompt), a corpus directory, and real
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, stack_settings
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, fresh_postgres_schema, stack_settings
 from tests.support.live import LiveStack
 from tests.support.triton_live import LiveTriton
 from tests.support.triton_standin import StandInModel
@@ -47,10 +48,18 @@ def task_triton() -> Iterator[LiveTriton]:
 def tasks_stack(
     database_url: str, task_triton: LiveTriton, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveStack]:
-    settings = task_settings(tmp_path_factory.mktemp("tasks"), database_url, task_triton)
-    live = LiveStack(settings).start()  # type: ignore[arg-type]
-    yield live
-    live.stop()
+    # A database of its own: servers of one process on one database are replicas of one deployment,
+    # and a run goes to whichever of them the engine finds first, with that server's models and
+    # actions; this stack's differ from the other stacks' (its Triton model, its fast planner).
+    data = tmp_path_factory.mktemp("tasks")
+    with contextlib.ExitStack() as cleanup:
+        if database_url.startswith("sqlite"):
+            own = f"sqlite:///{data / 'relais.db'}"
+        else:
+            own = cleanup.enter_context(fresh_postgres_schema())
+        live = LiveStack(task_settings(data, own, task_triton)).start()  # type: ignore[arg-type]
+        yield live
+        live.stop()
 
 
 @pytest.fixture
