@@ -196,15 +196,17 @@ class Topology:
     balancer: Process
     extra: list[Process] = field(default_factory=list)
 
+    def servers(self) -> list[dict[str, str]]:
+        """HAProxy's statistics, one row per server (its name in `svname`)."""
+        return _servers(self.stats_url)
+
     def counts(self) -> dict[str, int]:
         """Requests each server has been sent so far, by HAProxy's name for it."""
-        rows = csv.DictReader(io.StringIO(httpx.get(f"{self.stats_url};csv").text.lstrip("# ")))
-        return {row["svname"]: int(row["stot"] or 0) for row in rows if row["svname"] not in ("FRONTEND", "BACKEND")}
+        return {row["svname"]: int(row["stot"] or 0) for row in self.servers()}
 
     def serving(self) -> dict[str, int]:
         """Requests each server is serving right now (open streams included)."""
-        rows = csv.DictReader(io.StringIO(httpx.get(f"{self.stats_url};csv").text.lstrip("# ")))
-        return {row["svname"]: int(row["scur"] or 0) for row in rows if row["svname"] not in ("FRONTEND", "BACKEND")}
+        return {row["svname"]: int(row["scur"] or 0) for row in self.servers()}
 
     def served(self, before: dict[str, int]) -> set[str]:
         """The gRPC replicas that were sent something since `before` (a `counts()`)."""
@@ -218,10 +220,14 @@ class Topology:
         """Until HAProxy's health checks took `name` out of rotation."""
 
         def down() -> bool:
-            rows = csv.DictReader(io.StringIO(httpx.get(f"{self.stats_url};csv").text.lstrip("# ")))
-            return any(row["svname"] == name and row["status"].startswith("DOWN") for row in rows)
+            return any(row["svname"] == name and row["status"].startswith("DOWN") for row in self.servers())
 
         _wait(f"{name} down", down, [], timeout)
+
+
+def _servers(stats_url: str) -> list[dict[str, str]]:
+    rows = csv.DictReader(io.StringIO(httpx.get(f"{stats_url};csv").text.lstrip("# ")))
+    return [row for row in rows if row["svname"] not in ("FRONTEND", "BACKEND") and row["pxname"] != "stats"]
 
 
 def _schema(name: str) -> str:
@@ -322,8 +328,7 @@ def topology(
         )
 
         def all_up() -> bool:
-            rows = csv.DictReader(io.StringIO(httpx.get(f"{stats_url};csv").text.lstrip("# ")))
-            servers = [row for row in rows if row["svname"] not in ("FRONTEND", "BACKEND", "stats")]
+            servers = _servers(stats_url)
             return len(servers) == replicas + bridges and all(row["status"] == "UP" for row in servers)
 
         _wait("the balancer's health checks", lambda: _http_ready(stats_url) and all_up(), everyone, 60)
