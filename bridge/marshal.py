@@ -328,7 +328,10 @@ def _set_map(container: Any, field: FieldDescriptor, value: Json, path: str) -> 
 def _well_known(data: Json, message: Message, path: str) -> None:
     full_name = message.DESCRIPTOR.full_name
     if full_name == "google.protobuf.Timestamp" and isinstance(data, (int, float)) and not isinstance(data, bool):
-        message.FromNanoseconds(int(data * 1_000_000_000))
+        try:
+            message.FromNanoseconds(int(data * 1_000_000_000))
+        except (ValueError, OverflowError) as error:  # beyond years 1-9999, or not a finite number
+            raise _violation(path, "must be a time between the years 1 and 9999 (Unix seconds)") from error
         return
     if full_name in _WRAPPERS:
         message.value = _scalar(message.DESCRIPTOR.fields_by_name["value"], data, path)

@@ -3301,7 +3301,7 @@ export interface components {
             /** @description The plugin's expected id; the bundle's manifest must agree. Optional. */
             name?: string;
             /** @description A local path (bundle .zip or unpacked bundle directory) or a git URL. At most 2048 characters. */
-            source?: string;
+            source: string;
             /** @description The expected version (and, for a git URL, the tag or branch to fetch). Optional. */
             version?: string;
         };
@@ -4575,7 +4575,7 @@ export interface operations {
                 /** @description Rows to skip (xcore). `offset` is the same thing. */
                 skip?: number;
                 offset?: number;
-                /** @description Page size, 1 to 100; 100 when 0. */
+                /** @description Page size, 1 to 100; 100 when 0 (larger values are capped at 100). */
                 limit?: number;
             };
             header?: never;
@@ -6843,7 +6843,7 @@ export interface operations {
                 /** @description Rows to skip (xcore). `offset` is the same thing. */
                 skip?: number;
                 offset?: number;
-                /** @description Page size, 1 to 100; 100 when 0. */
+                /** @description Page size, 1 to 100; 100 when 0 (larger values are capped at 100). */
                 limit?: number;
             };
             header?: never;
@@ -7182,7 +7182,7 @@ export interface operations {
                 /** @description Rows to skip (xcore). `offset` is the same thing. */
                 skip?: number;
                 offset?: number;
-                /** @description Page size, 1 to 100; 100 when 0. */
+                /** @description Page size, 1 to 100; 100 when 0 (larger values are capped at 100). */
                 limit?: number;
             };
             header?: never;
@@ -7210,7 +7210,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": components["schemas"]["relais.v1.InstallPluginRequest"];
                 "application/x-www-form-urlencoded": components["schemas"]["relais.v1.InstallPluginRequest"];

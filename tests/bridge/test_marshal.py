@@ -72,6 +72,10 @@ def test_parsing_accepts_the_lenient_forms_clients_send() -> None:
         ({"counts": {"k": "x"}}, "counts.k"),
         ({"name": 7}, "name"),
         ({"created_at": "2024-13-45"}, "created_at"),
+        # Unix seconds beyond the years 1-9999, and no number at all (found by fuzzing: was a 500).
+        ({"created_at": -45055954885864047}, "created_at"),
+        ({"created_at": 1e300}, "created_at"),
+        ({"created_at": float("nan")}, "created_at"),
     ],
 )
 def test_bad_values_name_their_field(data: dict[str, object], field: str) -> None:

@@ -3801,7 +3801,7 @@ class ListPluginsRequest(betterproto2.Message):
 
     limit: "int" = betterproto2.field(4, betterproto2.TYPE_INT32)
     """
-    Page size, 1 to 100; 100 when 0.
+    Page size, 1 to 100; 100 when 0 (larger values are capped at 100).
     """
 
 
