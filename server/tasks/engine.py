@@ -36,6 +36,7 @@ import sqlalchemy
 from dbos import DBOS, SetWorkflowID
 from dbos._error import DBOSWorkflowCancelledError, DBOSWorkflowConflictIDError
 
+from server.storage.faults import unreachable
 from server.tasks.runs import RunRecord, RunRequest, list_runs, run_id, run_prefix
 
 __all__ = [
@@ -233,15 +234,32 @@ def _quiet_dbos_logs() -> None:
 
 
 class _RunOutcomeFilter(logging.Filter):
+    """Drops what DBOS logs that Relais reports its own way (a run's outcome, a database outage)."""
+
     NOISE = (
         "Exception encountered in asynchronous workflow",
         "is no longer owned by this execution",
         "Asyncio task cancelled for workflow",
     )
 
+    # DBOS's background threads (its queues, schedules and lock) try the database every second and
+    # log each failure with its traceback while it is away; Relais reports an outage once, and its
+    # return (server/storage/faults.py).
+    OUTAGE = (
+        "connection failed",
+        "Connection refused",
+        "server closed the connection",
+        "terminating connection",
+        "the database system is",
+    )
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not any(noise in message for noise in self.NOISE)
+        if any(noise in message for noise in self.NOISE):
+            return False
+        if record.exc_info and record.exc_info[1] is not None and unreachable(record.exc_info[1]):
+            return False
+        return not ("OperationalError" in message and any(outage in message for outage in self.OUTAGE))
 
 
 class _WorkflowSteps:
