@@ -3,7 +3,8 @@ the real local model (loaded on first use) and backends that are broken on purpo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 
 import grpc
 import httpx
@@ -17,7 +18,9 @@ from tests.support.live import LiveStack
 from tests.support.triton_live import LiveTriton
 from tests.support.triton_standin import StandInModel
 
-USER = {"authorization": "Bearer user-token"}
+# Read-only: httpx_sse's connect_sse writes its Accept header into the dict it is given, which
+# turned every later request with USER into a request for server-sent events. Give it dict(USER).
+USER: Mapping[str, str] = MappingProxyType({"authorization": "Bearer user-token"})
 USER_METADATA = (("authorization", "Bearer user-token"),)
 
 

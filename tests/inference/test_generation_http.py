@@ -62,7 +62,8 @@ def test_a_down_backend_is_a_503_with_a_clear_message(http: httpx.Client) -> Non
 
 
 def test_sse_streams_events_then_done(http: httpx.Client) -> None:
-    with connect_sse(http, "POST", "/llm/stream", json={"prompt": "Bonjour", "max_tokens": 5}, headers=USER) as source:
+    body = {"prompt": "Bonjour", "max_tokens": 5}
+    with connect_sse(http, "POST", "/llm/stream", json=body, headers=dict(USER)) as source:
         assert source.response.headers["content-type"].startswith("text/event-stream")
         events = list(source.iter_sse())
     assert events[-1].data == "[DONE]"
@@ -81,7 +82,8 @@ def test_sse_errors_before_the_first_event_keep_their_status(http: httpx.Client)
 
 
 def test_sse_reports_a_mid_stream_failure_as_an_error_event(http: httpx.Client) -> None:
-    with connect_sse(http, "POST", "/llm/stream", json={"prompt": "x", "model": "broken"}, headers=USER) as source:
+    body = {"prompt": "x", "model": "broken"}
+    with connect_sse(http, "POST", "/llm/stream", json=body, headers=dict(USER)) as source:
         events = list(source.iter_sse())
     assert events[-1].event == "error"
     assert "CUDA out of memory" in orjson.loads(events[-1].data)["error"]["message"]
@@ -95,7 +97,7 @@ def test_an_sse_client_that_leaves_cancels_the_generation(llm_stack: object, tri
     with (
         httpx.Client(base_url=base_url, timeout=30) as client,
         connect_sse(
-            client, "POST", "/llm/stream", json={"prompt": "x", "model": "slow", "max_tokens": 500}, headers=USER
+            client, "POST", "/llm/stream", json={"prompt": "x", "model": "slow", "max_tokens": 500}, headers=dict(USER)
         ) as source,
     ):
         for index, _ in enumerate(source.iter_sse()):

@@ -174,8 +174,7 @@ def test_a_lost_socket_resumes_its_stream_from_the_last_seen_seq(llm_stack: Live
         rest = until_end(socket, {stream_id})[stream_id]
         socket.send(resume("someone-elses-or-none", 0))
         unknown = receive(socket)
-    # (USER may carry an Accept: text/event-stream that an SSE helper put in it: ask for JSON.)
-    journal = http.post("/history/replay", json={"req_id": stream_id}, headers={**USER, "accept": "application/json"})
+    journal = http.post("/history/replay", json={"req_id": stream_id}, headers=USER)
     assert journal.status_code == 200 and journal.headers["content-type"].startswith("application/json"), (
         journal.status_code,
         journal.headers,
