@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from server.agents.access import may_use
 from server.agents.models import Agent
 from server.auth import Principal
 from server.errors import FailedPrecondition, FieldViolation, NotFound, PermissionDenied, ValidationFailed
@@ -141,8 +142,9 @@ class AgentService:
         agents cannot even be discovered."""
         async with self._database.sessions() as session:
             agent = await session.get(Agent, agent_id)
-            if agent is None or not (agent.is_public or _owns(principal, agent)):
+            if not may_use(agent, principal.user_id if principal is not None else None):
                 raise NotFound(f"No agent {agent_id}")
+            assert agent is not None
             return agent
 
     async def update(self, principal: Principal, agent_id: int, fields: AgentFields) -> Agent:
@@ -177,8 +179,9 @@ class AgentService:
     @staticmethod
     async def _owned(session: Any, principal: Principal, agent_id: int) -> Agent:
         agent: Agent | None = await session.scalar(select(Agent).where(Agent.id == agent_id).with_for_update(of=Agent))
-        if agent is None or not (agent.is_public or _owns(principal, agent)):
+        if not may_use(agent, principal.user_id):
             raise NotFound(f"No agent {agent_id}")
+        assert agent is not None
         if not _owns(principal, agent):
             raise PermissionDenied("Only the agent's owner may change or delete it")
         return agent

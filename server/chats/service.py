@@ -13,6 +13,7 @@ from sqlalchemy import and_, case, func, or_, select
 
 from server.agent.events import Finished, ReplyEvent, Started
 from server.agent.loop import AgentLimits, AgentLoop, AgentRequest, tool_specs
+from server.agents.access import may_use, usable_agent
 from server.agents.models import Agent
 from server.auth import Principal
 from server.chats.events import MessageEvents, NoMessageEvents
@@ -102,10 +103,7 @@ def _user_id(principal: Principal) -> int:
 
 def readable_agent(chat: Chat) -> Agent | None:
     """The chat's agent if its owner may still read it (public, or theirs); None otherwise."""
-    agent = chat.agent
-    if agent is None or not (agent.is_public or agent.owner_id == chat.owner_id):
-        return None
-    return agent
+    return chat.agent if may_use(chat.agent, chat.owner_id) else None
 
 
 def ensure_agent_readable(chat: Chat) -> None:
@@ -201,10 +199,8 @@ class ChatService:
         if len(title) > MAX_TITLE:
             raise ValidationFailed([FieldViolation(field="title", message=f"must be at most {MAX_TITLE} characters")])
         async with self._database.sessions() as session, session.begin():
-            if agent_id is not None:
-                agent = await session.get(Agent, agent_id)
-                if agent is None or not (agent.is_public or agent.owner_id == owner):
-                    raise NotFound(f"No agent {agent_id}")
+            if agent_id is not None and await usable_agent(session, agent_id, owner) is None:
+                raise NotFound(f"No agent {agent_id}")
             chat = Chat(owner_id=owner, agent_id=agent_id, title=title)
             session.add(chat)
         return await self.get(principal, chat.id)

@@ -6,7 +6,12 @@ chunking.py     text cut into passages with exact character offsets
 embeddings.py   text to unit vectors: all-MiniLM-L6-v2 in-process, or a model on Triton
 store.py        the Milvus collection: dense vectors, BM25, RRF fusion, owner/scope/entity filters
 lite.py         Milvus Lite in a child process, the embedded default
-service.py      KnowledgeBase: uploads, memory, corpus indexing, passages for chat replies
+core.py         the rows, the store and the embedder: indexing under fresh keys, reader-filtered search
+documents.py    uploads, downloads, deletions (and what deleted agents, chats and users leave)
+memories.py     memories kept and recalled, and what a learning agent keeps of each exchange
+corpus.py       the corpus directory indexed on demand, and /rag/query
+context.py      passages for a chat reply, and the search_documents tool
+service.py      KnowledgeBase: the service, all of the above over one core
 servicer.py     RetrievalService, MemoryService and DocumentService over gRPC
 domain.py       how the server assembles them
 """

@@ -1,6 +1,6 @@
 """What the vector store and the disk still hold under source keys that no row names.
 
-The SQL rows decide what exists (see server/retrieval/service.py); the passage store and the
+The SQL rows decide what exists (see server/retrieval/core.py); the passage store and the
 stored files follow them and can fall behind: a process can die between writing passages
 and committing the row that names them, and the store can be down when a row is deleted.
 So every key that could be left behind enters the retrieval_cleanup ledger, in SQL, before

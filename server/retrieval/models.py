@@ -2,7 +2,7 @@
 
 These rows are the truth about what exists: a passage found in the vector store counts only
 while the row it came from names its source key, so a file's chunks are replaced, and a
-document deleted, at the moment its row changes (see server/retrieval/service.py). What the
+document deleted, at the moment its row changes (see server/retrieval/core.py). What the
 store and the disk still hold for keys no row names is listed in retrieval_cleanup until it
 is gone (see server/retrieval/cleanup.py).
 """

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.agents.models import Agent
+from server.agents.access import usable_agent
 from server.auth import Principal
 from server.chats.replies import ReplyOptions
 from server.chats.service import MAX_CONTENT, MAX_TITLE, ChatService
@@ -100,5 +100,4 @@ def prompt_action(chats: ChatService, database: Database) -> Action:
 
 async def _agent_visible(database: Database, principal: Principal, agent_id: int) -> bool:
     async with database.sessions() as session:
-        agent = await session.get(Agent, agent_id)
-    return agent is not None and (agent.is_public or agent.owner_id == principal.user_id)
+        return await usable_agent(session, agent_id, principal.user_id) is not None

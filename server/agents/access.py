@@ -1,0 +1,31 @@
+"""Who may use an agent: its owner always, anyone while it is public. The one place this rule is
+written; the agents, chats, retrieval and task domains all ask here, so that making an agent
+private takes effect everywhere at once (every reply and every read checks it again)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.agents.models import Agent
+
+
+def may_use(agent: Agent | None, user_id: int | None) -> bool:
+    """Whether the user `user_id` (None: no user account) may read and talk to `agent`."""
+    return agent is not None and (agent.is_public or (user_id is not None and agent.owner_id == user_id))
+
+
+async def usable_agent(session: AsyncSession, agent_id: int, user_id: int | None) -> Agent | None:
+    """The agent, if `user_id` may use it now; None when it does not exist or is not theirs to use."""
+    agent = await session.get(Agent, agent_id)
+    return agent if may_use(agent, user_id) else None
+
+
+async def public_among(session: AsyncSession, agent_ids: Iterable[int]) -> set[int]:
+    """Those of `agent_ids` that are public now."""
+    wanted = set(agent_ids)
+    if not wanted:
+        return set()
+    return set(await session.scalars(select(Agent.id).where(Agent.id.in_(wanted), Agent.is_public)))

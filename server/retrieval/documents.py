@@ -1,0 +1,206 @@
+"""Uploaded documents: stored as sent, their text indexed for the agent, chat or user they belong to."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.agents.access import usable_agent
+from server.agents.models import Agent
+from server.auth import Principal
+from server.chats.models import Chat
+from server.errors import FieldViolation, InvalidArgument, NotFound, PayloadTooLarge, PermissionDenied, ValidationFailed
+from server.retrieval.core import (
+    DOCUMENT,
+    ENTITY_TYPES,
+    KnowledgeCore,
+    clean_filename,
+    sha256_hex,
+    user_id_of,
+    write_atomically,
+)
+from server.retrieval.extract import UnsupportedFile, extract_text, sniff
+from server.retrieval.models import Document, Memory
+
+log = logging.getLogger("relais.retrieval")
+
+
+class DocumentLibrary(KnowledgeCore):
+    """Uploads, listing, download and deletion, and what a deleted agent, chat or user leaves."""
+
+    async def upload(
+        self,
+        principal: Principal,
+        *,
+        filename: str,
+        data: bytes,
+        entity_type: str = "",
+        entity_id: int = 0,
+        conversation_id: str = "",
+    ) -> Document:
+        owner = user_id_of(principal)
+        if len(data) > self.settings.max_upload_bytes:
+            raise PayloadTooLarge(f"The file exceeds the {self.settings.max_upload_bytes // (1024 * 1024)} MB limit")
+        name = clean_filename(filename)
+        kind, target_id = await self._attach_target(principal, entity_type, entity_id, conversation_id)
+        sha = sha256_hex(data)
+        # The same file sent again to the same place is the document already there: nothing to redo.
+        async with self._database.sessions() as session:
+            existing = await session.scalar(
+                select(Document).where(
+                    Document.owner_id == owner,
+                    Document.entity_type == kind,
+                    Document.entity_id == target_id if target_id is not None else Document.entity_id.is_(None),
+                    Document.sha256 == sha,
+                    Document.filename == name,
+                )
+            )
+        if existing is not None:
+            return existing
+        try:
+            file_kind = sniff(data, name)
+            text = await asyncio.to_thread(extract_text, data, file_kind)
+        except UnsupportedFile as error:
+            raise InvalidArgument(str(error)) from None
+        async with self._new_source() as key:
+            await asyncio.to_thread(write_atomically, self._stored(key), data)
+            chunks = 0
+            if text:
+                entity = f"{kind}:{target_id if target_id is not None else owner}"
+                chunks = await self._index(
+                    text, owner_id=owner, scope=DOCUMENT, entity=entity, source=key, sha256=sha, path=name
+                )
+            if chunks:
+                await self._store.flush()
+            async with self._database.sessions() as session, session.begin():
+                document = Document(
+                    owner_id=owner,
+                    entity_type=kind,
+                    entity_id=target_id,
+                    filename=name,
+                    mime_type=file_kind.mime_type,
+                    file_size=len(data),
+                    sha256=sha,
+                    source_key=key,
+                    chunk_count=chunks,
+                )
+                session.add(document)
+                await self.cleanup.settled(session, key)
+        log.info("document %d stored (%s, %d bytes, %d passages)", document.id, file_kind.mime_type, len(data), chunks)
+        return document
+
+    async def _attach_target(
+        self, principal: Principal, entity_type: str, entity_id: int, conversation_id: str
+    ) -> tuple[str, int | None]:
+        """What an upload belongs to, checked: the caller's chat, or an agent the caller owns."""
+        owner = user_id_of(principal)
+        if conversation_id:
+            if not conversation_id.isdigit():
+                raise NotFound(f"No conversation {conversation_id}")
+            entity_type, entity_id = "chat", int(conversation_id)
+        entity_type = entity_type or "user"
+        if entity_type not in ENTITY_TYPES:
+            raise ValidationFailed([FieldViolation(field="entity_type", message="must be agent, chat or user")])
+        if entity_type == "user":
+            if entity_id not in (0, owner):
+                raise ValidationFailed([FieldViolation(field="entity_id", message="must be empty for user documents")])
+            return "user", None
+        if entity_id <= 0:
+            raise ValidationFailed([FieldViolation(field="entity_id", message=f"names the {entity_type}; required")])
+        async with self._database.sessions() as session:
+            if entity_type == "chat":
+                chat = await session.get(Chat, entity_id)
+                if chat is None or chat.owner_id != owner:
+                    raise NotFound(f"No chat {entity_id}")
+            else:
+                agent = await usable_agent(session, entity_id, owner)
+                if agent is None:
+                    raise NotFound(f"No agent {entity_id}")
+                if agent.owner_id != owner:
+                    raise PermissionDenied("Only the agent's owner may give it documents")
+        return entity_type, entity_id
+
+    async def documents(
+        self, principal: Principal, *, entity_type: str, entity_id: int, limit: int, offset: int
+    ) -> tuple[list[Document], int]:
+        owner = user_id_of(principal)
+        where = [Document.owner_id == owner]
+        if entity_type:
+            where.append(Document.entity_type == entity_type)
+            if entity_type != "user" and entity_id:
+                where.append(Document.entity_id == entity_id)
+        async with self._database.sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(Document).where(*where))
+            rows = await session.scalars(
+                select(Document).where(*where).order_by(Document.id.desc()).limit(limit).offset(offset)
+            )
+            return list(rows), int(total or 0)
+
+    async def document(self, principal: Principal, document_id: int) -> tuple[Document, Path]:
+        """A document of the caller's and where its bytes are; 404 for anyone else's."""
+        async with self._database.sessions() as session:
+            document = await session.get(Document, document_id)
+        if document is None or document.owner_id != user_id_of(principal):
+            raise NotFound(f"No document {document_id}")
+        return document, self._stored(document.source_key)
+
+    async def delete_document(self, principal: Principal, document_id: int) -> None:
+        document, _ = await self.document(principal, document_id)
+        async with self._database.sessions() as session, session.begin():
+            await session.execute(delete(Document).where(Document.id == document.id))
+            await self.cleanup.orphaned(session, [document.source_key])
+        await self.cleanup.sweep([document.source_key])
+
+    async def forget_entity(self, entity_type: str, entity_id: int) -> None:
+        """Delete the documents and memories of an agent or chat that is being deleted."""
+        async with self._database.sessions() as session, session.begin():
+            documents = list(
+                await session.scalars(
+                    select(Document).where(Document.entity_type == entity_type, Document.entity_id == entity_id)
+                )
+            )
+            memories: list[Memory] = []
+            if entity_type == "agent":
+                memories = list(await session.scalars(select(Memory).where(Memory.agent_id == entity_id)))
+                await session.execute(delete(Memory).where(Memory.agent_id == entity_id))
+            await session.execute(
+                delete(Document).where(Document.entity_type == entity_type, Document.entity_id == entity_id)
+            )
+            keys = [d.source_key for d in documents] + [m.source_key for m in memories]
+            await self.cleanup.orphaned(session, keys)
+        await self.cleanup.sweep(keys)
+
+    async def before_user_deleted(self, session: AsyncSession, user_id: int) -> None:
+        """In the transaction deleting a user, whose rows cascade: their documents, their
+        memories and the memories others have on their agents are entered for cleanup."""
+        their_agents = select(Agent.id).where(Agent.owner_id == user_id)
+        keys = list(await session.scalars(select(Document.source_key).where(Document.owner_id == user_id)))
+        keys += await session.scalars(
+            select(Memory.source_key).where(or_(Memory.owner_id == user_id, Memory.agent_id.in_(their_agents)))
+        )
+        await self.cleanup.orphaned(session, keys)
+
+    async def after_user_deleted(self, user_id: int) -> None:
+        await self.cleanup.sweep()
+
+    async def check_files(self, principal: Principal, files: Sequence[int]) -> list[str]:
+        """The source keys of documents named in a message; 404 for any the caller does not own."""
+        if not files:
+            return []
+        owner = user_id_of(principal)
+        async with self._database.sessions() as session:
+            rows = {
+                document.id: document.source_key
+                for document in await session.scalars(
+                    select(Document).where(Document.id.in_(list(files)), Document.owner_id == owner)
+                )
+            }
+        for document_id in files:
+            if document_id not in rows:
+                raise NotFound(f"No document {document_id}")
+        return list(rows.values())
