@@ -70,8 +70,10 @@ class Executors:
                 await self.recover_dead()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("scheduler heartbeat failed", exc_info=True)
+            except Exception as error:
+                # The database away is an outage the storage layer reports once (and its return).
+                if self._database.translate(error) is None:
+                    log.warning("scheduler heartbeat failed", exc_info=True)
             await asyncio.sleep(self._heartbeat)
 
     async def beat(self) -> None:

@@ -150,8 +150,10 @@ class Planner:
                 self._start_due(self._clock())
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("the task planner failed; trying again")
+            except Exception as error:
+                # The database away is an outage the storage layer reports once (and its return).
+                if self._database.translate(error) is None:
+                    log.exception("the task planner failed; trying again")
                 next_refresh = time.monotonic() + RETRY_SECONDS
             await self._sleep(next_refresh)
 

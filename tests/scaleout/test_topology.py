@@ -16,11 +16,14 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from httpx_sse import connect_sse
 
+from server.plugins.signing import generate_key, public_key_text
 from tests.chats.test_rooms import Listener
 from tests.events.live import authenticated, close_code, receive
 from tests.identity.helpers import PASSWORD, unique_email
+from tests.plugins.support import HELLO, packed, wait_until
 from tests.support.topology import ADMIN, Topology, topology
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -30,8 +33,19 @@ USER_LIMIT = 100
 
 
 @pytest.fixture(scope="module")
-def scaled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    with topology(tmp_path_factory.mktemp("topology"), RELAIS_RATE_LIMIT_USER=f"{USER_LIMIT}/minute") as running:
+def plugin_key() -> Ed25519PrivateKey:
+    return generate_key()
+
+
+@pytest.fixture(scope="module")
+def scaled(tmp_path_factory: pytest.TempPathFactory, plugin_key: Ed25519PrivateKey) -> Iterator[Topology]:
+    with topology(
+        tmp_path_factory.mktemp("topology"),
+        RELAIS_RATE_LIMIT_USER=f"{USER_LIMIT}/minute",
+        RELAIS_PLUGINS_TRUSTED_KEYS=public_key_text(plugin_key.public_key()),
+        # One plugin runtime for the three replicas, assembled by the first that needs it.
+        RELAIS_PLUGINS_RUNTIME_DIR=str(tmp_path_factory.mktemp("plugin-runtime")),
+    ) as running:
         yield running
 
 
@@ -161,6 +175,62 @@ def test_a_document_uploaded_through_one_replica_is_found_through_all(scaled: To
         sources = response.json()["assistant_message"]["sources"]
         assert [source["source"]["document_id"] for source in sources] == [uploaded.json()["id"]]
         assert sources[0]["text"] == note
+
+
+def test_a_scheduled_task_runs_once_per_tick_across_replicas(scaled: Topology, http: httpx.Client) -> None:
+    admin = bearer(sign_in(http, ADMIN[0], ADMIN[1]))
+    body = {
+        "id": "scale-tick",
+        "name": "Tick",
+        "interval": {"seconds": 1},
+        "action": "tool.call",
+        "params": {"tool": "calculator", "arguments": {"expression": "6 * 7"}},
+    }
+    created = http.post("/system/tasks", json=body, headers=admin)
+    assert created.status_code in (200, 201), created.text
+    time.sleep(8)
+    http.post("/system/tasks/scale-tick/pause", headers=admin).raise_for_status()
+
+    def settled() -> dict[str, Any] | None:
+        task = dict(http.get("/system/tasks/scale-tick", headers=admin).json())
+        return task if task["running_count"] == 0 else None
+
+    task = wait_until(settled, 30, interval=0.5)
+    runs = task["history"]
+    ticks = [run["planned_at"] for run in runs]
+    # Every replica's planner saw every tick; each ran once, by whichever replica took it first.
+    assert len(ticks) >= 5 and len(set(ticks)) == len(ticks), ticks
+    assert all(run["status"] == "success" and "42" in str(run["output"]) for run in runs), runs
+    assert len({run["executor"] for run in runs}) >= 2, runs
+
+
+def test_a_plugin_installed_through_the_balancer_runs_on_every_replica(
+    scaled: Topology, http: httpx.Client, plugin_key: Ed25519PrivateKey
+) -> None:
+    admin = bearer(sign_in(http, ADMIN[0], ADMIN[1]))
+    files = {"file": ("plugin.zip", packed(HELLO, plugin_key), "application/zip")}
+    assert http.post("/plugins/upload", files=files, headers=admin).status_code == 201
+    assert http.post("/plugins/hello/enable", headers=admin).json()["state"] == "running"
+
+    def greeted_everywhere() -> bool:
+        """Its route answers on both bridges and from all three replicas (each runs its own process)."""
+        try:
+            answers = spread(scaled, lambda: http.get("/hello/greet/Ann", headers=admin))
+        except AssertionError:
+            return False
+        return all(answer.status_code == 200 and answer.json()["message"] == "Hello, Ann!" for answer in answers)
+
+    wait_until(greeted_everywhere, 120, interval=0.5)
+
+    assert http.delete("/plugins/hello", headers=admin).status_code == 204
+
+    def gone_everywhere() -> bool:
+        """Both bridges dropped its route (so no request reaches a replica any more)."""
+        answers = [http.get("/hello/greet/Ann", headers=admin) for _ in range(2 * len(scaled.bridges))]
+        bridges = {answer.headers["x-relais-bridge"] for answer in answers}
+        return bridges == {bridge.name for bridge in scaled.bridges} and all(a.status_code == 404 for a in answers)
+
+    wait_until(gone_everywhere, 60, interval=0.5)
 
 
 def test_a_killed_replica_ends_its_streams_honestly_and_replay_resumes_elsewhere(
