@@ -6,7 +6,21 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from bench import agent, backup, chat, fanout, health, identity, llm, openai_api, plugins, retrieval, streams, tasks
+from bench import (
+    agent,
+    backup,
+    capacity,
+    chat,
+    fanout,
+    health,
+    identity,
+    llm,
+    openai_api,
+    plugins,
+    retrieval,
+    streams,
+    tasks,
+)
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], int]] = {
     "health": health.run,
@@ -21,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], int]] = {
     "streams": streams.run,
     "tasks": tasks.run,
     "openai": openai_api.run,
+    "capacity": capacity.run,
 }
 
 

@@ -152,6 +152,12 @@ class Settings(BaseSettings):
     milvus_collection: str = Field(default="relais_passages", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
     # The local assistant's corpus (/rag/reindex); data_dir/corpus when unset.
     corpus_dir: Path | None = None
+    # Uploaded documents' bytes; data_dir/documents when unset. Replicas of one deployment share it
+    # (a volume every replica mounts): any replica serves a download or exports a backup.
+    documents_dir: Path | None = None
+    # Where the backup.export task writes its archives; data_dir/backups when unset. Shared by the
+    # replicas too, so that whichever runs a tick keeps the one set of newest archives.
+    backups_dir: Path | None = None
     # Embeddings: the packaged all-MiniLM-L6-v2 in-process ("local"), or a model on Triton.
     embedding_backend: Literal["local", "triton"] = "local"
     embedding_url: str | None = None
@@ -279,10 +285,10 @@ class Settings(BaseSettings):
     # Runs one replica executes at once; more wait for a slot (and start late).
     tasks_max_concurrent_runs: int = Field(default=32, ge=1, le=1000)
 
-    @field_validator("data_dir")
+    @field_validator("data_dir", "documents_dir", "backups_dir")
     @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -309,6 +315,14 @@ class Settings(BaseSettings):
     @property
     def corpus_path(self) -> Path:
         return self.corpus_dir or self.data_dir / "corpus"
+
+    @property
+    def documents_path(self) -> Path:
+        return self.documents_dir or self.data_dir / "documents"
+
+    @property
+    def backups_path(self) -> Path:
+        return self.backups_dir or self.data_dir / "backups"
 
     @property
     def sqlalchemy_url(self) -> str:
