@@ -135,23 +135,30 @@ class AgentRun:
                     yield ToolCalled(call_id=call.call_id, tool=call.name, arguments=call.arguments, usage=self.usage)
                 self.finish = Finish.TOOL_CALLS
                 return
-            if len(fresh) > 1:
-                steps = tuple(f"{call.name} {json.dumps(call.arguments, ensure_ascii=False)}" for call in fresh)
-                yield Planned(text=f"{len(steps)} tool calls", steps=steps, usage=self.usage)
-            turns.append(Turn(Role.ASSISTANT, self.generation.text, tool_calls=fresh))
-            for call in fresh:
-                yield ToolCalled(call_id=call.call_id, tool=call.name, arguments=call.arguments, usage=self.usage)
-                outcome = await self._run(call)
-                yield ToolReturned(
-                    call_id=call.call_id,
-                    tool=call.name,
-                    content=outcome.content,
-                    is_error=outcome.is_error,
-                    usage=self.usage,
-                )
-                turns.append(Turn(Role.TOOL, outcome.content, tool_call_id=call.call_id, tool_name=call.name))
+            async with contextlib.aclosing(self._call_tools(fresh, turns)) as events:
+                async for event in events:
+                    yield event
             step += 1
             await self._next(turns, "none" if step >= self.limits.max_steps else "auto")
+
+    async def _call_tools(self, calls: tuple[ProposedCall, ...], turns: list[Turn]) -> AsyncGenerator[ReplyEvent, None]:
+        """Run the step's calls, saying each (and the plan, when there are several); the step and
+        the calls' results join `turns`, for the next step to read."""
+        if len(calls) > 1:
+            steps = tuple(f"{call.name} {json.dumps(call.arguments, ensure_ascii=False)}" for call in calls)
+            yield Planned(text=f"{len(steps)} tool calls", steps=steps, usage=self.usage)
+        turns.append(Turn(Role.ASSISTANT, self.generation.text, tool_calls=calls))
+        for call in calls:
+            yield ToolCalled(call_id=call.call_id, tool=call.name, arguments=call.arguments, usage=self.usage)
+            outcome = await self._run(call)
+            yield ToolReturned(
+                call_id=call.call_id,
+                tool=call.name,
+                content=outcome.content,
+                is_error=outcome.is_error,
+                usage=self.usage,
+            )
+            turns.append(Turn(Role.TOOL, outcome.content, tool_call_id=call.call_id, tool_name=call.name))
 
     def _client_calls(self, calls: tuple[ProposedCall, ...]) -> tuple[ProposedCall, ...]:
         names = {tool.name for tool in self.request.client_tools}

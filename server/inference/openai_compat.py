@@ -95,21 +95,24 @@ class OpenAIBackend:
             )
         return arguments
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+    async def _open(self, request: GenerationRequest) -> Any:
+        """The server's streamed response to `request`, on the API this backend speaks."""
         arguments = self._arguments(request)
         try:
             if self.api == "chat":
                 messages = [chat_message(turn) for turn in request.turns] or [
                     {"role": Role.USER.value, "content": request.prompt}
                 ]
-                response: Any = await self._client.chat.completions.create(
+                return await self._client.chat.completions.create(
                     messages=messages,  # type: ignore[arg-type]
                     **arguments,
                 )
-            else:
-                response = await self._client.completions.create(prompt=render(request), **arguments)
+            return await self._client.completions.create(prompt=render(request), **arguments)
         except openai.APIError as error:
             raise self._failure(error) from None
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        response = await self._open(request)
         sent = 0
         prompt_tokens = 0
         ending: Chunk | None = None

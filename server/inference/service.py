@@ -258,19 +258,13 @@ class Generation:
                 if chunk.finish:
                     break
                 if coalescer is None:
-                    if self._interrupted is not None:
-                        raise self._interrupted
-                    coalescer = self._coalescer = _Coalescer(self._source, self._buffer_bytes)
+                    coalescer = self._start_coalescer()
                 pause = sent_at + self._message_interval - time.perf_counter()
                 if pause > 0:
                     await coalescer.hold(pause)
                 chunk = await coalescer.next()
             if self.finish is None:
-                # Every backend marks its last chunk; a stream without one was cut short.
-                raise StreamTruncated(
-                    f"Model {self.model.key!r} ended its stream after {self.completion_tokens} tokens "
-                    "without its end marker"
-                )
+                raise self._truncated()
             outcome = "complete"
         except ShuttingDown:
             raise  # not the backend's fault: counted as cancelled
@@ -282,23 +276,40 @@ class Generation:
             outcome, failure = "error", error
             raise
         finally:
-            self._live.discard(self)
-            self.place.release()
-            self._on_end()
-            await (coalescer.close() if coalescer is not None else _aclose(self._source))
-            LLM_ACTIVE_STREAMS.labels(*self._labels).dec()
-            LLM_REQUESTS.labels(*self._labels, outcome).inc()
-            LLM_PROMPT_TOKENS.labels(*self._labels).inc(self.prompt_tokens)
-            usage: dict[str, str | int | float] = {
-                "gen_ai.usage.input_tokens": self.prompt_tokens,
-                "gen_ai.usage.output_tokens": self.completion_tokens,
-                "relais.outcome": outcome,
-            }
-            tracing.end_span(self._span, error=failure, **usage)
-            if self._first_token_at is not None and self.completion_tokens > 1:
-                LLM_ITL.labels(*self._labels).observe(
-                    (time.perf_counter() - self._first_token_at) / (self.completion_tokens - 1)
-                )
+            await self._end(outcome, failure, coalescer)
+
+    def _start_coalescer(self) -> _Coalescer:
+        """Past the first chunk (already in hand), the backend is read in a task of its own."""
+        if self._interrupted is not None:
+            raise self._interrupted
+        coalescer = self._coalescer = _Coalescer(self._source, self._buffer_bytes)
+        return coalescer
+
+    def _truncated(self) -> StreamTruncated:
+        # Every backend marks its last chunk; a stream without one was cut short.
+        return StreamTruncated(
+            f"Model {self.model.key!r} ended its stream after {self.completion_tokens} tokens without its end marker"
+        )
+
+    async def _end(self, outcome: str, failure: BaseException | None, coalescer: _Coalescer | None) -> None:
+        """Give back what the stream held (its place, its backend) and record how it went."""
+        self._live.discard(self)
+        self.place.release()
+        self._on_end()
+        await (coalescer.close() if coalescer is not None else _aclose(self._source))
+        LLM_ACTIVE_STREAMS.labels(*self._labels).dec()
+        LLM_REQUESTS.labels(*self._labels, outcome).inc()
+        LLM_PROMPT_TOKENS.labels(*self._labels).inc(self.prompt_tokens)
+        usage: dict[str, str | int | float] = {
+            "gen_ai.usage.input_tokens": self.prompt_tokens,
+            "gen_ai.usage.output_tokens": self.completion_tokens,
+            "relais.outcome": outcome,
+        }
+        tracing.end_span(self._span, error=failure, **usage)
+        if self._first_token_at is not None and self.completion_tokens > 1:
+            LLM_ITL.labels(*self._labels).observe(
+                (time.perf_counter() - self._first_token_at) / (self.completion_tokens - 1)
+            )
 
     def _account(self, chunk: Chunk) -> None:
         if chunk.text:
@@ -367,20 +378,7 @@ class InferenceService:
             **{"gen_ai.request.max_tokens": request.max_tokens},
         )
         source = model.backend.stream(request)
-        try:
-            # The backend's own calls (HTTP, gRPC, the local queue) happen as this span's children.
-            with tracing.activate(span):
-                first = await anext(source, None)
-            if first is None:
-                raise StreamTruncated(f"Model {model.key!r} ended its stream before any output, without its end marker")
-        except BaseException as error:
-            if isinstance(error, Unavailable):
-                self.catalogue.mark_unavailable(model.key)
-            LLM_REQUESTS.labels(model.key, model.backend.kind, "error").inc()
-            tracing.end_span(span, error=error)
-            await _aclose(source)
-            place.release()
-            raise
+        first = await self._first_chunk(model, source, span, place)
         self.catalogue.mark_available(model.key)
         return Generation(
             model,
@@ -396,6 +394,26 @@ class InferenceService:
             place=place,
             span=span,
         )
+
+    async def _first_chunk(
+        self, model: ServedModel, source: AsyncIterator[Chunk], span: Span | None, place: Place
+    ) -> Chunk:
+        """The backend's first chunk; when there is none, what was started for it is undone."""
+        try:
+            # The backend's own calls (HTTP, gRPC, the local queue) happen as this span's children.
+            with tracing.activate(span):
+                first = await anext(source, None)
+            if first is None:
+                raise StreamTruncated(f"Model {model.key!r} ended its stream before any output, without its end marker")
+        except BaseException as error:
+            if isinstance(error, Unavailable):
+                self.catalogue.mark_unavailable(model.key)
+            LLM_REQUESTS.labels(model.key, model.backend.kind, "error").inc()
+            tracing.end_span(span, error=error)
+            await _aclose(source)
+            place.release()
+            raise
+        return first
 
     def resolve(self, request: GenerationRequest, key: str) -> ServedModel:
         """The model serving `key` for this request (the router weighs its prompt, and its tools)."""

@@ -58,6 +58,10 @@ CHANNEL_OPTIONS = [
 ]
 
 
+# A request's input tensors, each with its raw contents.
+Inputs = list[tuple[service_pb2.ModelInferRequest.InferInputTensor, bytes]]
+
+
 def _tensor(name: str, datatype: str, shape: list[int]) -> service_pb2.ModelInferRequest.InferInputTensor:
     return service_pb2.ModelInferRequest.InferInputTensor(name=name, datatype=datatype, shape=shape)
 
@@ -75,49 +79,57 @@ def build_request(
     prompt = render(request)
     message = service_pb2.ModelInferRequest(model_name=model_name, id=request.request_id)
     message.parameters["triton_enable_empty_final_response"].bool_param = True
-    inputs: list[tuple[service_pb2.ModelInferRequest.InferInputTensor, bytes]]
-    if convention == "vllm":
-        sampling: dict[str, Any] = {"max_tokens": request.max_tokens}
-        if request.temperature is not None:
-            sampling["temperature"] = request.temperature
-        if request.top_p is not None:
-            sampling["top_p"] = request.top_p
-        if stop := stops(request):
-            sampling["stop"] = stop
-        if request.seed is not None:
-            sampling["seed"] = request.seed
-        if request.wants_tool_call and request.constrain_tool_calls:
-            # The vLLM backend's structured output (a JSON string, as its sampling_parameters parser reads it).
-            sampling["guided_decoding"] = json.dumps({"json": call_schema(request.tools, request.tool_choice)})
-        elif request.json_format is not None:
-            sampling["guided_decoding"] = json.dumps({"json": request.json_format.json_schema})
-        inputs = [
-            (_tensor("text_input", "BYTES", [1]), _bytes([prompt])),
-            (_tensor("stream", "BOOL", [1]), np.array([True], dtype=np.bool_).tobytes()),
-            (_tensor("sampling_parameters", "BYTES", [1]), _bytes([json.dumps(sampling)])),
-            (_tensor("exclude_input_in_output", "BOOL", [1]), np.array([True], dtype=np.bool_).tobytes()),
-        ]
-    else:
-        inputs = [
-            (_tensor("text_input", "BYTES", [1, 1]), _bytes([prompt])),
-            (_tensor("max_tokens", "INT32", [1, 1]), np.array([[request.max_tokens]], dtype=np.int32).tobytes()),
-            (_tensor("stream", "BOOL", [1, 1]), np.array([[True]], dtype=np.bool_).tobytes()),
-        ]
-        if request.temperature is not None:
-            inputs.append(
-                (_tensor("temperature", "FP32", [1, 1]), np.array([[request.temperature]], np.float32).tobytes())
-            )
-        if request.top_p is not None:
-            inputs.append((_tensor("top_p", "FP32", [1, 1]), np.array([[request.top_p]], np.float32).tobytes()))
-        if request.seed is not None:
-            inputs.append((_tensor("random_seed", "UINT64", [1, 1]), np.array([[request.seed]], np.uint64).tobytes()))
-        if stop := stops(request):
-            inputs.append((_tensor("stop_words", "BYTES", [1, len(stop)]), _bytes(stop)))
+    inputs = _vllm_inputs(request, prompt) if convention == "vllm" else _tensorrtllm_inputs(request, prompt)
     for tensor, raw in inputs:
         message.inputs.append(tensor)
         message.raw_input_contents.append(raw)
     message.outputs.append(service_pb2.ModelInferRequest.InferRequestedOutputTensor(name="text_output"))
     return message
+
+
+def _vllm_inputs(request: GenerationRequest, prompt: str) -> Inputs:
+    return [
+        (_tensor("text_input", "BYTES", [1]), _bytes([prompt])),
+        (_tensor("stream", "BOOL", [1]), np.array([True], dtype=np.bool_).tobytes()),
+        (_tensor("sampling_parameters", "BYTES", [1]), _bytes([json.dumps(_sampling_parameters(request))])),
+        (_tensor("exclude_input_in_output", "BOOL", [1]), np.array([True], dtype=np.bool_).tobytes()),
+    ]
+
+
+def _sampling_parameters(request: GenerationRequest) -> dict[str, Any]:
+    """The vLLM backend's sampling_parameters (its SamplingParams, as JSON)."""
+    sampling: dict[str, Any] = {"max_tokens": request.max_tokens}
+    if request.temperature is not None:
+        sampling["temperature"] = request.temperature
+    if request.top_p is not None:
+        sampling["top_p"] = request.top_p
+    if stop := stops(request):
+        sampling["stop"] = stop
+    if request.seed is not None:
+        sampling["seed"] = request.seed
+    if request.wants_tool_call and request.constrain_tool_calls:
+        # The vLLM backend's structured output (a JSON string, as its sampling_parameters parser reads it).
+        sampling["guided_decoding"] = json.dumps({"json": call_schema(request.tools, request.tool_choice)})
+    elif request.json_format is not None:
+        sampling["guided_decoding"] = json.dumps({"json": request.json_format.json_schema})
+    return sampling
+
+
+def _tensorrtllm_inputs(request: GenerationRequest, prompt: str) -> Inputs:
+    inputs: Inputs = [
+        (_tensor("text_input", "BYTES", [1, 1]), _bytes([prompt])),
+        (_tensor("max_tokens", "INT32", [1, 1]), np.array([[request.max_tokens]], dtype=np.int32).tobytes()),
+        (_tensor("stream", "BOOL", [1, 1]), np.array([[True]], dtype=np.bool_).tobytes()),
+    ]
+    if request.temperature is not None:
+        inputs.append((_tensor("temperature", "FP32", [1, 1]), np.array([[request.temperature]], np.float32).tobytes()))
+    if request.top_p is not None:
+        inputs.append((_tensor("top_p", "FP32", [1, 1]), np.array([[request.top_p]], np.float32).tobytes()))
+    if request.seed is not None:
+        inputs.append((_tensor("random_seed", "UINT64", [1, 1]), np.array([[request.seed]], np.uint64).tobytes()))
+    if stop := stops(request):
+        inputs.append((_tensor("stop_words", "BYTES", [1, len(stop)]), _bytes(stop)))
+    return inputs
 
 
 def output_text(response: service_pb2.ModelInferResponse, name: str = "text_output") -> bytes:
@@ -136,6 +148,15 @@ def output_text(response: service_pb2.ModelInferResponse, name: str = "text_outp
         if output.contents.bytes_contents:
             return bytes(output.contents.bytes_contents[0])
     return b""
+
+
+async def _held_open(
+    message: service_pb2.ModelInferRequest, finished: asyncio.Event
+) -> AsyncIterator[service_pb2.ModelInferRequest]:
+    """The call's one request, then our side kept open until the answer is complete: a
+    half-close is not a cancel, but some proxies in front of Triton treat it as one."""
+    yield message
+    await finished.wait()
 
 
 class TritonBackend:
@@ -166,21 +187,10 @@ class TritonBackend:
         return self._stream(request)
 
     async def _stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
-        if request.json_format is not None and not request.wants_tool_call and self.convention != "vllm":
-            raise InvalidArgument(
-                f"Model {self.model_name!r} (TensorRT-LLM ensemble) cannot constrain its answer to JSON; "
-                "use a vLLM-backed, local or OpenAI-compatible model for response_format"
-            )
+        self._check_supported(request)
         message = build_request(request, model_name=self.model_name, convention=self.convention)
         finished = asyncio.Event()
-
-        async def requests() -> AsyncIterator[service_pb2.ModelInferRequest]:
-            yield message
-            # Keep our side open until the answer is complete: a half-close is not a cancel,
-            # but some proxies in front of Triton treat it as one.
-            await finished.wait()
-
-        call = self._client().ModelStreamInfer(requests(), timeout=self._timeout)
+        call = self._client().ModelStreamInfer(_held_open(message, finished), timeout=self._timeout)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         sent = 0
         try:
@@ -213,6 +223,13 @@ class TritonBackend:
         finally:
             finished.set()
             call.cancel()
+
+    def _check_supported(self, request: GenerationRequest) -> None:
+        if request.json_format is not None and not request.wants_tool_call and self.convention != "vllm":
+            raise InvalidArgument(
+                f"Model {self.model_name!r} (TensorRT-LLM ensemble) cannot constrain its answer to JSON; "
+                "use a vLLM-backed, local or OpenAI-compatible model for response_format"
+            )
 
     async def probe(self) -> bool:
         """Triton is up and reports the model ready."""

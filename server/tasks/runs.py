@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from dbos import DBOS
+from dbos import DBOS, StepInfo, WorkflowStatus
 
 # Statuses of runs not finished yet.
 ACTIVE = ["ENQUEUED", "PENDING", "DELAYED"]
@@ -102,39 +102,45 @@ async def list_runs(
     records = []
     for status in statuses:
         steps = await DBOS.list_workflow_steps_async(status.workflow_id) if with_steps else []
-        # DBOS on SQLite keeps a workflow's times to the second; its steps', to the millisecond.
-        finished = _moment(status.completed_at)
-        step_ends = [end for step in steps if (end := _moment(step["completed_at_epoch_ms"])) is not None]
-        if finished is not None and step_ends:
-            finished = max(finished, *step_ends)
-        inputs: dict[str, Any] = dict(status.input or {})
-        args = inputs.get("args") or ()
-        request = args[0] if args and isinstance(args[0], RunRequest) else None
-        records.append(
-            RunRecord(
-                id=status.workflow_id,
-                status=str(status.status),
-                request=request,
-                created_at=_moment(status.created_at),
-                started_at=_moment(status.dequeued_at) or _moment(status.created_at),
-                finished_at=finished,
-                output=status.output,
-                error=_error_text(status.error),
-                executor=status.executor_id or "",
-                attempts=int(status.recovery_attempts or 0),
-                steps=[
-                    StepRecord(
-                        index=step["function_id"],
-                        name=step["function_name"],
-                        started_at=_moment(step["started_at_epoch_ms"]),
-                        finished_at=_moment(step["completed_at_epoch_ms"]),
-                        error=_error_text(step["error"]),
-                    )
-                    for step in steps
-                ],
-            )
-        )
+        records.append(_record(status, steps))
     return records
+
+
+def _record(status: WorkflowStatus, steps: list[StepInfo]) -> RunRecord:
+    """A workflow's status and steps as DBOS reports them, as a RunRecord."""
+    inputs: dict[str, Any] = dict(status.input or {})
+    args = inputs.get("args") or ()
+    return RunRecord(
+        id=status.workflow_id,
+        status=str(status.status),
+        request=args[0] if args and isinstance(args[0], RunRequest) else None,
+        created_at=_moment(status.created_at),
+        started_at=_moment(status.dequeued_at) or _moment(status.created_at),
+        finished_at=_finished_at(status, steps),
+        output=status.output,
+        error=_error_text(status.error),
+        executor=status.executor_id or "",
+        attempts=int(status.recovery_attempts or 0),
+        steps=[
+            StepRecord(
+                index=step["function_id"],
+                name=step["function_name"],
+                started_at=_moment(step["started_at_epoch_ms"]),
+                finished_at=_moment(step["completed_at_epoch_ms"]),
+                error=_error_text(step["error"]),
+            )
+            for step in steps
+        ],
+    )
+
+
+def _finished_at(status: WorkflowStatus, steps: list[StepInfo]) -> datetime | None:
+    # DBOS on SQLite keeps a workflow's times to the second; its steps', to the millisecond.
+    finished = _moment(status.completed_at)
+    step_ends = [end for step in steps if (end := _moment(step["completed_at_epoch_ms"])) is not None]
+    if finished is not None and step_ends:
+        finished = max(finished, *step_ends)
+    return finished
 
 
 def _error_text(error: BaseException | None) -> str:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from server.tasks.engine import RunRecord
 from server.tasks.models import Task
 from server.tasks.planner import trigger_of
+from server.tasks.runs import RunRecord, StepRecord
 from server.tasks.triggers import Trigger, utc
 
 # DBOS's statuses → the run statuses of the contract.
@@ -26,15 +26,6 @@ RUN_STATUSES = {
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StepView:
-    index: int
-    name: str
-    started_at: datetime | None
-    finished_at: datetime | None
-    error: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RunView:
     id: str
     status: str
@@ -46,7 +37,8 @@ class RunView:
     error: str
     output: dict[str, Any]
     executor: str
-    steps: list[StepView]
+    # As the engine recorded them.
+    steps: list[StepRecord]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,8 +109,5 @@ def run_view(record: RunRecord, *, now: datetime) -> RunView | None:
         error=record.error if status in ("failed", "cancelled") else "",
         output=output if status == "success" else {},
         executor=record.executor,
-        steps=[
-            StepView(index=s.index, name=s.name, started_at=s.started_at, finished_at=s.finished_at, error=s.error)
-            for s in record.steps
-        ],
+        steps=list(record.steps),
     )

@@ -46,33 +46,56 @@ REPLY_PREVIEW = 500
 
 
 def prompt_action(chats: ChatService, database: Database) -> Action:
-    async def check(principal: Principal, params: dict[str, Any]) -> None:
+    prompting = _Prompting(chats, database)
+    return Action(
+        name="llm.prompt",
+        description="Ask a model or an agent a prompt and store the answer in a conversation (yours, or a new one).",
+        params_schema=SCHEMA,
+        run=prompting.run,
+        check=prompting.check,
+    )
+
+
+class _Prompting:
+    """The action's work: its checks when a task is created, then its two steps when it runs."""
+
+    def __init__(self, chats: ChatService, database: Database) -> None:
+        self._chats = chats
+        self._database = database
+
+    async def check(self, principal: Principal, params: dict[str, Any]) -> None:
         violations = []
         if "chat_id" in params:
             try:
-                await chats.get(principal, int(params["chat_id"]))
+                await self._chats.get(principal, int(params["chat_id"]))
             except NotFound:
                 violations.append(FieldViolation(field="params.chat_id", message="is not one of your conversations"))
-        elif "agent_id" in params and not await _agent_visible(database, principal, int(params["agent_id"])):
+        elif "agent_id" in params and not await _agent_visible(self._database, principal, int(params["agent_id"])):
             violations.append(FieldViolation(field="params.agent_id", message="is not an agent you may use"))
         if params.get("model"):
             try:
-                chats.check_model(str(params["model"]))
+                self._chats.check_model(str(params["model"]))
             except DomainError as error:
                 violations.append(FieldViolation(field="params.model", message=error.message))
         if violations:
             raise ValidationFailed(violations)
 
-    async def conversation(principal: Principal, params: dict[str, Any], task_name: str) -> int:
+    async def run(self, context: ActionContext) -> dict[str, Any]:
+        params = context.params
+        chat_id = await context.step("conversation", self._conversation, context.principal, params, context.task_name)
+        prompt, model = str(params["prompt"]), str(params.get("model") or "")
+        return await context.step("reply", self._reply, context.principal, chat_id, prompt, model, context.run_id)
+
+    async def _conversation(self, principal: Principal, params: dict[str, Any], task_name: str) -> int:
         if "chat_id" in params:
-            return (await chats.get(principal, int(params["chat_id"]))).id
+            return (await self._chats.get(principal, int(params["chat_id"]))).id
         title = str(params.get("title") or task_name)[:MAX_TITLE]
         agent = int(params["agent_id"]) if "agent_id" in params else None
-        return (await chats.create(principal, agent_id=agent, title=title)).id
+        return (await self._chats.create(principal, agent_id=agent, title=title)).id
 
-    async def reply(principal: Principal, chat_id: int, prompt: str, model: str, run: str) -> dict[str, Any]:
+    async def _reply(self, principal: Principal, chat_id: int, prompt: str, model: str, run: str) -> dict[str, Any]:
         options = ReplyOptions(model=model, content_field="params.prompt")
-        exchange = await chats.send(principal, chat_id, prompt, request_id=run[-64:], options=options)
+        exchange = await self._chats.send(principal, chat_id, prompt, request_id=run[-64:], options=options)
         message = exchange.assistant_message
         return {
             "chat_id": chat_id,
@@ -82,20 +105,6 @@ def prompt_action(chats: ChatService, database: Database) -> Action:
             "reply": message.content[:REPLY_PREVIEW],
             "completion_tokens": message.completion_tokens,
         }
-
-    async def run(context: ActionContext) -> dict[str, Any]:
-        params = context.params
-        chat_id = await context.step("conversation", conversation, context.principal, params, context.task_name)
-        prompt, model = str(params["prompt"]), str(params.get("model") or "")
-        return await context.step("reply", reply, context.principal, chat_id, prompt, model, context.run_id)
-
-    return Action(
-        name="llm.prompt",
-        description="Ask a model or an agent a prompt and store the answer in a conversation (yours, or a new one).",
-        params_schema=SCHEMA,
-        run=run,
-        check=check,
-    )
 
 
 async def _agent_visible(database: Database, principal: Principal, agent_id: int) -> bool:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from server.auth import Principal
-from server.tools.builtin.base import BuiltinTool, ToolError, schema
+from server.tools.builtin.base import BuiltinTool, Runner, ToolError, schema
 from server.tools.registry import CallerContext
 
 QUERY = {"type": "string", "minLength": 1, "maxLength": 2000}
@@ -62,6 +62,18 @@ def citation(index: int, found: Citation) -> dict[str, Any]:
     }
 
 
+def _search_tool(
+    *, name: str, description: str, category: str, run: Runner, more_arguments: dict[str, Any] | None = None
+) -> BuiltinTool:
+    """A tool that answers at most `limit` results for a `query` (narrowed by `more_arguments`)."""
+    parameters = schema({"query": QUERY, "limit": LIMIT, **(more_arguments or {})}, required=["query"])
+    return BuiltinTool(name=name, description=description, parameters=parameters, category=category, run=run)
+
+
+def _limit(arguments: dict[str, Any]) -> int:
+    return int(arguments.get("limit", LIMIT["default"]))
+
+
 def knowledge_tools(knowledge: Knowledge, conversations: Conversations) -> list[BuiltinTool]:
     return [*_document_tools(knowledge), *_memory_tools(knowledge), *_conversation_tools(conversations)]
 
@@ -72,7 +84,7 @@ def _document_tools(knowledge: Knowledge) -> list[BuiltinTool]:
         found = await knowledge.search(
             context.principal,
             arguments["query"],
-            limit=int(arguments.get("limit", 5)),
+            limit=_limit(arguments),
             documents=scope in ("all", "documents"),
             corpus=scope in ("all", "corpus"),
         )
@@ -80,13 +92,13 @@ def _document_tools(knowledge: Knowledge) -> list[BuiltinTool]:
 
     scope = {"type": "string", "enum": ["all", "documents", "corpus"], "default": "all"}
     return [
-        BuiltinTool(
+        _search_tool(
             name="search_documents",
             description="Search the caller's uploaded documents and the shared corpus; answers passages "
             "with citations (path, character span, sha256).",
-            parameters=schema({"query": QUERY, "limit": LIMIT, "scope": scope}, required=["query"]),
             category="knowledge",
             run=search_documents,
+            more_arguments={"scope": scope},
         )
     ]
 
@@ -97,7 +109,7 @@ def _memory_tools(knowledge: Knowledge) -> list[BuiltinTool]:
         return {"id": memory.id, "stored": True, "content": memory.content}
 
     async def memory_search(context: CallerContext, arguments: dict[str, Any]) -> dict[str, Any]:
-        found = await knowledge.recall(context.principal, arguments["query"], int(arguments.get("limit", 5)))
+        found = await knowledge.recall(context.principal, arguments["query"], _limit(arguments))
         results = [
             {"id": memory.id, "content": memory.content, "metadata": memory.metadata_ or {}, "score": round(score, 4)}
             for memory, score in found
@@ -115,10 +127,9 @@ def _memory_tools(knowledge: Knowledge) -> list[BuiltinTool]:
             run=memory_store,
             read_only=False,
         ),
-        BuiltinTool(
+        _search_tool(
             name="memory_search",
             description="The caller's remembered facts closest in meaning to a query, best first.",
-            parameters=schema({"query": QUERY, "limit": LIMIT}, required=["query"]),
             category="memory",
             run=memory_search,
         ),
@@ -129,16 +140,13 @@ def _conversation_tools(conversations: Conversations) -> list[BuiltinTool]:
     async def search_conversations(context: CallerContext, arguments: dict[str, Any]) -> dict[str, Any]:
         if context.principal.user_id is None:
             raise ToolError("Conversations belong to user accounts")
-        found = await conversations.search_messages(
-            context.principal, arguments["query"], limit=int(arguments.get("limit", 5))
-        )
+        found = await conversations.search_messages(context.principal, arguments["query"], limit=_limit(arguments))
         return {"count": len(found), "results": [_dated(hit) for hit in found]}
 
     return [
-        BuiltinTool(
+        _search_tool(
             name="search_conversations",
             description="Find the caller's earlier conversation messages containing some text.",
-            parameters=schema({"query": QUERY, "limit": LIMIT}, required=["query"]),
             category="conversations",
             run=search_conversations,
         )
