@@ -153,7 +153,9 @@ def test_live_events_reach_clients_on_every_bridge(scaled: Topology, http: httpx
         assert (event["data"]["email"], event["data"]["session_id"]) == (email, again["session_id"])
 
 
-def test_a_document_uploaded_through_one_replica_is_found_through_all(scaled: Topology, http: httpx.Client) -> None:
+def test_a_document_uploaded_through_one_replica_is_found_and_served_by_all(
+    scaled: Topology, http: httpx.Client
+) -> None:
     _, tokens = new_user(http)
     chat = http.post("/api/chats", json={}, headers=bearer(tokens)).json()
     note = "Le pain au levain du fournil Martin lève pendant une nuit entière."
@@ -175,6 +177,10 @@ def test_a_document_uploaded_through_one_replica_is_found_through_all(scaled: To
         sources = response.json()["assistant_message"]["sources"]
         assert [source["source"]["document_id"] for source in sources] == [uploaded.json()["id"]]
         assert sources[0]["text"] == note
+    # Its bytes are on the volume the replicas share: every replica serves the download.
+    for response in spread(scaled, lambda: http.get(f"/api/documents/{uploaded.json()['id']}", headers=bearer(tokens))):
+        assert response.status_code == 200, response.text
+        assert response.content == note.encode()
 
 
 def test_a_scheduled_task_runs_once_per_tick_across_replicas(scaled: Topology, http: httpx.Client) -> None:

@@ -265,6 +265,9 @@ def topology(
             "RELAIS_JOURNAL_PREFIX": prefix + "journal:",
             "RELAIS_RATE_LIMIT_PREFIX": prefix + "rl:",
             "RELAIS_MILVUS_URI": f"http://127.0.0.1:{milvus_port}",
+            # The volume every replica mounts (docs/scaling.md): documents' bytes and backups.
+            "RELAIS_DOCUMENTS_DIR": str(directory / "shared" / "documents"),
+            "RELAIS_BACKUPS_DIR": str(directory / "shared" / "backups"),
             "RELAIS_MILVUS_COLLECTION": f"scale_{uuid.uuid4().hex[:10]}",
             "RELAIS_MODELS": json.dumps(
                 [{"key": MODEL.name, "backend": "triton", "url": triton.url, "model_name": MODEL.name}]
