@@ -29,3 +29,8 @@ async def public_among(session: AsyncSession, agent_ids: Iterable[int]) -> set[i
     if not wanted:
         return set()
     return set(await session.scalars(select(Agent.id).where(Agent.id.in_(wanted), Agent.is_public)))
+
+
+async def agent_ids_owned_by(session: AsyncSession, user_id: int) -> list[int]:
+    """The agents the user `user_id` owns (their deletion takes what others keep of them along)."""
+    return list(await session.scalars(select(Agent.id).where(Agent.owner_id == user_id)))

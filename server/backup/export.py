@@ -21,7 +21,7 @@ from server.backup.archive import FORMAT_VERSION, ArchiveWriter
 from server.backup.snapshot import revision, snapshot, table_rows
 from server.backup.tables import INSTANCE_LOCAL, backup_tables
 from server.retrieval.service import KnowledgeBase
-from server.retrieval.store import StoredPassage, any_of
+from server.retrieval.store import PassageFilter, StoredPassage
 from server.storage import Database
 
 log = logging.getLogger("relais.backup")
@@ -122,7 +122,7 @@ class _Export:
         count = 0
         with self.writer.entry("vectors/passages.jsonl") as out:
             for offset in range(0, len(self.sources), SOURCES_PER_QUERY):
-                where = any_of("source", self.sources[offset : offset + SOURCES_PER_QUERY])
+                where = PassageFilter(sources=tuple(self.sources[offset : offset + SOURCES_PER_QUERY]))
                 async for passages, vectors in store.with_vectors(where):
                     for passage, vector in zip(passages, vectors, strict=True):
                         out.write(passage_line(passage, vector))

@@ -3,5 +3,6 @@
 models.py     the chats and messages tables
 history.py    a conversation's turns for the model, trimmed to its context window
 service.py    ownership, listing, sending a message and recording the reply
+access.py     whose a chat is, asked by the domains that attach things to chats
 servicer.py   ChatService and MessageService over gRPC
 """

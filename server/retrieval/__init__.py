@@ -4,7 +4,7 @@ models.py       the documents, memories and corpus_files tables (the truth the v
 extract.py      what a file is, judged by its bytes, and its text (PDF, DOCX, text; images kept as is)
 chunking.py     text cut into passages with exact character offsets
 embeddings.py   text to unit vectors: all-MiniLM-L6-v2 in-process, or a model on Triton
-store.py        the Milvus collection: dense vectors, BM25, RRF fusion, owner/scope/entity filters
+store.py        the Milvus collection: dense vectors, BM25, RRF fusion; PassageFilter in Milvus syntax
 lite.py         Milvus Lite in a child process, the embedded default
 core.py         the rows, the store and the embedder: indexing under fresh keys, reader-filtered search
 documents.py    uploads, downloads, deletions (and what deleted agents, chats and users leave)

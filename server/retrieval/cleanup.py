@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import Unavailable
 from server.retrieval.models import CorpusFile, Document, Memory, PendingCleanup
-from server.retrieval.store import PassageStore, any_of
+from server.retrieval.store import PassageFilter, PassageStore
 from server.storage import Database
 from server.storage.models import utcnow
 
@@ -151,7 +151,7 @@ class Cleanup:
                 for key in due:
                     await asyncio.to_thread(_remove_stored, self._stored_path(key))
                 try:
-                    await self._store.delete(any_of("source", due))
+                    await self._store.delete(PassageFilter(sources=tuple(due)))
                 except Exception as error:  # Unavailable mostly; whatever it is, the next sweep retries.
                     log.warning("%d passage sources wait for the vector store to be cleaned up: %s", len(due), error)
                     return cleared

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.agents.access import usable_agent
 from server.auth import Principal
@@ -17,10 +18,11 @@ from server.retrieval.core import (
     KnowledgeCore,
     check_limit,
     check_text,
+    entity_of,
     user_id_of,
 )
 from server.retrieval.models import Document, Memory
-from server.retrieval.store import any_of, quote
+from server.retrieval.store import PassageFilter
 
 
 class ReplyContext(KnowledgeCore):
@@ -34,40 +36,50 @@ class ReplyContext(KnowledgeCore):
 
         Nothing is embedded or searched when none of these exist."""
         owner = user_id_of(principal)
-        clauses = []
         async with self._database.sessions() as session:
-            if agent_id is not None and await usable_agent(session, agent_id, owner) is None:
-                agent_id = None  # made private since: its documents and memory are its owner's alone
-            if agent_id is not None and await session.scalar(
-                select(Document.id).where(Document.entity_type == "agent", Document.entity_id == agent_id).limit(1)
-            ):
-                clauses.append(f"(scope == {quote(DOCUMENT)} and entity == {quote(f'agent:{agent_id}')})")
-            if await session.scalar(
-                select(Document.id).where(Document.entity_type == "chat", Document.entity_id == chat_id).limit(1)
-            ):
-                clauses.append(
-                    f"(owner_id == {owner} and scope == {quote(DOCUMENT)} and entity == {quote(f'chat:{chat_id}')})"
-                )
-            if agent_id is not None and await session.scalar(
-                select(Memory.id).where(Memory.owner_id == owner, Memory.agent_id == agent_id).limit(1)
-            ):
-                clauses.append(
-                    f"(owner_id == {owner} and scope == {quote(MEMORY)} and entity == {quote(f'agent:{agent_id}')})"
-                )
+            wanted = await self._reply_sources(session, owner, chat_id=chat_id, agent_id=agent_id)
         if file_sources:
-            clauses.append(f"(owner_id == {owner} and {any_of('source', list(file_sources))})")
-        if not clauses:
+            wanted.append(PassageFilter(owner_id=owner, sources=tuple(file_sources)))
+        if not wanted:
             return []
         limit = self.settings.reply_passages
-        hits = await self._search(query[:MAX_QUERY], where=" or ".join(clauses), limit=limit * 2, mode="hybrid")
-        found: list[Found] = []
+        hits = await self._search(query[:MAX_QUERY], where=wanted, limit=limit * 2, mode="hybrid")
+        return self._within_reply_budget(await self._visible(hits, reader=owner))
+
+    @staticmethod
+    async def _reply_sources(
+        session: AsyncSession, owner: int, *, chat_id: int, agent_id: int | None
+    ) -> list[PassageFilter]:
+        """What a reply in the chat `chat_id` may draw on, among the agent's documents, the chat's
+        and the agent's memory of `owner`: only what has rows, so that a reply with none of them
+        asks the store nothing."""
+        if agent_id is not None and await usable_agent(session, agent_id, owner) is None:
+            agent_id = None  # made private since: its documents and memory are its owner's alone
+        wanted = []
+        if agent_id is not None and await session.scalar(
+            select(Document.id).where(Document.entity_type == "agent", Document.entity_id == agent_id).limit(1)
+        ):
+            wanted.append(PassageFilter(scope=DOCUMENT, entity=entity_of("agent", agent_id)))
+        if await session.scalar(
+            select(Document.id).where(Document.entity_type == "chat", Document.entity_id == chat_id).limit(1)
+        ):
+            wanted.append(PassageFilter(owner_id=owner, scope=DOCUMENT, entity=entity_of("chat", chat_id)))
+        if agent_id is not None and await session.scalar(
+            select(Memory.id).where(Memory.owner_id == owner, Memory.agent_id == agent_id).limit(1)
+        ):
+            wanted.append(PassageFilter(owner_id=owner, scope=MEMORY, entity=entity_of("agent", agent_id)))
+        return wanted
+
+    def _within_reply_budget(self, passages: list[Found]) -> list[Found]:
+        """The best `reply_passages` of `passages`, as many as fit in `reply_chars` (one at least)."""
+        fitting: list[Found] = []
         used = 0
-        for passage in (await self._visible(hits, reader=owner))[:limit]:
-            if used + len(passage.text) > self.settings.reply_chars and found:
+        for passage in passages[: self.settings.reply_passages]:
+            if used + len(passage.text) > self.settings.reply_chars and fitting:
                 break
-            found.append(passage)
+            fitting.append(passage)
             used += len(passage.text)
-        return found
+        return fitting
 
     async def search(
         self, principal: Principal, query: str, *, limit: int, documents: bool = True, corpus: bool = True
@@ -77,12 +89,12 @@ class ReplyContext(KnowledgeCore):
         owner = user_id_of(principal)
         check_text(query, "query", MAX_QUERY)
         limit = check_limit(limit, 5, "limit")
-        clauses = []
+        wanted = []
         if documents:
-            clauses.append(f"(owner_id == {owner} and scope == {quote(DOCUMENT)})")
+            wanted.append(PassageFilter(owner_id=owner, scope=DOCUMENT))
         if corpus:
-            clauses.append(f"scope == {quote(CORPUS)}")
-        if not clauses:
+            wanted.append(PassageFilter(scope=CORPUS))
+        if not wanted:
             return []
-        hits = await self._search(query, where=" or ".join(clauses), limit=limit * 2, mode="hybrid")
+        hits = await self._search(query, where=wanted, limit=limit * 2, mode="hybrid")
         return (await self._visible(hits))[:limit]

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import tracing
 from server.agents.access import public_among
@@ -41,7 +42,7 @@ from server.retrieval.chunking import chunk_spans
 from server.retrieval.cleanup import Cleanup
 from server.retrieval.embeddings import Embedder
 from server.retrieval.models import CorpusFile, Document, Memory
-from server.retrieval.store import Hit, PassageStore, SearchMode, StoredPassage
+from server.retrieval.store import Filters, Hit, PassageFilter, PassageStore, SearchMode, StoredPassage
 from server.storage import Database
 
 DOCUMENT, MEMORY, CORPUS = "document", "memory", "corpus"
@@ -97,6 +98,11 @@ class Found:
         return {"text": self.text, "score": self.score, "source": source}
 
 
+def entity_of(kind: str, entity_id: int) -> str:
+    """What a passage belongs to, as the store's `entity` field holds it: "agent:3", "chat:7", "user:5"."""
+    return f"{kind}:{entity_id}"
+
+
 def user_id_of(principal: Principal) -> int:
     if principal.user_id is None:
         raise PermissionDenied("Documents and memories belong to user accounts; sign in as a user")
@@ -136,6 +142,62 @@ def check_limit(value: int, default: int, field_name: str) -> int:
     return value
 
 
+@dataclass(slots=True)
+class NamedSources:
+    """The rows naming some passages' source keys, by key: a passage counts only while one does."""
+
+    documents: dict[str, Document]
+    memories: dict[str, Memory]
+    corpus: set[str]
+
+    @classmethod
+    async def load(cls, session: AsyncSession, keys: list[str]) -> NamedSources:
+        documents = await session.scalars(select(Document).where(Document.source_key.in_(keys)))
+        memories = await session.scalars(select(Memory).where(Memory.source_key.in_(keys)))
+        corpus = await session.scalars(select(CorpusFile.source_key).where(CorpusFile.source_key.in_(keys)))
+        return cls(
+            documents={row.source_key: row for row in documents},
+            memories={row.source_key: row for row in memories},
+            corpus=set(corpus),
+        )
+
+    async def keep_readable_by(self, session: AsyncSession, reader: int) -> None:
+        """Keep what the user `reader` may read now: their own documents and memories, and the
+        documents of agents that are public at this moment (the corpus is everyone's)."""
+        agents = [row.entity_id for row in self.documents.values() if row.entity_type == "agent" and row.entity_id]
+        public_agents = await public_among(session, agents)
+        self.documents = {
+            key: row
+            for key, row in self.documents.items()
+            if row.owner_id == reader or (row.entity_type == "agent" and row.entity_id in public_agents)
+        }
+        self.memories = {key: row for key, row in self.memories.items() if row.owner_id == reader}
+
+    def cite(self, hit: Hit) -> Found | None:
+        """`hit` with its citation, or None when no row (left) names its source."""
+        passage = hit.passage
+        document_id = memory_id = None
+        path = passage.path
+        if passage.scope == DOCUMENT and passage.source in self.documents:
+            document_id = self.documents[passage.source].id
+        elif passage.scope == MEMORY and passage.source in self.memories:
+            memory_id = self.memories[passage.source].id
+            path = f"memory:{memory_id}"
+        elif not (passage.scope == CORPUS and passage.source in self.corpus):
+            return None
+        return Found(
+            text=passage.text,
+            score=hit.score,
+            path=path,
+            sha256=passage.sha256,
+            chunk_id=passage.chunk_id,
+            start=passage.start,
+            end=passage.end,
+            document_id=document_id,
+            memory_id=memory_id,
+        )
+
+
 class KnowledgeCore:
     """Writing a text's passages under a fresh source key, and searching them with what a reader
     may see now."""
@@ -149,8 +211,6 @@ class KnowledgeCore:
         self.settings = settings
         self._documents_dir = settings.data_dir / "documents"
         self.cleanup = Cleanup(database, store, self._stored, ingest_grace_seconds=settings.ingest_grace_seconds)
-        # One corpus run at a time: two would race on the same rows.
-        self._corpus_lock = asyncio.Lock()
 
     async def _index(
         self, text: str, *, owner_id: int, scope: str, entity: str, source: str, sha256: str, path: str
@@ -173,6 +233,13 @@ class KnowledgeCore:
             )
             for index, span in enumerate(spans)
         ]
+        await self._embed_and_insert(passages, source)
+        RETRIEVAL_PASSAGES_INDEXED.labels(scope).inc(len(passages))
+        return len(passages)
+
+    async def _embed_and_insert(self, passages: list[StoredPassage], source: str) -> None:
+        """Embed `passages` a batch at a time, the store writing one batch while the next is
+        embedded; `source`'s ingestion is said to be alive after every batch written."""
         # Longest first, as sentence-transformers orders one `encode` call: a batch pads every
         # passage to its longest one, so batches of like lengths cost the model the least.
         # Chunk ids, not the order of inserts, say where each passage belongs.
@@ -189,12 +256,10 @@ class KnowledgeCore:
                 writing = asyncio.ensure_future(self._store.insert(part, vectors))
             if writing is not None:
                 await writing
-            RETRIEVAL_PASSAGES_INDEXED.labels(scope).inc(len(passages))
         except BaseException:
             if writing is not None and not writing.done():
                 writing.cancel()
             raise
-        return len(passages)
 
     @contextlib.asynccontextmanager
     async def _new_source(self) -> AsyncIterator[str]:
@@ -220,7 +285,7 @@ class KnowledgeCore:
         with RETRIEVAL_EMBED_SECONDS.labels(backend).time(), tracing.span("retrieval.embed", backend=backend):
             return await self._embedder.embed(texts)
 
-    async def _search(self, query: str, *, where: str, limit: int, mode: SearchMode) -> list[Hit]:
+    async def _search(self, query: str, *, where: Filters, limit: int, mode: SearchMode) -> list[Hit]:
         with tracing.span("retrieval.search", mode=mode, limit=limit):
             vector = None
             if mode != "text":
@@ -237,54 +302,10 @@ class KnowledgeCore:
         if not keys:
             return []
         async with self._database.sessions() as session:
-            documents = {
-                row.source_key: row
-                for row in await session.scalars(select(Document).where(Document.source_key.in_(keys)))
-            }
-            memories = {
-                row.source_key: row for row in await session.scalars(select(Memory).where(Memory.source_key.in_(keys)))
-            }
-            corpus = {
-                row.source_key: row
-                for row in await session.scalars(select(CorpusFile).where(CorpusFile.source_key.in_(keys)))
-            }
+            named = await NamedSources.load(session, keys)
             if reader is not None:
-                public_agents = await public_among(
-                    session,
-                    [row.entity_id for row in documents.values() if row.entity_type == "agent" and row.entity_id],
-                )
-                documents = {
-                    key: row
-                    for key, row in documents.items()
-                    if row.owner_id == reader or (row.entity_type == "agent" and row.entity_id in public_agents)
-                }
-                memories = {key: row for key, row in memories.items() if row.owner_id == reader}
-        found = []
-        for hit in hits:
-            passage = hit.passage
-            document_id = memory_id = None
-            path = passage.path
-            if passage.scope == DOCUMENT and passage.source in documents:
-                document_id = documents[passage.source].id
-            elif passage.scope == MEMORY and passage.source in memories:
-                memory_id = memories[passage.source].id
-                path = f"memory:{memory_id}"
-            elif not (passage.scope == CORPUS and passage.source in corpus):
-                continue
-            found.append(
-                Found(
-                    text=passage.text,
-                    score=hit.score,
-                    path=path,
-                    sha256=passage.sha256,
-                    chunk_id=passage.chunk_id,
-                    start=passage.start,
-                    end=passage.end,
-                    document_id=document_id,
-                    memory_id=memory_id,
-                )
-            )
-        return found
+                await named.keep_readable_by(session, reader)
+        return [found for hit in hits if (found := named.cite(hit)) is not None]
 
     @property
     def store(self) -> PassageStore:
@@ -301,7 +322,7 @@ class KnowledgeCore:
     def embedding_dimension(self) -> int:
         return self._embedder.dimension
 
-    async def passage_count(self, where: str) -> int:
+    async def passage_count(self, where: PassageFilter) -> int:
         return await self._store.count(where)
 
     async def close(self) -> None:

@@ -24,7 +24,7 @@ from server.retrieval.core import (
 )
 from server.retrieval.extract import SUPPORTED_EXTENSIONS, UnsupportedFile, extract_text, sniff
 from server.retrieval.models import CorpusFile
-from server.retrieval.store import SearchMode, quote
+from server.retrieval.store import PassageFilter, SearchMode
 
 
 @dataclass(slots=True, kw_only=True)
@@ -52,7 +52,7 @@ class Corpus(KnowledgeCore):
     async def query_corpus(self, query: str, top_k: int, *, mode: SearchMode = "hybrid") -> list[Found]:
         check_text(query, "query", MAX_QUERY)
         top_k = check_limit(top_k, 5, "top_k")
-        hits = await self._search(query, where=f"scope == {quote(CORPUS)}", limit=top_k * 2, mode=mode)
+        hits = await self._search(query, where=PassageFilter(scope=CORPUS), limit=top_k * 2, mode=mode)
         return (await self._visible(hits))[:top_k]
 
     async def reindex(self, *, path: str = "", full: bool = True) -> AsyncIterator[ReindexReport]:

@@ -10,16 +10,16 @@ from pathlib import Path
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.agents.access import usable_agent
-from server.agents.models import Agent
+from server.agents.access import agent_ids_owned_by, usable_agent
 from server.auth import Principal
-from server.chats.models import Chat
+from server.chats.access import owns_chat
 from server.errors import FieldViolation, InvalidArgument, NotFound, PayloadTooLarge, PermissionDenied, ValidationFailed
 from server.retrieval.core import (
     DOCUMENT,
     ENTITY_TYPES,
     KnowledgeCore,
     clean_filename,
+    entity_of,
     sha256_hex,
     user_id_of,
     write_atomically,
@@ -50,16 +50,7 @@ class DocumentLibrary(KnowledgeCore):
         kind, target_id = await self._attach_target(principal, entity_type, entity_id, conversation_id)
         sha = sha256_hex(data)
         # The same file sent again to the same place is the document already there: nothing to redo.
-        async with self._database.sessions() as session:
-            existing = await session.scalar(
-                select(Document).where(
-                    Document.owner_id == owner,
-                    Document.entity_type == kind,
-                    Document.entity_id == target_id if target_id is not None else Document.entity_id.is_(None),
-                    Document.sha256 == sha,
-                    Document.filename == name,
-                )
-            )
+        existing = await self._uploaded(owner, kind, target_id, sha256=sha, filename=name)
         if existing is not None:
             return existing
         try:
@@ -67,32 +58,60 @@ class DocumentLibrary(KnowledgeCore):
             text = await asyncio.to_thread(extract_text, data, file_kind)
         except UnsupportedFile as error:
             raise InvalidArgument(str(error)) from None
+        document = Document(
+            owner_id=owner,
+            entity_type=kind,
+            entity_id=target_id,
+            filename=name,
+            mime_type=file_kind.mime_type,
+            file_size=len(data),
+            sha256=sha,
+        )
+        await self._ingest(document, data, text)
+        return document
+
+    async def _uploaded(
+        self, owner: int, kind: str, target_id: int | None, *, sha256: str, filename: str
+    ) -> Document | None:
+        """The owner's document of these bytes and this name attached to the same place, if any."""
+        async with self._database.sessions() as session:
+            existing: Document | None = await session.scalar(
+                select(Document).where(
+                    Document.owner_id == owner,
+                    Document.entity_type == kind,
+                    Document.entity_id == target_id if target_id is not None else Document.entity_id.is_(None),
+                    Document.sha256 == sha256,
+                    Document.filename == filename,
+                )
+            )
+        return existing
+
+    async def _ingest(self, document: Document, data: bytes, text: str | None) -> None:
+        """Keep `data`, index `text` for what `document` belongs to, and commit `document`'s row
+        naming them (see core.py: the row makes them visible)."""
         async with self._new_source() as key:
             await asyncio.to_thread(write_atomically, self._stored(key), data)
             chunks = 0
             if text:
-                entity = f"{kind}:{target_id if target_id is not None else owner}"
+                # A user's own documents belong to the user: no entity id names them.
+                target = document.entity_id if document.entity_id is not None else document.owner_id
+                entity = entity_of(document.entity_type, target)
                 chunks = await self._index(
-                    text, owner_id=owner, scope=DOCUMENT, entity=entity, source=key, sha256=sha, path=name
+                    text,
+                    owner_id=document.owner_id,
+                    scope=DOCUMENT,
+                    entity=entity,
+                    source=key,
+                    sha256=document.sha256,
+                    path=document.filename,
                 )
             if chunks:
                 await self._store.flush()
+            document.source_key, document.chunk_count = key, chunks
             async with self._database.sessions() as session, session.begin():
-                document = Document(
-                    owner_id=owner,
-                    entity_type=kind,
-                    entity_id=target_id,
-                    filename=name,
-                    mime_type=file_kind.mime_type,
-                    file_size=len(data),
-                    sha256=sha,
-                    source_key=key,
-                    chunk_count=chunks,
-                )
                 session.add(document)
                 await self.cleanup.settled(session, key)
-        log.info("document %d stored (%s, %d bytes, %d passages)", document.id, file_kind.mime_type, len(data), chunks)
-        return document
+        log.info("document %d stored (%s, %d bytes, %d passages)", document.id, document.mime_type, len(data), chunks)
 
     async def _attach_target(
         self, principal: Principal, entity_type: str, entity_id: int, conversation_id: str
@@ -114,8 +133,7 @@ class DocumentLibrary(KnowledgeCore):
             raise ValidationFailed([FieldViolation(field="entity_id", message=f"names the {entity_type}; required")])
         async with self._database.sessions() as session:
             if entity_type == "chat":
-                chat = await session.get(Chat, entity_id)
-                if chat is None or chat.owner_id != owner:
+                if not await owns_chat(session, entity_id, owner):
                     raise NotFound(f"No chat {entity_id}")
             else:
                 agent = await usable_agent(session, entity_id, owner)
@@ -178,7 +196,7 @@ class DocumentLibrary(KnowledgeCore):
     async def before_user_deleted(self, session: AsyncSession, user_id: int) -> None:
         """In the transaction deleting a user, whose rows cascade: their documents, their
         memories and the memories others have on their agents are entered for cleanup."""
-        their_agents = select(Agent.id).where(Agent.owner_id == user_id)
+        their_agents = await agent_ids_owned_by(session, user_id)
         keys = list(await session.scalars(select(Document.source_key).where(Document.owner_id == user_id)))
         keys += await session.scalars(
             select(Memory.source_key).where(or_(Memory.owner_id == user_id, Memory.agent_id.in_(their_agents)))

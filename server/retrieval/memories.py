@@ -15,11 +15,12 @@ from server.retrieval.core import (
     KnowledgeCore,
     check_limit,
     check_text,
+    entity_of,
     sha256_hex,
     user_id_of,
 )
 from server.retrieval.models import Memory
-from server.retrieval.store import quote
+from server.retrieval.store import PassageFilter
 
 
 class MemoryBank(KnowledgeCore):
@@ -30,7 +31,7 @@ class MemoryBank(KnowledgeCore):
     ) -> Memory:
         owner = user_id_of(principal)
         check_text(content, "content", MAX_MEMORY)
-        entity = f"agent:{agent_id}" if agent_id is not None else f"user:{owner}"
+        entity = entity_of("agent", agent_id) if agent_id is not None else entity_of("user", owner)
         async with self._new_source() as key:
             await self._index(
                 content,
@@ -53,7 +54,7 @@ class MemoryBank(KnowledgeCore):
         check_text(query, "q", MAX_QUERY)
         limit = check_limit(limit, 5, "limit")
         hits = await self._search(
-            query, where=f"owner_id == {owner} and scope == {quote(MEMORY)}", limit=limit * 3, mode="hybrid"
+            query, where=PassageFilter(owner_id=owner, scope=MEMORY), limit=limit * 3, mode="hybrid"
         )
         best: dict[str, float] = {}
         for hit in hits:

@@ -3,7 +3,7 @@
     store = PassageStore(lite=MilvusLiteProcess(Path("data/milvus")))   # or PassageStore("http://milvus:19530")
     await store.open()
     await store.insert([Passage(...), ...], vectors)
-    hits = await store.search(vector, "query words", where='scope == "corpus"', limit=10)
+    hits = await store.search(vector, "query words", where=PassageFilter(scope="corpus"), limit=10)
 
 Each passage carries its text (analysed, so Milvus derives its BM25 sparse vector), its
 dense vector, and the fields that say whose it is: `owner_id` (the collection's partition
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +58,57 @@ OUTPUT_FIELDS = ["chunk_id", "text", "owner_id", "scope", "entity", "source", "s
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PassageFilter:
+    """The passages whose fields hold all the values given (a field left None: any value).
+    Domain code says which passages it means with these; only this module writes Milvus'
+    filter syntax, so no value (a file name, a key) can change what a filter says."""
+
+    owner_id: int | None = None
+    scope: str | None = None
+    entity: str | None = None
+    sources: tuple[str, ...] | None = None
+
+
+# Where a store call takes a sequence of filters, it means the passages that match any of them.
+Filters = PassageFilter | Sequence[PassageFilter]
+# The primary key is never empty: these match every passage and none (Milvus wants a filter).
+EVERY_PASSAGE, NO_PASSAGE = 'chunk_id != ""', 'chunk_id == ""'
+
+
+def milvus_filter(where: Filters) -> str:
+    """`where` in Milvus' filter syntax: field names are the store's own, and every value an
+    integer or a quoted string literal."""
+    if isinstance(where, PassageFilter):
+        return _all_of(where)
+    if not where:
+        return NO_PASSAGE
+    return " or ".join(f"({_all_of(each)})" for each in where)
+
+
+def _all_of(where: PassageFilter) -> str:
+    terms = []
+    if where.owner_id is not None:
+        terms.append(f"owner_id == {int(where.owner_id)}")
+    if where.scope is not None:
+        terms.append(f"scope == {_literal(where.scope)}")
+    if where.entity is not None:
+        terms.append(f"entity == {_literal(where.entity)}")
+    if where.sources is not None:
+        terms.append(f"source in [{', '.join(_literal(key) for key in where.sources)}]")
+    return " and ".join(terms) or EVERY_PASSAGE
+
+
+# A string literal of Milvus' filter syntax ends at a quote or a line break, and knows these
+# escapes but no hexadecimal, unicode or octal ones: every other character stands for itself.
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def _literal(value: str) -> str:
+    """`value` as a string literal of Milvus' filter syntax."""
+    return '"' + value.translate(_ESCAPES) + '"'
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StoredPassage:
     chunk_id: str
     text: str
@@ -74,17 +124,10 @@ class StoredPassage:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
+    """A passage a search found, and its score: the higher, the closer."""
+
     passage: StoredPassage
     score: float
-
-
-def quote(value: str) -> str:
-    """A string literal for a Milvus filter expression."""
-    return json.dumps(value)
-
-
-def any_of(field: str, values: Sequence[str]) -> str:
-    return f"{field} in [{', '.join(quote(value) for value in values)}]"
 
 
 class PassageStore:
@@ -235,27 +278,33 @@ class PassageStore:
         flushes when it is done."""
         await self._call(lambda client: client.flush(self.collection))
 
-    async def delete(self, where: str) -> None:
-        await self._call(lambda client: client.delete(self.collection, filter=where))
+    async def delete(self, where: Filters) -> None:
+        await self._call(lambda client: client.delete(self.collection, filter=milvus_filter(where)))
 
-    async def count(self, where: str) -> int:
-        rows = await self._call(lambda client: client.query(self.collection, filter=where, output_fields=["count(*)"]))
+    async def count(self, where: Filters) -> int:
+        expression = milvus_filter(where)
+        rows = await self._call(
+            lambda client: client.query(self.collection, filter=expression, output_fields=["count(*)"])
+        )
         return int(rows[0]["count(*)"]) if rows else 0
 
-    async def passages(self, where: str, *, limit: int = 16_384) -> list[StoredPassage]:
+    async def passages(self, where: Filters, *, limit: int = 16_384) -> list[StoredPassage]:
+        expression = milvus_filter(where)
         rows = await self._call(
-            lambda client: client.query(self.collection, filter=where, output_fields=OUTPUT_FIELDS, limit=limit)
+            lambda client: client.query(self.collection, filter=expression, output_fields=OUTPUT_FIELDS, limit=limit)
         )
         return [passage_from_row(row) for row in rows]
 
     async def with_vectors(
-        self, where: str, *, batch: int = 1000
+        self, where: Filters, *, batch: int = 1000
     ) -> AsyncIterator[tuple[list[StoredPassage], np.ndarray]]:
         """Every passage matching `where` with its stored vector (float32, as inserted), a batch
         at a time, in no particular order (backups)."""
-        fields = [*OUTPUT_FIELDS, "embedding"]
+        fields, expression = [*OUTPUT_FIELDS, "embedding"], milvus_filter(where)
         iterator = await self._call(
-            lambda client: client.query_iterator(self.collection, batch_size=batch, filter=where, output_fields=fields)
+            lambda client: client.query_iterator(
+                self.collection, batch_size=batch, filter=expression, output_fields=fields
+            )
         )
         try:
             while rows := await self._call(lambda _client: iterator.next()):
@@ -265,9 +314,10 @@ class PassageStore:
             await self._call(lambda _client: iterator.close())
 
     async def search(
-        self, vector: np.ndarray | None, text: str, *, where: str, limit: int, mode: SearchMode = "hybrid"
+        self, vector: np.ndarray | None, text: str, *, where: Filters, limit: int, mode: SearchMode = "hybrid"
     ) -> list[Hit]:
         """The `limit` best passages matching `where`: by meaning, by words, or both fused."""
+        expression = milvus_filter(where)
         # Each ranking as (query data, field searched, search parameters).
         by_meaning = (
             [vector.tolist()] if vector is not None else [],
@@ -278,7 +328,7 @@ class PassageStore:
         if mode == "hybrid":
             assert vector is not None
             requests = [
-                AnnSearchRequest(data=data, anns_field=field, param=params, limit=limit, expr=where)
+                AnnSearchRequest(data=data, anns_field=field, param=params, limit=limit, expr=expression)
                 for data, field, params in (by_meaning, by_words)
             ]
             results = await self._call(
@@ -295,7 +345,7 @@ class PassageStore:
                     data=data,
                     anns_field=field,
                     search_params=params,
-                    filter=where,
+                    filter=expression,
                     limit=limit,
                     output_fields=OUTPUT_FIELDS,
                 )

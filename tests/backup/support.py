@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from server.backup.export import SOURCE_TABLES
 from server.backup.tables import backup_tables, encode_row
-from server.retrieval.store import any_of
+from server.retrieval.store import PassageFilter
 from tests.support.live import LiveStack
 
 Entries = dict[str, bytes]
@@ -42,7 +42,7 @@ def vectors(stack: LiveStack, sources: list[str]) -> dict[str, tuple[str, bytes]
     async def read() -> dict[str, tuple[str, bytes]]:
         assert stack.server.retrieval is not None
         found = {}
-        async for passages, batch in stack.server.retrieval.store.with_vectors(any_of("source", sources)):
+        async for passages, batch in stack.server.retrieval.store.with_vectors(PassageFilter(sources=tuple(sources))):
             for passage, vector in zip(passages, batch, strict=True):
                 found[passage.chunk_id] = (passage.text, vector.tobytes())
         return found
@@ -65,7 +65,7 @@ def state(stack: LiveStack) -> tuple[Any, ...]:
 
     async def count() -> int:
         assert stack.server.retrieval is not None
-        return await stack.server.retrieval.store.count('chunk_id != ""')
+        return await stack.server.retrieval.store.count(PassageFilter())
 
     return table_rows, vectors(stack, source_keys(table_rows)), stored_files(stack), stack.run(count())
 

@@ -16,6 +16,7 @@ from server.auth import Principal
 from server.errors import Unavailable
 from server.retrieval.models import Document, PendingCleanup
 from server.retrieval.service import KnowledgeBase, write_atomically
+from server.retrieval.store import PassageFilter
 from server.storage.models import utcnow
 from tests.identity.helpers import admin, new_account
 from tests.retrieval.test_documents import GUIDE, agent, passages_of, source_key, stored_files, upload
@@ -125,7 +126,7 @@ def test_an_ingestion_stalled_past_the_grace_period_fails_and_leaves_nothing(
     assert calls >= 2
     assert rag_stack.run(count_documents()) == documents_before
     assert set(stored_files(rag_stack)) == before
-    assert rag_stack.run(knowledge.passage_count(f"owner_id == {owner.user_id}")) == 0
+    assert rag_stack.run(knowledge.passage_count(PassageFilter(owner_id=owner.user_id))) == 0
     assert ledger(rag_stack) == {}
 
 
@@ -168,7 +169,7 @@ def test_deleting_a_user_removes_their_documents_memories_and_passages(
     assert http.delete(f"/admin/users/{leaving.user_id}", headers=root.bearer).status_code == 204
 
     assert all(passages_of(rag_stack, key) == 0 for key in keys)
-    assert rag_stack.run(knowledge_of(rag_stack).passage_count(f"owner_id == {leaving.user_id}")) == 0
+    assert rag_stack.run(knowledge_of(rag_stack).passage_count(PassageFilter(owner_id=leaving.user_id))) == 0
     assert not {knowledge_of(rag_stack)._stored(key) for key in keys} & set(stored_files(rag_stack))
     assert len(before - set(stored_files(rag_stack))) == 2
     assert ledger(rag_stack, keys) == {}

@@ -13,6 +13,7 @@ from httpx_sse import connect_sse
 from typer.testing import CliRunner
 
 from cli.main import app
+from server.retrieval.store import PassageFilter
 from tests.identity.helpers import admin, new_account
 from tests.retrieval import files
 from tests.support.live import LiveStack
@@ -106,12 +107,12 @@ def test_full_reindex_replaces_passages_and_leaves_no_old_vectors(
     (corpus / "python.md").write_text(PYTHON)
     reindex(http)
     knowledge = rag_stack.server.retrieval.knowledge  # type: ignore[union-attr]
-    count = rag_stack.run(knowledge.passage_count('scope == "corpus"'))
+    count = rag_stack.run(knowledge.passage_count(PassageFilter(scope="corpus")))
 
     again = reindex(http, full=True)
 
     assert again["indexed"] == 1 and count > 0
-    assert rag_stack.run(knowledge.passage_count('scope == "corpus"')) == count
+    assert rag_stack.run(knowledge.passage_count(PassageFilter(scope="corpus"))) == count
 
 
 def test_an_exact_identifier_is_found_by_bm25_where_dense_search_misses_it(

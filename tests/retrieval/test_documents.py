@@ -12,6 +12,7 @@ import pytest
 from relais.options.v1 import options_pb2
 from relais.v1 import retrieval_pb2, retrieval_pb2_grpc
 
+from server.retrieval.store import PassageFilter
 from tests.identity.helpers import Account, new_account
 from tests.retrieval import files
 from tests.support.live import LiveStack
@@ -44,7 +45,7 @@ def stored_files(stack: LiveStack) -> list[Path]:
 
 def passages_of(stack: LiveStack, source_key: str) -> int:
     knowledge = stack.server.retrieval.knowledge  # type: ignore[union-attr]
-    return stack.run(knowledge.passage_count(f'source == "{source_key}"'))
+    return stack.run(knowledge.passage_count(PassageFilter(sources=(source_key,))))
 
 
 def source_key(stack: LiveStack, document_id: int) -> str:
@@ -128,7 +129,7 @@ def test_each_kind_is_recognised_and_its_text_indexed(
         assert document["chunk_count"] == 0 and passages_of(rag_stack, key) == 0
         return
     knowledge = rag_stack.server.retrieval.knowledge  # type: ignore[union-attr]
-    texts = [p.text for p in rag_stack.run(knowledge._store.passages(f'source == "{key}"'))]
+    texts = [p.text for p in rag_stack.run(knowledge._store.passages(PassageFilter(sources=(key,))))]
     assert any(words in text for text in texts), texts
 
 
@@ -158,7 +159,7 @@ def test_bad_uploads_are_refused_with_nothing_kept(
     assert http.get("/api/documents", headers=owner.bearer).json()["total"] == 0
     assert stored_files(rag_stack) == before
     knowledge = rag_stack.server.retrieval.knowledge  # type: ignore[union-attr]
-    assert rag_stack.run(knowledge.passage_count(f"owner_id == {owner.user_id}")) == 0
+    assert rag_stack.run(knowledge.passage_count(PassageFilter(owner_id=owner.user_id))) == 0
 
 
 def test_uploads_need_a_target_the_caller_may_write(http: httpx.Client) -> None:

@@ -9,6 +9,7 @@ import grpc
 import httpx
 from relais.v1 import chat_pb2, chat_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 
+from server.retrieval.store import PassageFilter
 from tests.identity.helpers import Account, new_account
 from tests.support.live import LiveStack
 from tests.support.triton_live import LiveTriton
@@ -181,12 +182,12 @@ def test_deleting_a_chat_deletes_its_documents(http: httpx.Client, rag_stack: Li
         headers=owner.bearer,
     ).json()
     knowledge = rag_stack.server.retrieval.knowledge  # type: ignore[union-attr]
-    assert rag_stack.run(knowledge.passage_count(f'entity == "chat:{chat["id"]}"')) == 1
+    assert rag_stack.run(knowledge.passage_count(PassageFilter(entity=f"chat:{chat['id']}"))) == 1
 
     http.delete(f"/api/chats/{chat['id']}", headers=owner.bearer)
 
     assert http.get(f"/api/documents/{document['id']}", headers=owner.bearer).status_code == 404
-    assert rag_stack.run(knowledge.passage_count(f'entity == "chat:{chat["id"]}"')) == 0
+    assert rag_stack.run(knowledge.passage_count(PassageFilter(entity=f"chat:{chat['id']}"))) == 0
 
 
 def test_memory_and_replies_over_grpc(rag_stack: LiveStack, http: httpx.Client) -> None:
