@@ -268,7 +268,10 @@ async def knowledge_base(work: Path, model: Any) -> Any:
     await database.migrate()
     store = PassageStore(lite=MilvusLiteProcess(work / "milvus"))
     knowledge = KnowledgeBase(
-        database, store, LocalEmbedder(), settings=RetrievalSettings(data_dir=work, corpus_dir=work / "corpus")
+        database,
+        store,
+        LocalEmbedder(),
+        settings=RetrievalSettings(documents_dir=work / "documents", corpus_dir=work / "corpus"),
     )
     return knowledge, database
 

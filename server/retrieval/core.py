@@ -56,7 +56,7 @@ ENTITY_TYPES = ("agent", "chat", "user")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetrievalSettings:
-    data_dir: Path
+    documents_dir: Path
     corpus_dir: Path
     max_upload_bytes: int = 10 * 1024 * 1024
     max_corpus_file_bytes: int = 64 * 1024 * 1024
@@ -209,7 +209,7 @@ class KnowledgeCore:
         self._store = store
         self._embedder = embedder
         self.settings = settings
-        self._documents_dir = settings.data_dir / "documents"
+        self._documents_dir = settings.documents_dir
         self.cleanup = Cleanup(database, store, self._stored, ingest_grace_seconds=settings.ingest_grace_seconds)
 
     async def _index(

@@ -13,7 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.agents.access import agent_ids_owned_by, usable_agent
 from server.auth import Principal
 from server.chats.access import owns_chat
-from server.errors import FieldViolation, InvalidArgument, NotFound, PayloadTooLarge, PermissionDenied, ValidationFailed
+from server.errors import (
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    Unavailable,
+    ValidationFailed,
+)
 from server.retrieval.core import (
     DOCUMENT,
     ENTITY_TYPES,
@@ -166,6 +174,16 @@ class DocumentLibrary(KnowledgeCore):
         if document is None or document.owner_id != user_id_of(principal):
             raise NotFound(f"No document {document_id}")
         return document, self._stored(document.source_key)
+
+    async def get_document(self, principal: Principal, document_id: int) -> tuple[Document, Path]:
+        """`document`, for a download: its bytes must be where this replica looks for them."""
+        document, stored = await self.document(principal, document_id)
+        if not await asyncio.to_thread(stored.is_file):
+            # Replicas that do not share one documents volume (docs/scaling.md), or a file removed by
+            # hand: the operator gets the path, the client a retryable answer that names no path.
+            log.warning("document %d's bytes are missing: %s", document.id, stored)
+            raise Unavailable(f"Document {document_id}'s file is not available on this server")
+        return document, stored
 
     async def delete_document(self, principal: Principal, document_id: int) -> None:
         document, _ = await self.document(principal, document_id)

@@ -108,7 +108,7 @@ def start_retrieval(settings: Settings, database: Database) -> RetrievalDomain:
         store,
         embedder,
         settings=RetrievalSettings(
-            data_dir=settings.data_dir,
+            documents_dir=settings.documents_path,
             corpus_dir=settings.corpus_path,
             max_upload_bytes=settings.max_upload_bytes,
             chunk_chars=settings.chunk_chars,

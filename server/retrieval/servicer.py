@@ -187,7 +187,7 @@ class DocumentServicer(retrieval_pb2_grpc.DocumentServiceServicer):
     async def GetDocument(
         self, request: retrieval_pb2.GetDocumentRequest, context: Any
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        document, stored = await self._knowledge.document(current_principal(), request.document_id)
+        document, stored = await self._knowledge.get_document(current_principal(), request.document_id)
         quoted = urllib.parse.quote(document.filename, safe="")
         await context.send_initial_metadata(
             [

@@ -97,6 +97,23 @@ def test_an_agent_document_is_stored_indexed_downloaded_and_deleted(http: httpx.
     assert not any(path.name == key for path in stored_files(rag_stack))
 
 
+def test_a_document_whose_file_is_missing_is_a_503_naming_no_path_and_can_still_be_deleted(
+    http: httpx.Client, rag_stack: LiveStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner = new_account(http)
+    created = upload(http, owner, "absent.md", b"# Absent\n\nQuelques lignes.", entity_type="user", entity_id="0")
+    assert created.status_code == 201, created.text
+    document = created.json()
+    key = source_key(rag_stack, document["id"])
+    next(path for path in stored_files(rag_stack) if path.name == key).unlink()
+
+    download = http.get(f"/api/documents/{document['id']}", headers=owner.bearer)
+    assert download.status_code == 503, download.text
+    assert "not available" in download.json()["detail"] and str(rag_stack.settings.data_dir) not in download.text
+    assert any(key in record.getMessage() for record in caplog.records if record.name == "relais.retrieval")
+    assert http.delete(f"/api/documents/{document['id']}", headers=owner.bearer).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("name", "make", "mime", "words"),
     [
