@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.identity.models import Id, User
-from server.storage.models import Base, utcnow
+from server.storage.models import Base, UtcDateTime, utcnow
 
 
 class Agent(Base):
@@ -25,6 +25,6 @@ class Agent(Base):
     model: Mapped[str] = mapped_column(String(100))
     temperature: Mapped[float] = mapped_column(Float)
     avatar_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
     owner: Mapped[User] = relationship(lazy="joined", innerjoin=True)

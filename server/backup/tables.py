@@ -14,7 +14,7 @@ import base64
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, LargeBinary, Table, UniqueConstraint
+from sqlalchemy import LargeBinary, Table, UniqueConstraint
 
 # Every table of the schema must be declared on Base before sorted_tables is read.
 import server.agents.models
@@ -25,6 +25,7 @@ import server.openai_api.models
 import server.retrieval.models
 import server.tasks.models  # noqa: F401
 from server.storage import Base
+from server.storage.models import UtcDateTime
 
 Row = dict[str, Any]
 
@@ -84,7 +85,7 @@ def decode_row(table: Table, row: Row) -> Row:
         if column.name not in row:
             continue
         value = row[column.name]
-        if value is not None and isinstance(column.type, DateTime):
+        if value is not None and isinstance(column.type, UtcDateTime):
             value = datetime.fromisoformat(value)
         elif value is not None and isinstance(column.type, LargeBinary):
             value = base64.b64decode(value)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, LargeBinary, String, Text, UniqueConstraint, false
+from sqlalchemy import JSON, Boolean, Integer, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.storage.models import Base, utcnow
+from server.storage.models import Base, UtcDateTime, utcnow
 
 RUNNING = "running"  # the first request is being served (until locked_until)
 DONE = "done"  # its answer is stored: a retry gets it again
@@ -29,7 +29,7 @@ class IdempotencyRecord(Base):
     state: Mapped[str] = mapped_column(String(16))
     # Who serves the request now: a retry that takes over an abandoned claim changes it.
     token: Mapped[str] = mapped_column(String(32))
-    locked_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime] = mapped_column(UtcDateTime)
     # Written in the same transaction as the request's own writes: true once one is committed.
     saved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The rows the request created ("chats:42"), named in the refusal of a SAVED key's retry.
@@ -40,5 +40,5 @@ class IdempotencyRecord(Base):
     reason: Mapped[str] = mapped_column(String(64), default="", server_default="")
     message: Mapped[str] = mapped_column(Text, default="", server_default="")
     response: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

@@ -11,9 +11,9 @@ from sqlalchemy import desc, func, select
 
 from server.auth import Principal
 from server.errors import FieldViolation, NotFound, PermissionDenied, ValidationFailed
+from server.identity.core import API_KEY_PREFIX, sha256
 from server.identity.models import ApiKey
-from server.identity.service import API_KEY_PREFIX, sha256
-from server.identity.values import now
+from server.identity.values import ApiKeyView, now
 from server.storage import Database
 
 KEY_PREFIX = API_KEY_PREFIX
@@ -22,12 +22,9 @@ MAX_KEYS_PER_USER = 100
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreatedKey:
-    row: ApiKey
+    key: ApiKeyView
+    # Shown once, at creation: only its hash is kept.
     secret: str
-
-
-def scopes_of(row: ApiKey) -> list[str]:
-    return list(json.loads(row.scopes or "[]"))
 
 
 class ApiKeys:
@@ -68,14 +65,14 @@ class ApiKeys:
                     [FieldViolation(field="name", message=f"at most {MAX_KEYS_PER_USER} active keys")]
                 )
             session.add(row)
-        return CreatedKey(row=row, secret=secret)
+        return CreatedKey(key=ApiKeyView.of(row), secret=secret)
 
-    async def list(self, principal: Principal, *, include_revoked: bool) -> list[ApiKey]:
+    async def list(self, principal: Principal, *, include_revoked: bool) -> list[ApiKeyView]:
         statement = select(ApiKey).where(ApiKey.user_id == _owner(principal)).order_by(desc(ApiKey.created_at))
         if not include_revoked:
             statement = statement.where(ApiKey.revoked_at.is_(None))
         async with self._database.sessions() as session:
-            return list(await session.scalars(statement))
+            return [ApiKeyView.of(row) for row in await session.scalars(statement)]
 
     async def revoke(self, principal: Principal, key_id: int) -> None:
         async with self._database.sessions() as session, session.begin():
@@ -104,4 +101,4 @@ def _owner(principal: Principal) -> int:
     return principal.user_id
 
 
-__all__ = ["ApiKeys", "CreatedKey", "scopes_of"]
+__all__ = ["ApiKeys", "CreatedKey"]

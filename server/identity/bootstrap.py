@@ -70,5 +70,5 @@ async def ensure_admin(identity: IdentityService, database: Database, *, email: 
     view = await identity.register(
         NewAccount(email=email, password=password, full_name="Administrator"), roles=("admin",), self_service=False
     )
-    log.info("administrator account created user_id=%d", view.user.id)
+    log.info("administrator account created user_id=%d", view.id)
     return True

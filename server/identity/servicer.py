@@ -20,11 +20,11 @@ from relais.v1 import (
 )
 
 from server.convert import timestamp
-from server.identity.api_keys import ApiKeys, scopes_of
-from server.identity.models import ApiKey, AuthSession, Permission
+from server.identity.api_keys import ApiKeys
+from server.identity.models import Permission
 from server.identity.roles import RoleAdministration, RoleView
 from server.identity.service import IdentityService, IssuedTokens, NewAccount
-from server.identity.values import ClientInfo, UserView, aware, now
+from server.identity.values import ApiKeyView, ClientInfo, SessionView, UserView
 from server.interceptors.call import current_call, current_principal
 from server.messages import say
 
@@ -38,20 +38,19 @@ def client_info(context: Any) -> ClientInfo:
 
 
 def user_message(view: UserView) -> user_pb2.User:
-    user = view.user
     return user_pb2.User(
-        id=user.id,
-        email=user.email,
-        username=user.username,
-        name=user.full_name,
-        full_name=user.full_name,
-        trigramme=user.trigramme or "",
-        is_active=user.is_active,
+        id=view.id,
+        email=view.email,
+        username=view.username,
+        name=view.full_name,
+        full_name=view.full_name,
+        trigramme=view.trigramme or "",
+        is_active=view.is_active,
         is_admin=view.is_admin,
         roles=view.role_names,
         permissions=sorted(view.permissions),
-        created_at=timestamp(user.created_at),
-        last_login=timestamp(user.last_login),
+        created_at=timestamp(view.created_at),
+        last_login=timestamp(view.last_login),
     )
 
 
@@ -98,7 +97,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.LogoutResponse(message=say("signed_out") if ended else say("no_session"))
 
     async def GetMe(self, request: auth_pb2.GetMeRequest, context: Any) -> user_pb2.User:
-        return user_message(await self._identity.me(current_principal()))
+        return user_message(await self._identity.get_profile(current_principal()))
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
@@ -109,7 +108,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         return user_message(await self._identity.register(account(request)))
 
     async def GetProfile(self, request: user_pb2.GetProfileRequest, context: Any) -> user_pb2.User:
-        return user_message(await self._identity.me(current_principal()))
+        return user_message(await self._identity.get_profile(current_principal()))
 
     async def UpdateProfile(self, request: user_pb2.UpdateProfileRequest, context: Any) -> user_pb2.User:
         def optional(name: str) -> str | None:
@@ -167,31 +166,31 @@ class AdminUserServicer(admin_user_pb2_grpc.AdminUserServiceServicer):
         return admin_user_pb2.DeleteUserResponse()
 
     async def SetUserRole(self, request: admin_user_pb2.SetUserRoleRequest, context: Any) -> user_pb2.User:
-        return user_message(await self._identity.set_role(current_principal(), request.id, request.role))
+        return user_message(await self._identity.set_user_role(current_principal(), request.id, request.role))
 
     async def AssignRole(
         self, request: admin_user_pb2.AssignRoleRequest, context: Any
     ) -> admin_user_pb2.AssignRoleResponse:
-        await self._identity.change_roles(current_principal(), request.user_id, request.role_id, add=True)
+        await self._identity.assign_role(current_principal(), request.user_id, request.role_id)
         return admin_user_pb2.AssignRoleResponse(message=say("role_assigned"))
 
     async def RemoveRole(
         self, request: admin_user_pb2.RemoveRoleRequest, context: Any
     ) -> admin_user_pb2.RemoveRoleResponse:
-        await self._identity.change_roles(current_principal(), request.user_id, request.role_id, add=False)
+        await self._identity.remove_role(current_principal(), request.user_id, request.role_id)
         return admin_user_pb2.RemoveRoleResponse()
 
     async def ActivateUser(
         self, request: admin_user_pb2.ActivateUserRequest, context: Any
     ) -> admin_user_pb2.UserActivation:
-        user = await self._identity.set_active(current_principal(), request.user_id, active=True)
-        return admin_user_pb2.UserActivation(id=user.id, is_active=user.is_active)
+        view = await self._identity.activate_user(request.user_id)
+        return admin_user_pb2.UserActivation(id=view.id, is_active=view.is_active)
 
     async def DeactivateUser(
         self, request: admin_user_pb2.DeactivateUserRequest, context: Any
     ) -> admin_user_pb2.UserActivation:
-        user = await self._identity.set_active(current_principal(), request.user_id, active=False)
-        return admin_user_pb2.UserActivation(id=user.id, is_active=user.is_active)
+        view = await self._identity.deactivate_user(current_principal(), request.user_id)
+        return admin_user_pb2.UserActivation(id=view.id, is_active=view.is_active)
 
 
 def permission_message(permission: Permission) -> role_pb2.Permission:
@@ -275,16 +274,15 @@ class RoleServicer(role_pb2_grpc.RoleServiceServicer):
         return permission_message(permission)
 
 
-def session_summary(row: AuthSession) -> session_pb2.SessionSummary:
-    active = row.revoked_at is None and aware(row.expires_at) > now()  # type: ignore[operator]
+def session_summary(view: SessionView) -> session_pb2.SessionSummary:
     return session_pb2.SessionSummary(
-        id=row.id,
-        client=row.client,
-        start_ts=timestamp(row.created_at),
-        last_activity=timestamp(row.last_activity),
-        active=active,
-        user_id=row.user_id,
-        ip_address=row.ip_address,
+        id=view.id,
+        client=view.client,
+        start_ts=timestamp(view.created_at),
+        last_activity=timestamp(view.last_activity),
+        active=view.active,
+        user_id=view.user_id,
+        ip_address=view.ip_address,
     )
 
 
@@ -295,42 +293,43 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
     async def ListSessions(
         self, request: session_pb2.ListSessionsRequest, context: Any
     ) -> session_pb2.ListSessionsResponse:
-        rows = await self._identity.list_sessions(
+        views = await self._identity.list_sessions(
             current_principal(), include_inactive=request.include_inactive, all_users=request.all
         )
-        return session_pb2.ListSessionsResponse(sessions=[session_summary(row) for row in rows])
+        return session_pb2.ListSessionsResponse(sessions=[session_summary(view) for view in views])
 
     async def TerminateSession(
         self, request: session_pb2.TerminateSessionRequest, context: Any
     ) -> session_pb2.TerminateSessionResponse:
-        row = await self._identity.terminate_session(current_principal(), request.id)
-        return session_pb2.TerminateSessionResponse(id=row.id, active=False)
+        ended = await self._identity.terminate_session(current_principal(), request.id)
+        return session_pb2.TerminateSessionResponse(id=ended.id, active=ended.active)
 
     async def GetCurrentSession(
         self, request: session_pb2.GetCurrentSessionRequest, context: Any
     ) -> session_pb2.CurrentSession:
-        row = await self._identity.current_session(current_principal(), requested=current_call().credentials.session_id)
+        view = await self._identity.get_current_session(
+            current_principal(), requested=current_call().credentials.session_id
+        )
         return session_pb2.CurrentSession(
-            id=row.id,
-            user_id=row.user_id,
-            expires_at=timestamp(row.expires_at),
-            metadata=session_pb2.SessionMetadata(user_agent=row.client, ip_address=row.ip_address),
-            created_at=timestamp(row.created_at),
-            last_activity=timestamp(row.last_activity),
+            id=view.id,
+            user_id=view.user_id,
+            expires_at=timestamp(view.expires_at),
+            metadata=session_pb2.SessionMetadata(user_agent=view.client, ip_address=view.ip_address),
+            created_at=timestamp(view.created_at),
+            last_activity=timestamp(view.last_activity),
         )
 
 
-def api_key_message(row: ApiKey) -> api_key_pb2.ApiKey:
-    expires = aware(row.expires_at)
+def api_key_message(view: ApiKeyView) -> api_key_pb2.ApiKey:
     return api_key_pb2.ApiKey(
-        id=row.id,
-        name=row.name,
-        prefix=row.prefix,
-        scopes=scopes_of(row),
-        created_at=timestamp(row.created_at),
-        expires_at=timestamp(row.expires_at),
-        last_used_at=timestamp(row.last_used_at),
-        active=row.revoked_at is None and (expires is None or expires > now()),
+        id=view.id,
+        name=view.name,
+        prefix=view.prefix,
+        scopes=view.scopes,
+        created_at=timestamp(view.created_at),
+        expires_at=timestamp(view.expires_at),
+        last_used_at=timestamp(view.last_used_at),
+        active=view.active,
     )
 
 
@@ -344,13 +343,13 @@ class ApiKeyServicer(api_key_pb2_grpc.ApiKeyServiceServicer):
         created = await self._keys.create(
             current_principal(), name=request.name, scopes=list(request.scopes), expires_in_days=request.expires_in_days
         )
-        return api_key_pb2.CreateApiKeyResponse(api_key=api_key_message(created.row), key=created.secret)
+        return api_key_pb2.CreateApiKeyResponse(api_key=api_key_message(created.key), key=created.secret)
 
     async def ListApiKeys(
         self, request: api_key_pb2.ListApiKeysRequest, context: Any
     ) -> api_key_pb2.ListApiKeysResponse:
-        rows = await self._keys.list(current_principal(), include_revoked=request.include_revoked)
-        return api_key_pb2.ListApiKeysResponse(items=[api_key_message(row) for row in rows], total=len(rows))
+        views = await self._keys.list(current_principal(), include_revoked=request.include_revoked)
+        return api_key_pb2.ListApiKeysResponse(items=[api_key_message(view) for view in views], total=len(views))
 
     async def RevokeApiKey(
         self, request: api_key_pb2.RevokeApiKeyRequest, context: Any

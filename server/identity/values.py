@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from server.errors import FieldViolation
-from server.identity.models import User
+from server.identity.models import ApiKey, AuthSession, User
 
 T = TypeVar("T")
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{3,64}$")
 _TRIGRAMME = re.compile(r"^[A-Z]{2,4}$")
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def now() -> datetime:
@@ -38,16 +32,92 @@ class ClientInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserView:
-    user: User
+    """An account as the servicers see it: its fields, its roles and the permissions they grant."""
+
+    id: int
+    email: str
+    username: str
+    full_name: str
+    trigramme: str | None
+    is_active: bool
+    created_at: datetime
+    last_login: datetime | None
+    role_names: tuple[str, ...]
     permissions: frozenset[str]
 
-    @property
-    def role_names(self) -> list[str]:
-        return sorted(role.name for role in self.user.roles)
+    @classmethod
+    def of(cls, user: User) -> UserView:
+        # Roles and their permissions are loaded with the user (selectin): no further query.
+        return cls(
+            id=user.id,
+            email=user.email,
+            username=user.username,
+            full_name=user.full_name,
+            trigramme=user.trigramme,
+            is_active=user.is_active,
+            created_at=user.created_at,
+            last_login=user.last_login,
+            role_names=tuple(sorted(role.name for role in user.roles)),
+            permissions=frozenset(permission.name for role in user.roles for permission in role.permissions),
+        )
 
     @property
     def is_admin(self) -> bool:
         return "admin" in self.role_names or "*" in self.permissions
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionView:
+    """A sign-in session as the servicers see it; `active` as of when it was read."""
+
+    id: str
+    user_id: int
+    client: str
+    ip_address: str
+    created_at: datetime
+    last_activity: datetime
+    expires_at: datetime
+    active: bool
+
+    @classmethod
+    def of(cls, row: AuthSession) -> SessionView:
+        return cls(
+            id=row.id,
+            user_id=row.user_id,
+            client=row.client,
+            ip_address=row.ip_address,
+            created_at=row.created_at,
+            last_activity=row.last_activity,
+            expires_at=row.expires_at,
+            active=row.revoked_at is None and row.expires_at > now(),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiKeyView:
+    """An API key as its owner sees it: never its secret; `active` as of when it was read."""
+
+    id: int
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    active: bool
+
+    @classmethod
+    def of(cls, row: ApiKey) -> ApiKeyView:
+        return cls(
+            id=row.id,
+            name=row.name,
+            prefix=row.prefix,
+            scopes=tuple(json.loads(row.scopes or "[]")),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            last_used_at=row.last_used_at,
+            active=row.revoked_at is None and (row.expires_at is None or row.expires_at > now()),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

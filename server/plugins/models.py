@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.storage.models import Base, utcnow
+from server.storage.models import Base, UtcDateTime, utcnow
 
 
 class PluginRow(Base):
@@ -29,6 +29,6 @@ class PluginRow(Base):
     # Grows at each enable, start, reload and update: a replica running another generation
     # (re)starts the plugin.
     generation: Mapped[int] = mapped_column(Integer, default=1)
-    installed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
-    last_reload_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    installed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+    last_reload_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.identity.models import Id
-from server.storage.models import Base, utcnow
+from server.storage.models import Base, UtcDateTime, utcnow
 
 
 class Document(Base):
@@ -40,7 +40,7 @@ class Document(Base):
     # Names the stored bytes (data_dir/documents/<key>) and, in the vector store, the passages.
     source_key: Mapped[str] = mapped_column(String(64), unique=True)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class Memory(Base):
@@ -56,7 +56,7 @@ class Memory(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     # The vector store's key for the memory's passages.
     source_key: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class CorpusFile(Base):
@@ -72,7 +72,7 @@ class CorpusFile(Base):
     # The vector store's key for this version's passages; a new one at every (re)indexing.
     source_key: Mapped[str] = mapped_column(String(64))
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
-    indexed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    indexed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
 class PendingCleanup(Base):
@@ -88,4 +88,4 @@ class PendingCleanup(Base):
     # "orphaned": no row names them any more.
     state: Mapped[str] = mapped_column(String(16))
     # An ingestion touches its entry after every batch; one left untouched has crashed.
-    touched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    touched_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.identity.models import Id
-from server.storage.models import Base, utcnow
+from server.storage.models import Base, UtcDateTime, utcnow
 
 
 class Task(Base):
@@ -33,18 +33,18 @@ class Task(Base):
     interval_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
     cron: Mapped[str | None] = mapped_column(String(120), nullable=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    run_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # Where interval ticks are counted from: creation, or the last trigger change or resume.
-    anchor_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    anchor_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     action: Mapped[str] = mapped_column(String(128))
     # The action's params as JSON.
     params: Mapped[str] = mapped_column(Text, default="{}")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # A one-time task's outcome once it ran: "success", "failed" or "cancelled".
     finished: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     # Definition changes only (runs never touch this row but for `finished`): planners reload on it.
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     state: Mapped[TaskState | None] = relationship(
         lazy="joined", uselist=False, cascade="all, delete-orphan", passive_deletes=True
     )
@@ -71,9 +71,9 @@ class TaskState(Base):
     task_id: Mapped[str] = mapped_column(String(64), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
     success_count: Mapped[int] = mapped_column(Integer, default=0)
     failure_count: Mapped[int] = mapped_column(Integer, default=0)
-    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # The latest tick a run began for: ticks after it that are past due were missed.
-    last_planned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_planned_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     last_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
     # The last run counted in success_count/failure_count: a run finishing twice counts once.
@@ -93,8 +93,8 @@ class TaskExecutor(Base):
     id: Mapped[str] = mapped_column(String(160), primary_key=True)
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class TaskRunning(Base):
@@ -107,4 +107,4 @@ class TaskRunning(Base):
     run_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     task_id: Mapped[str] = mapped_column(String(64), ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
     executor_id: Mapped[str] = mapped_column(String(160))
-    begun_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    begun_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
