@@ -143,6 +143,7 @@ def statements_per_route(requests: int) -> tuple[str, float, list[dict[str, Any]
                 return None
 
             def sign_in(_: None) -> Any:
+                http.cookies.clear()  # as a new visitor: no session cookie to authenticate first
                 return http.post("/auth/login", json={"email": email, "password": PASSWORD})
 
             def send(chat: int) -> Any:

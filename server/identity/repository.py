@@ -6,9 +6,10 @@ import contextlib
 from collections.abc import Iterator
 from datetime import datetime
 
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from server.errors import AlreadyExists
 from server.identity.models import ApiKey, AuthSession, Permission, Role, User, user_roles
@@ -23,15 +24,33 @@ def unique_violations(message: str) -> Iterator[None]:
         raise AlreadyExists(message) from error
 
 
+# One user with its roles and their permissions in one statement: the relationships' own loading
+# (selectin, right for pages of users) takes three round trips, on every sign-in and authentication.
+WITH_ROLES = (joinedload(User.roles).joinedload(Role.permissions),)
+
+
 async def get_user(session: AsyncSession, user_id: int) -> User | None:
-    return await session.get(User, user_id)
+    return await session.get(User, user_id, options=WITH_ROLES)
 
 
 async def get_user_by_login(session: AsyncSession, login: str) -> User | None:
     """The user whose email or username is `login` (case-insensitive)."""
     login = login.strip().lower()
     statement = select(User).where(or_(func.lower(User.email) == login, func.lower(User.username) == login))
-    return (await session.scalars(statement.limit(1))).first()
+    # The lowest id when an email and another's username coincide; LIMIT would cut the joined rows.
+    users = (await session.scalars(statement.options(*WITH_ROLES).order_by(User.id))).unique().all()
+    return users[0] if users else None
+
+
+async def record_sign_in(session: AsyncSession, user_id: int, *, at: datetime, password_hash: str | None) -> bool:
+    """Stamp a sign-in on an account that is still active (and store its rehashed password);
+    False when it was deactivated or deleted meanwhile."""
+    values: dict[str, object] = {"last_login": at}
+    if password_hash is not None:
+        values["password_hash"] = password_hash
+    statement = update(User).where(User.id == user_id, User.is_active.is_(True)).values(**values)
+    result = await session.execute(statement.execution_options(synchronize_session=False))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def find_conflicts(

@@ -38,18 +38,17 @@ class SignIn(IdentityCore):
         user = await self._verified_user(login, password, client)
         rehashed = await passwords.hash_password(password) if passwords.needs_rehash(user.password_hash) else None
         async with self._database.sessions() as session, session.begin():
-            fresh = await repository.get_user(session, user.id)
-            if fresh is None or not fresh.is_active:
+            # Verified outside this transaction (Argon2's 100 ms): still active is checked as it writes.
+            signed_in_at = now()
+            if not await repository.record_sign_in(session, user.id, at=signed_in_at, password_hash=rehashed):
                 raise Unauthenticated("Invalid credentials")
-            if rehashed:
-                fresh.password_hash = rehashed
-            fresh.last_login = now()
-            issued = await self._open_session(session, fresh, client)
-        log.info("signed in user_id=%d session_id=%s", fresh.id, issued.session_id)
+            user.last_login = signed_in_at
+            issued = await self._open_session(session, user, client)
+        log.info("signed in user_id=%d session_id=%s", user.id, issued.session_id)
         signed_in = UserLogin(
-            user_id=fresh.id,
-            email=fresh.email,
-            username=fresh.username or "",
+            user_id=user.id,
+            email=user.email,
+            username=user.username or "",
             session_id=issued.session_id,
             ip_address=client.ip_address,
         )

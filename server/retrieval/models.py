@@ -20,7 +20,7 @@ from server.storage.models import Base, UtcDateTime, utcnow
 
 
 class Document(Base):
-    """An uploaded file, kept as sent under data_dir/documents/."""
+    """An uploaded file, kept as sent under the documents directory (RELAIS_DOCUMENTS_DIR)."""
 
     __tablename__ = "documents"
     __table_args__ = (
@@ -37,7 +37,7 @@ class Document(Base):
     mime_type: Mapped[str] = mapped_column(String(100))
     file_size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
-    # Names the stored bytes (data_dir/documents/<key>) and, in the vector store, the passages.
+    # Names the stored bytes (<documents directory>/<key>) and, in the vector store, the passages.
     source_key: Mapped[str] = mapped_column(String(64), unique=True)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
