@@ -10,9 +10,10 @@ from google.protobuf import json_format
 from relais.v1 import chat_pb2, chat_pb2_grpc, events_pb2
 
 from server.agent.events import Finished, Planned, ReplyEvent, Started, TextDelta, Thought, ToolCalled, ToolReturned
+from server.agents.access import usable
 from server.chats.models import Chat, Message
 from server.chats.replies import ReplyOptions
-from server.chats.service import ChatService, readable_agent
+from server.chats.service import ChatService
 from server.convert import timestamp
 from server.errors import DomainError, NotFound
 from server.history.events import EventStream
@@ -69,7 +70,7 @@ def chat_message(chat: Chat, messages: list[Message] | None = None) -> chat_pb2.
     if chat.agent_id is not None:
         converted.agent_id = chat.agent_id
     # Checked at every read: an agent made private since shows nothing of itself (name, avatar).
-    if (agent := readable_agent(chat)) is not None:
+    if (agent := usable(chat.agent, chat.owner_id)) is not None:
         converted.agent.CopyFrom(chat_pb2.ChatAgent(id=agent.id, name=agent.name))
         if agent.avatar_url:
             converted.agent.avatar_url = agent.avatar_url
@@ -83,7 +84,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     async def ListChats(self, request: chat_pb2.ListChatsRequest, context: Any) -> chat_pb2.ListChatsResponse:
         page = await self._chats.page(current_principal(), limit=request.limit, offset=request.offset)
         return chat_pb2.ListChatsResponse(
-            chats=[chat_message(chat) for chat in page.chats], total=page.total, limit=page.limit, offset=page.offset
+            chats=[chat_message(chat) for chat in page.items], total=page.total, limit=page.limit, offset=page.skip
         )
 
     async def CreateChat(self, request: chat_pb2.CreateChatRequest, context: Any) -> chat_pb2.Chat:
@@ -263,10 +264,10 @@ class ConversationServicer(chat_pb2_grpc.ConversationServiceServicer):
             current_principal(), limit=request.limit, offset=request.offset, search=request.search
         )
         return chat_pb2.ListConversationsResponse(
-            conversations=[chat_message(chat) for chat in page.chats],
+            conversations=[chat_message(chat) for chat in page.items],
             total=page.total,
             limit=page.limit,
-            offset=page.offset,
+            offset=page.skip,
         )
 
     async def GetConversation(self, request: chat_pb2.GetConversationRequest, context: Any) -> chat_pb2.Chat:
