@@ -38,3 +38,7 @@ class Page(Generic[T]):
     @property
     def has_more(self) -> bool:
         return self.skip + len(self.items) < self.total
+
+    def offset_fields(self) -> dict[str, int]:
+        """Its total, limit and offset, as the responses of listings paged by offset name them."""
+        return {"total": self.total, "limit": self.limit, "offset": self.skip}

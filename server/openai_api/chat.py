@@ -43,18 +43,12 @@ if TYPE_CHECKING:
 class AgentFacts(Protocol):
     """What this API reads of an agent (the agents domain's `AgentService.get`)."""
 
-    @property
-    def id(self) -> int: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def system_prompt(self) -> str: ...
-    @property
-    def temperature(self) -> float: ...
-    @property
-    def learn_from_interaction(self) -> bool: ...
-    @property
-    def created_at(self) -> datetime: ...
+    id: int
+    model: str
+    system_prompt: str
+    temperature: float
+    learn_from_interaction: bool
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
