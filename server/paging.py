@@ -1,8 +1,13 @@
-"""Pagination parameters, read the same way by every listing."""
+"""Pagination, the same for every listing: its parameters read one way, its result one `Page`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
 from server.errors import FieldViolation, ValidationFailed
+
+T = TypeVar("T")
 
 MAX_PAGE = 100
 
@@ -19,3 +24,21 @@ def page_window(*, skip: int, offset: int, limit: int, default: int = 20) -> tup
     if violations:
         raise ValidationFailed(violations)
     return skip or offset, min(limit or default, MAX_PAGE)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page(Generic[T]):
+    """One page of a listing: `items` from position `skip`, at most `limit` of `total`."""
+
+    items: list[T]
+    total: int
+    skip: int
+    limit: int
+
+    @property
+    def has_more(self) -> bool:
+        return self.skip + len(self.items) < self.total
+
+    def offset_fields(self) -> dict[str, int]:
+        """Its total, limit and offset, as the responses of listings paged by offset name them."""
+        return {"total": self.total, "limit": self.limit, "offset": self.skip}

@@ -43,3 +43,78 @@ def test_the_server_imports_no_socketio_nor_http_framework() -> None:
 def test_the_check_sees_imports_inside_functions(tmp_path: Path) -> None:
     (tmp_path / "late.py").write_text("def f():\n    from server.errors import NotFound\n    import socketio.client\n")
     assert offenders(tmp_path, ("server", "socketio")) == ["late.py: server.errors", "late.py: socketio.client"]
+
+
+# ARCHITECTURE §1: a rule about a resource is written once, by its domain, and the others call it.
+# A domain is a package under server/; these are the infrastructure every domain stands on (the
+# database, the interceptors and what they keep), whose models and queries anyone may use.
+INFRASTRUCTURE = {"storage", "interceptors", "ratelimit", "idempotency"}
+# Files allowed to read another domain's tables, and why.
+EXEMPT = {
+    # A backup is every table of the one schema, read and written whole.
+    "server/backup/tables.py",
+}
+# Temporary: each entry goes once the domain it reads offers a function for it.
+NOT_YET = {
+    "server/retrieval/documents.py",  # removed when retrieval goes through agents/chats services
+    "server/agents/service.py",  # removed when identity offers a lock on a user's row (the agents quota)
+}
+
+
+def domains(server: Path) -> set[str]:
+    return {path.parent.name for path in server.glob("*/__init__.py")} - INFRASTRUCTURE
+
+
+def reached_modules(tree: ast.AST) -> set[str]:
+    """The modules an import names, `from server.x import models` counted as server.x.models."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def foreign_tables(root: Path) -> list[str]:
+    """`file: module` for each file of a domain that imports another domain's models or
+    repository. models.py files may: their foreign keys name other domains' tables (one schema)."""
+    server = root / "server"
+    owners = domains(server)
+    found = []
+    for path in sorted(server.rglob("*.py")):
+        relative = path.relative_to(root).as_posix()
+        parts = path.relative_to(server).parts
+        if len(parts) < 2 or parts[0] not in owners or path.name == "models.py" or relative in EXEMPT | NOT_YET:
+            continue
+        for name in sorted(reached_modules(ast.parse(path.read_text(), filename=str(path)))):
+            pieces = name.split(".")
+            if (
+                len(pieces) == 3
+                and pieces[0] == "server"
+                and pieces[1] in owners
+                and pieces[1] != parts[0]
+                and pieces[2] in ("models", "repository")
+            ):
+                found.append(f"{relative}: {name}")
+    return found
+
+
+def test_a_domain_reaches_another_domains_tables_only_through_its_functions() -> None:
+    assert foreign_tables(ROOT) == []
+
+
+def test_the_table_check_sees_every_import_form(tmp_path: Path) -> None:
+    for package in ("server", "server/chats", "server/agents", "server/storage"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "server/chats/models.py").write_text("from server.agents.models import Agent\n")
+    (tmp_path / "server/chats/service.py").write_text(
+        "from server.agents import repository\nfrom server.storage.models import Base\n"
+        "def f():\n    import server.agents.models\n    from server.chats.models import Chat\n"
+    )
+    assert foreign_tables(tmp_path) == [
+        "server/chats/service.py: server.agents.models",
+        "server/chats/service.py: server.agents.repository",
+    ]

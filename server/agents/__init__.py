@@ -2,5 +2,7 @@
 
 models.py     the agents table
 service.py    listing, visibility and ownership rules, validation, the per-user quota
+access.py     who may use an agent, asked by the other domains too
 servicer.py   AgentService over gRPC
+domain.py     start_agents(): the domain as the server assembles it
 """

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from server.agents.access import may_use
+from server.agents.access import may_use, owned_count
 from server.agents.models import Agent
 from server.auth import Principal
 from server.errors import FailedPrecondition, FieldViolation, NotFound, PermissionDenied, ValidationFailed
 from server.identity.models import User
-from server.paging import page_window
+from server.paging import Page, page_window
 from server.storage import Database
 
 if TYPE_CHECKING:
@@ -40,14 +40,6 @@ class AgentFields:
     model: str | None = None
     temperature: float | None = None
     avatar_url: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AgentPage:
-    agents: list[Agent]
-    total: int
-    limit: int
-    offset: int
 
 
 def _violations(fields: AgentFields, *, creating: bool, model_keys: list[str] | None = None) -> list[FieldViolation]:
@@ -94,7 +86,7 @@ class AgentService:
     def _keys(self) -> list[str] | None:
         return self._model_keys() if self._model_keys is not None else None
 
-    async def list_public(self, *, limit: int, offset: int) -> AgentPage:
+    async def list_public(self, *, limit: int, offset: int) -> Page[Agent]:
         offset, limit = page_window(skip=0, offset=offset, limit=limit)
         async with self._database.sessions() as session:
             total = await session.scalar(select(func.count()).select_from(Agent).where(Agent.is_public))
@@ -105,7 +97,7 @@ class AgentService:
                 .limit(limit)
                 .offset(offset)
             )
-            return AgentPage(list(rows), int(total or 0), limit, offset)
+            return Page(items=list(rows), total=int(total or 0), skip=offset, limit=limit)
 
     async def list_mine(self, principal: Principal) -> list[Agent]:
         async with self._database.sessions() as session:
@@ -121,8 +113,7 @@ class AgentService:
         async with self._database.sessions() as session, session.begin():
             # Lock the owner's row (PostgreSQL) so that concurrent creations cannot both pass the quota.
             await session.execute(select(User.id).where(User.id == owner_id).with_for_update())
-            owned = await session.scalar(select(func.count()).select_from(Agent).where(Agent.owner_id == owner_id))
-            if (owned or 0) >= MAX_AGENTS_PER_USER:
+            if await owned_count(session, owner_id) >= MAX_AGENTS_PER_USER:
                 raise AgentQuotaReached(f"A user may own at most {MAX_AGENTS_PER_USER} agents; delete one first")
             agent = Agent(
                 owner_id=owner_id,

@@ -53,10 +53,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def ListAgents(self, request: agent_pb2.ListAgentsRequest, context: Any) -> agent_pb2.ListAgentsResponse:
         page = await self._agents.list_public(limit=request.limit, offset=request.offset)
         return agent_pb2.ListAgentsResponse(
-            agents=[agent_message(agent) for agent in page.agents],
-            total=page.total,
-            limit=page.limit,
-            offset=page.offset,
+            agents=[agent_message(agent) for agent in page.items], **page.offset_fields()
         )
 
     async def ListMyAgents(self, request: agent_pb2.ListMyAgentsRequest, context: Any) -> agent_pb2.ListAgentsResponse:

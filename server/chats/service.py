@@ -13,8 +13,7 @@ from sqlalchemy import and_, case, func, or_, select
 
 from server.agent.events import Finished, ReplyEvent, Started
 from server.agent.loop import AgentLimits, AgentLoop, AgentRequest, tool_specs
-from server.agents.access import may_use, usable_agent
-from server.agents.models import Agent
+from server.agents.access import may_use, owned_count, usable_agent
 from server.auth import Principal
 from server.chats.events import MessageEvents, NoMessageEvents
 from server.chats.history import fit
@@ -25,9 +24,9 @@ from server.inference.backend import GenerationRequest, Role, Turn
 from server.inference.catalogue import Catalogue
 from server.inference.config import ROUTER_KEY
 from server.inference.service import InferenceService
-from server.paging import page_window
+from server.paging import Page, page_window
 from server.storage import Database
-from server.tools.registry import CallerContext
+from server.tools.registry import CallerContext, RegisteredTool
 
 if TYPE_CHECKING:
     from server.retrieval.service import Found, KnowledgeBase
@@ -38,14 +37,6 @@ MAX_CONTENT = 4000
 MAX_TITLE = 200
 TITLE_FROM_MESSAGE = 60
 DEFAULT_TEMPERATURE = 0.7
-
-
-@dataclass(frozen=True, slots=True)
-class ChatPage:
-    chats: list[Chat]
-    total: int
-    limit: int
-    offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +92,10 @@ def _user_id(principal: Principal) -> int:
     return principal.user_id
 
 
-def readable_agent(chat: Chat) -> Agent | None:
-    """The chat's agent if its owner may still read it (public, or theirs); None otherwise."""
-    return chat.agent if may_use(chat.agent, chat.owner_id) else None
-
-
 def ensure_agent_readable(chat: Chat) -> None:
     """A chat whose agent was made private since gets no more replies from it: access to an
     agent is checked at every reply, not only when the chat was created."""
-    if chat.agent is not None and readable_agent(chat) is None:
+    if chat.agent is not None and not may_use(chat.agent, chat.owner_id):
         raise PermissionDenied("This chat's agent is no longer available to you (its owner made it private)")
 
 
@@ -120,6 +106,29 @@ def with_passages(system_prompt: str, found: list[Found]) -> str:
     excerpts = "\n\n".join(f"[{index}] {passage.path}:\n{passage.text}" for index, passage in enumerate(found, 1))
     lead = "Excerpts from the documents and memory available to this conversation (cite them as [n]):"
     return f"{system_prompt}\n\n{lead}\n\n{excerpts}".strip()
+
+
+def add_question(session: Any, chat: Chat | None, chat_id: int, content: str) -> Message:
+    """A user message added to a conversation, titling it if it has no title yet."""
+    message = Message(chat_id=chat_id, role="user", content=content, status="complete")
+    append(session, chat, message)
+    if chat is not None and not chat.title:
+        chat.title = title_from(content)
+    return message
+
+
+def learning(
+    knowledge: KnowledgeBase | None, principal: Principal, agent_id: int | None, question: str, chat_id: int
+) -> Callable[[Message], Awaitable[None]] | None:
+    """For an agent that learns from interactions (`agent_id`, None for none): keep each complete
+    exchange in its memory."""
+    if agent_id is None or knowledge is None:
+        return None
+
+    async def learn(reply: Message) -> None:
+        await knowledge.learn(principal, agent_id, question=question, answer=reply.content, chat_id=chat_id)
+
+    return learn
 
 
 class ChatService:
@@ -147,7 +156,7 @@ class ChatService:
 
     # ------------------------------------------------------------------ conversations
 
-    async def page(self, principal: Principal, *, limit: int, offset: int, search: str = "") -> ChatPage:
+    async def page(self, principal: Principal, *, limit: int, offset: int, search: str = "") -> Page[Chat]:
         offset, limit = page_window(skip=0, offset=offset, limit=limit)
         owner = _user_id(principal)
         condition = Chat.owner_id == owner
@@ -163,7 +172,7 @@ class ChatService:
             rows = await session.scalars(
                 select(Chat).where(condition).order_by(activity.desc(), Chat.id.desc()).limit(limit).offset(offset)
             )
-            return ChatPage(list(rows), int(total or 0), limit, offset)
+            return Page(items=list(rows), total=int(total or 0), skip=offset, limit=limit)
 
     async def search_messages(self, principal: Principal, query: str, *, limit: int) -> list[dict[str, Any]]:
         """The caller's messages containing `query` (case-insensitive), newest first, with their
@@ -227,6 +236,14 @@ class ChatService:
                 return None
             return message.content, message.llm_model or "", message.chat_id
 
+    async def store_question(self, chat_id: int, content: str) -> int:
+        """Store a user message in the conversation `chat_id` (one its caller may write to) and
+        announce it; its id."""
+        async with self._database.sessions() as session, session.begin():
+            message = add_question(session, await session.get(Chat, chat_id), chat_id, content)
+        await self._events.stored(message)
+        return message.id
+
     async def completed_reply(self, message_id: int) -> Message | None:
         """The assistant message `message_id` if it was stored whole (status complete)."""
         async with self._database.sessions() as session:
@@ -266,12 +283,17 @@ class ChatService:
         if len(content) > MAX_CONTENT:
             raise ValidationFailed([FieldViolation(field=field, message=f"must be at most {MAX_CONTENT} characters")])
 
-    def check_request(self, principal: Principal, content: str, options: ReplyOptions) -> None:
-        """What `reply` checks before storing anything, for callers that store something first."""
+    def check_request(
+        self, principal: Principal, content: str, options: ReplyOptions
+    ) -> tuple[tuple[RegisteredTool, ...], str]:
+        """What `reply` checks before storing anything (also for callers that store something
+        first); the tools the reply may call and its tool_choice."""
         self.check_content(content, options.content_field)
+        if options.files and self._knowledge is None:
+            raise NotFound(f"No document {options.files[0]}")
         if options.model:
             self.check_model(options.model)
-        offered_tools(self._tools, principal, options.tools, options.tool_choice)
+        return offered_tools(self._tools, principal, options.tools, options.tool_choice)
 
     def check_model(self, model: str) -> None:
         """A model the caller names must exist: 400 with the valid keys, before anything is stored."""
@@ -308,7 +330,7 @@ class ChatService:
                     .where(Chat.owner_id == owner)
                 )
             ).one()
-            agents = await session.scalar(select(func.count()).select_from(Agent).where(Agent.owner_id == owner))
+            agents = await owned_count(session, owner)
         messages, user_messages, assistant_messages, prompt_tokens, completion_tokens = (int(v or 0) for v in row)
         return {
             "conversations": int(conversations or 0),
@@ -317,7 +339,7 @@ class ChatService:
             "assistant_messages": assistant_messages,
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
-            "agents": int(agents or 0),
+            "agents": agents,
             "memory_entries": await self._knowledge.memory_count(principal) if self._knowledge else 0,
         }
 
@@ -376,18 +398,35 @@ class ChatService:
     ) -> PreparedReply:
         """Everything checked before anything is stored; then the user message stored, the
         history read, and the model resolved once for the whole reply."""
-        self.check_content(content, options.content_field)
-        if options.files and self._knowledge is None:
-            raise NotFound(f"No document {options.files[0]}")
-        if options.model:
-            self.check_model(options.model)
-        tools, choice = offered_tools(self._tools, principal, options.tools, options.tool_choice)
+        tools, choice = self.check_request(principal, content, options)
         found = await self._passages(principal, chat_id, content, options.files)
         question = await self._store_question(principal, chat_id, content, found, model=options.model)
+        caller = CallerContext(principal=principal, request_id=request_id)
+        request = self._agent_request(question, content, tools, choice, caller)
+        await self._events.stored(question.user_message)
+        recorder = ReplyRecorder(
+            self._database,
+            chat_id,
+            request.model.key,
+            self._events,
+            sources=[passage.as_json() for passage in found],
+            on_complete=learning(self._knowledge, principal, question.learning_agent, content, chat_id),
+        )
+        return PreparedReply(user_message=question.user_message, request=request, recorder=recorder)
+
+    def _agent_request(
+        self,
+        question: Question,
+        content: str,
+        tools: tuple[RegisteredTool, ...],
+        choice: str,
+        caller: CallerContext,
+    ) -> AgentRequest:
+        """The reply's first model step, its history trimmed to the resolved model's window."""
         turns = [*history_turns(question.history), Turn(Role.USER, content)]
         max_tokens = self._inference.max_tokens(None)
         draft = GenerationRequest(
-            request_id=request_id,
+            request_id=caller.request_id,
             turns=(Turn(Role.SYSTEM, question.system_prompt), *turns),
             max_tokens=max_tokens,
             tools=tool_specs(tools),
@@ -395,24 +434,13 @@ class ChatService:
         )
         served = self._inference.resolve(draft, question.model_key)
         window = served.config.context_window
-        request = replace(
+        generation = replace(
             draft,
             turns=fit(question.system_prompt, turns, context_window=window, reply_tokens=max_tokens),
             temperature=question.temperature,
-            caller=principal.subject,
+            caller=caller.principal.subject,
         )
-        await self._events.stored(question.user_message)
-        recorder = ReplyRecorder(
-            self._database,
-            chat_id,
-            served.key,
-            self._events,
-            sources=[passage.as_json() for passage in found],
-            on_complete=self._learning(principal, question.learning_agent, content, chat_id),
-        )
-        caller = CallerContext(principal=principal, request_id=request_id)
-        agent_request = AgentRequest(generation=request, model=served, tools=tools, caller=caller)
-        return PreparedReply(user_message=question.user_message, request=agent_request, recorder=recorder)
+        return AgentRequest(generation=generation, model=served, tools=tools, caller=caller)
 
     async def _passages(self, principal: Principal, chat_id: int, content: str, files: tuple[int, ...]) -> list[Found]:
         """The passages the reply is given. Read before anything is stored: if retrieval fails,
@@ -439,10 +467,7 @@ class ChatService:
                     select(Message).where(Message.chat_id == chat_id, Message.status == "complete").order_by(Message.id)
                 )
             )
-            user_message = Message(chat_id=chat_id, role="user", content=content, status="complete")
-            append(session, chat, user_message)
-            if not chat.title:
-                chat.title = title_from(content)
+            user_message = add_question(session, chat, chat_id, content)
             agent = chat.agent
             ensure_agent_readable(chat)
             # An agent may name a model (or alias) this deployment no longer serves: the router then chooses.
@@ -455,16 +480,3 @@ class ChatService:
                 model_key=self._catalogue.canonical(wanted) or ROUTER_KEY,
                 learning_agent=agent.id if agent is not None and agent.learn_from_interaction else None,
             )
-
-    def _learning(
-        self, principal: Principal, agent_id: int | None, question: str, chat_id: int
-    ) -> Callable[[Message], Awaitable[None]] | None:
-        """For an agent that learns from interactions: keep each complete exchange in its memory."""
-        if agent_id is None or self._knowledge is None:
-            return None
-        knowledge = self._knowledge
-
-        async def learn(reply: Message) -> None:
-            await knowledge.learn(principal, agent_id, question=question, answer=reply.content, chat_id=chat_id)
-
-        return learn

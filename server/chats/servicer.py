@@ -10,9 +10,10 @@ from google.protobuf import json_format
 from relais.v1 import chat_pb2, chat_pb2_grpc, events_pb2
 
 from server.agent.events import Finished, Planned, ReplyEvent, Started, TextDelta, Thought, ToolCalled, ToolReturned
+from server.agents.access import usable
 from server.chats.models import Chat, Message
 from server.chats.replies import ReplyOptions
-from server.chats.service import ChatService, readable_agent
+from server.chats.service import ChatService
 from server.convert import timestamp
 from server.errors import DomainError, NotFound
 from server.history.events import EventStream
@@ -69,7 +70,7 @@ def chat_message(chat: Chat, messages: list[Message] | None = None) -> chat_pb2.
     if chat.agent_id is not None:
         converted.agent_id = chat.agent_id
     # Checked at every read: an agent made private since shows nothing of itself (name, avatar).
-    if (agent := readable_agent(chat)) is not None:
+    if (agent := usable(chat.agent, chat.owner_id)) is not None:
         converted.agent.CopyFrom(chat_pb2.ChatAgent(id=agent.id, name=agent.name))
         if agent.avatar_url:
             converted.agent.avatar_url = agent.avatar_url
@@ -82,9 +83,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
 
     async def ListChats(self, request: chat_pb2.ListChatsRequest, context: Any) -> chat_pb2.ListChatsResponse:
         page = await self._chats.page(current_principal(), limit=request.limit, offset=request.offset)
-        return chat_pb2.ListChatsResponse(
-            chats=[chat_message(chat) for chat in page.chats], total=page.total, limit=page.limit, offset=page.offset
-        )
+        return chat_pb2.ListChatsResponse(chats=[chat_message(chat) for chat in page.items], **page.offset_fields())
 
     async def CreateChat(self, request: chat_pb2.CreateChatRequest, context: Any) -> chat_pb2.Chat:
         agent_id = request.agent_id if request.HasField("agent_id") else None
@@ -195,32 +194,34 @@ async def reply_events(
                 if not message_id and event.message_id:
                     stream.link_message(event.message_id)
                 text.append(event.text)
-                message_id = event.message_id or message_id
-            elif isinstance(event, Finished):
+            if isinstance(event, TextDelta | Finished):
                 message_id = event.message_id or message_id
             yield stream.emit(usage=_usage(event), **_member(event))
     except DomainError as error:
-        failure = events_pb2.StreamError(
-            code=error.code,
-            message=error.message,
-            partial_text="" if isinstance(error, SlowConsumer) else "".join(text),
-            message_id=message_id,
+        partial = "" if isinstance(error, SlowConsumer) else "".join(text)
+        yield stream.emit(
+            error=events_pb2.StreamError(
+                code=error.code, message=error.message, partial_text=partial, message_id=message_id
+            )
         )
-        yield stream.emit(error=failure)
         raise
     finally:
         await replies.aclose()  # the reply's last write is done once this returns
-        stored = None
-        if not stream.ended and message_id and completed and (reply := await completed(message_id)) is not None:
-            whole = Finished(
-                text=reply.content,
-                finish=Finish.STOP,
-                model=reply.llm_model or "",
-                message_id=reply.id,
-                chat_id=reply.chat_id,
-            )
-            stored = _member(whole)["final"]
+        stored = None if stream.ended else await _stored_final(completed, message_id)
         await stream.close(partial_text="".join(text), message_id=message_id, stored=stored)
+
+
+async def _stored_final(
+    completed: Callable[[int], Awaitable[Message | None]] | None, message_id: int
+) -> events_pb2.FinalMessage | None:
+    """The final event of reply `message_id` if it was stored whole (its client gone meanwhile)."""
+    if not message_id or completed is None or (reply := await completed(message_id)) is None:
+        return None
+    whole = Finished(
+        text=reply.content, finish=Finish.STOP, model=reply.llm_model or "", message_id=reply.id, chat_id=reply.chat_id
+    )
+    final: events_pb2.FinalMessage = _member(whole)["final"]
+    return final
 
 
 def _conversation_id(value: int) -> int | None:
@@ -263,10 +264,7 @@ class ConversationServicer(chat_pb2_grpc.ConversationServiceServicer):
             current_principal(), limit=request.limit, offset=request.offset, search=request.search
         )
         return chat_pb2.ListConversationsResponse(
-            conversations=[chat_message(chat) for chat in page.chats],
-            total=page.total,
-            limit=page.limit,
-            offset=page.offset,
+            conversations=[chat_message(chat) for chat in page.items], **page.offset_fields()
         )
 
     async def GetConversation(self, request: chat_pb2.GetConversationRequest, context: Any) -> chat_pb2.Chat:

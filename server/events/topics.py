@@ -60,18 +60,21 @@ class Typing:
     connection_id: str = ""
 
 
-CHAT_MESSAGE: Topic[MessageStored] = Topic(
-    name="chat.message",
-    event_type=MessageStored,
-    key=lambda event: event.chat_id,
-    visible_to=lambda principal, event: principal.user_id == event.owner_id,
-)
-CHAT_TYPING: Topic[Typing] = Topic(
-    name="chat.typing",
-    event_type=Typing,
-    key=lambda event: event.chat_id,
-    visible_to=lambda principal, event: principal.user_id == event.owner_id,
-)
+ChatEvent = TypeVar("ChatEvent", MessageStored, Typing)
+
+
+def _chat_topic(name: str, event_type: type[ChatEvent]) -> Topic[ChatEvent]:
+    """A chat's events: keyed by the chat, seen by its owner alone."""
+    return Topic(
+        name=name,
+        event_type=event_type,
+        key=lambda event: event.chat_id,
+        visible_to=lambda principal, event: principal.user_id == event.owner_id,
+    )
+
+
+CHAT_MESSAGE = _chat_topic("chat.message", MessageStored)
+CHAT_TYPING = _chat_topic("chat.typing", Typing)
 
 # -------------------------------------------------------------------- identity
 

@@ -14,18 +14,18 @@ as /api/chat stores them, and the reply's `conversation_id` says where.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 from server.agent.events import Finished, ReplyEvent, Started
 from server.agent.loop import AgentLoop, AgentRequest, AgentRun, tool_specs
 from server.agents.service import AgentService
 from server.auth import Principal
 from server.chats.events import MessageEvents
-from server.chats.models import Chat, Message
-from server.chats.replies import ReplyRecorder, append
-from server.chats.service import ChatService, title_from, with_passages
+from server.chats.replies import ReplyRecorder
+from server.chats.service import ChatService, learning, with_passages
 from server.errors import NotFound
 from server.inference.backend import GenerationRequest, Role, Turn
 from server.inference.catalogue import ServedModel
@@ -37,8 +37,18 @@ from server.storage import Database
 from server.tools.registry import CallerContext, RegisteredTool
 
 if TYPE_CHECKING:
-    from server.agents.models import Agent
     from server.retrieval.service import Found, KnowledgeBase
+
+
+class AgentFacts(Protocol):
+    """What this API reads of an agent (the agents domain's `AgentService.get`)."""
+
+    id: int
+    model: str
+    system_prompt: str
+    temperature: float
+    learn_from_interaction: bool
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,8 +105,8 @@ class ChatCompletions:
         relais = self._relais_tools(principal, request)
         draft = self._draft(principal, request, target, relais, request_id=request_id)
         self._inference.resolve(draft, target.model_key)  # the model can serve this request (tools…)
-        chat = await self._conversation(principal, request.conversation)
-        found = await self._passages(principal, target, request, chat)
+        chat_id = await self._conversation(principal, request.conversation)
+        found = await self._passages(principal, target, request, chat_id)
         system = with_passages(target.system_prompt, found)
         generation = replace(draft, turns=((Turn(Role.SYSTEM, system),) if system.strip() else ()) + request.turns)
         served = self._inference.resolve(generation, target.model_key)
@@ -104,7 +114,7 @@ class ChatCompletions:
         agent_request = AgentRequest(
             generation=generation, model=served, tools=relais, caller=caller, client_tools=request.client_tools
         )
-        kept = await self._keep(principal, request, target, served, chat, found)
+        kept = await self._keep(principal, request, target, served, chat_id, found)
         try:
             run = await self._loop.start(agent_request)
         except Exception:
@@ -144,7 +154,7 @@ class ChatCompletions:
             raise ModelNotFound(f"{model!r} is an embedding model: use POST /v1/embeddings")
         raise ModelNotFound(f"The model {model!r} does not exist; GET /v1/models lists the models")
 
-    async def agent(self, principal: Principal | None, model: str) -> Agent:
+    async def agent(self, principal: Principal | None, model: str) -> AgentFacts:
         """The agent `agent:<id>` names, if the caller may use it (theirs, or public)."""
         number = model.removeprefix(AGENT_PREFIX)
         try:
@@ -185,16 +195,17 @@ class ChatCompletions:
             via=request.via,
         )
 
-    async def _conversation(self, principal: Principal, conversation: str) -> Chat | None:
-        """The caller's conversation the request names (404 for any other); None for none or a new one."""
+    async def _conversation(self, principal: Principal, conversation: str) -> int | None:
+        """The id of the caller's conversation the request names (404 for any other); None for
+        none or a new one."""
         if conversation in (NOT_STORED, NEW_CONVERSATION):
             return None
         if not conversation.isdigit():
             raise NotFound(f"No conversation {conversation!r}")
-        return await self._chats.get(principal, int(conversation))
+        return (await self._chats.get(principal, int(conversation))).id
 
     async def _passages(
-        self, principal: Principal, target: Target, request: ChatRequest, chat: Chat | None
+        self, principal: Principal, target: Target, request: ChatRequest, chat_id: int | None
     ) -> list[Found]:
         """An agent's knowledge for the last user message (its documents, the conversation's,
         its memory of this user), as /api/chat gives it."""
@@ -202,7 +213,7 @@ class ChatCompletions:
         if target.agent_id is None or self._knowledge is None or principal.user_id is None or not query.strip():
             return []
         return await self._knowledge.for_reply(
-            principal, chat_id=chat.id if chat else 0, agent_id=target.agent_id, file_sources=[], query=query
+            principal, chat_id=chat_id or 0, agent_id=target.agent_id, file_sources=[], query=query
         )
 
     async def _keep(
@@ -211,43 +222,21 @@ class ChatCompletions:
         request: ChatRequest,
         target: Target,
         served: ServedModel,
-        chat: Chat | None,
+        chat_id: int | None,
         found: list[Found],
     ) -> Kept | None:
         """Store the last user message in the named (or a new) conversation; the reply's recorder."""
         if request.conversation == NOT_STORED:
             return None
-        if chat is None:
-            chat = await self._chats.create(principal, agent_id=target.agent_id, title="")
+        if chat_id is None:
+            chat_id = (await self._chats.create(principal, agent_id=target.agent_id, title="")).id
         question = request.turns[-1].content if request.turns[-1].role is Role.USER else ""
-        user_message_id = await self._store_question(chat.id, question) if question else 0
-        learn = self._learning(principal, target, question, chat.id) if question else None
+        user_message_id = await self._chats.store_question(chat_id, question) if question else 0
+        learner = target.agent_id if target.learns else None
+        learn = learning(self._knowledge, principal, learner, question, chat_id) if question else None
         sources = [passage.as_json() for passage in found]
-        recorder = ReplyRecorder(self._database, chat.id, served.key, self._events, sources=sources, on_complete=learn)
-        return Kept(chat_id=chat.id, user_message_id=user_message_id, recorder=recorder)
-
-    async def _store_question(self, chat_id: int, content: str) -> int:
-        async with self._database.sessions() as session, session.begin():
-            chat = await session.get(Chat, chat_id)
-            message = Message(chat_id=chat_id, role="user", content=content, status="complete")
-            append(session, chat, message)
-            if chat is not None and not chat.title:
-                chat.title = title_from(content)
-        await self._events.stored(message)
-        return message.id
-
-    def _learning(
-        self, principal: Principal, target: Target, question: str, chat_id: int
-    ) -> Callable[[Message], Awaitable[None]] | None:
-        """For an agent that learns from interactions: keep each stored exchange in its memory."""
-        knowledge, agent_id = self._knowledge, target.agent_id
-        if not target.learns or knowledge is None or agent_id is None:
-            return None
-
-        async def learn(reply: Message) -> None:
-            await knowledge.learn(principal, agent_id, question=question, answer=reply.content, chat_id=chat_id)
-
-        return learn
+        recorder = ReplyRecorder(self._database, chat_id, served.key, self._events, sources=sources, on_complete=learn)
+        return Kept(chat_id=chat_id, user_message_id=user_message_id, recorder=recorder)
 
 
 def _choice(request: ChatRequest, relais: tuple[RegisteredTool, ...]) -> str:

@@ -40,13 +40,13 @@ def start_openai(
     inference: InferenceService,
     retrieval: RetrievalDomain,
     loop: AgentLoop,
+    agents: AgentService,
     chats: ChatService,
     events: MessageEvents,
     journal: Journal,
 ) -> OpenAIDomain:
     """relais.v1.OpenAIService over the same inference, agent loop, agents, chats and embedder
     as every other route."""
-    agents = AgentService(database, retrieval.knowledge)
     embedding_model = LOCAL_MODEL_NAME if settings.embedding_backend == "local" else settings.embedding_model
     chat = ChatCompletions(
         database=database,

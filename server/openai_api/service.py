@@ -79,7 +79,7 @@ class OpenAIService:
         agents = []
         if principal is not None and principal.user_id is not None:
             agents.extend(await self._agents.list_mine(principal))
-        agents.extend((await self._agents.list_public(limit=MAX_PAGE, offset=0)).agents)
+        agents.extend((await self._agents.list_public(limit=MAX_PAGE, offset=0)).items)
         unique = {agent.id: agent for agent in agents}.values()
         entries = [
             ModelEntry(id=f"{AGENT_PREFIX}{agent.id}", created=int(agent.created_at.timestamp()), owned_by="relais")

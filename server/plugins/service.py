@@ -23,7 +23,7 @@ import psutil
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import FailedPrecondition, FieldViolation, NotFound, ValidationFailed
-from server.paging import page_window
+from server.paging import Page, page_window
 from server.plugins import repository, sources
 from server.plugins.bundle import Trust, manifest_bytes, open_bundle
 from server.plugins.fleet import PluginFleet, manifest_of
@@ -84,16 +84,14 @@ class PluginService:
 
     # ----------------------------------------------------------------------- reading
 
-    async def list_plugins(
-        self, *, active_only: bool, skip: int, offset: int, limit: int
-    ) -> tuple[list[PluginView], int]:
+    async def list_plugins(self, *, active_only: bool, skip: int, offset: int, limit: int) -> Page[PluginView]:
         first, size = page_window(skip=skip, offset=offset, limit=limit, default=100)
         async with self.database.sessions() as session:
             rows = await repository.list_plugins(session)
         views = [self._view(row) for row in rows]
         if active_only:
             views = [view for view in views if view.active]
-        return views[first : first + size], len(views)
+        return Page(items=views[first : first + size], total=len(views), skip=first, limit=size)
 
     async def get(self, plugin_id: str) -> PluginView:
         async with self.database.sessions() as session:

@@ -96,16 +96,15 @@ class PluginServicer(plugins_pb2_grpc.PluginServiceServicer):
     async def ListPlugins(
         self, request: plugins_pb2.ListPluginsRequest, context: Any
     ) -> plugins_pb2.ListPluginsResponse:
-        views, total = await self._plugins.list_plugins(
+        page = await self._plugins.list_plugins(
             active_only=request.active_only, skip=request.skip, offset=request.offset, limit=request.limit
         )
-        items = [plugin_message(view) for view in views]
-        first = request.skip or request.offset
+        items = [plugin_message(view) for view in page.items]
         return plugins_pb2.ListPluginsResponse(
-            total=total,
+            total=page.total,
             items=items,
             plugins=[plugins_pb2.PluginEntry(name=item.id, state=item.state, meta=item) for item in items],
-            has_more=first + len(items) < total,
+            has_more=page.has_more,
         )
 
     async def GetPlugin(self, request: plugins_pb2.GetPluginRequest, context: Any) -> plugins_pb2.Plugin:

@@ -30,7 +30,7 @@ from server.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from server.paging import page_window
+from server.paging import Page, page_window
 from server.storage import Database
 from server.storage.models import utcnow
 from server.tasks import repository
@@ -103,14 +103,6 @@ class Changes:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskPage:
-    items: list[TaskView]
-    total: int
-    skip: int
-    limit: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RunStarted:
     task_id: str
     run_id: str
@@ -140,7 +132,7 @@ class TaskService:
 
     async def page(
         self, principal: Principal, *, skip: int, offset: int, limit: int, admin: bool, owner_id: int | None = None
-    ) -> TaskPage:
+    ) -> Page[TaskView]:
         skip, limit = page_window(skip=skip, offset=offset, limit=limit)
         owner = owner_id if admin else _user_id(principal)
         statement = repository.tasks(owner)
@@ -150,7 +142,7 @@ class TaskService:
             running = await repository.running_counts(session, [row.id for row in rows])
         now = utcnow()
         items = [task_view(row, running=running.get(row.id, 0), now=now) for row in rows]
-        return TaskPage(items=items, total=total, skip=skip, limit=limit)
+        return Page(items=items, total=total, skip=skip, limit=limit)
 
     async def get(self, principal: Principal, task_id: str, *, admin: bool) -> TaskView:
         async with self._database.sessions() as session:

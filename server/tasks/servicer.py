@@ -12,8 +12,9 @@ from relais.v1 import task_pb2, task_pb2_grpc
 from server.convert import timestamp
 from server.errors import FieldViolation, ValidationFailed
 from server.interceptors.call import current_principal
+from server.paging import Page
 from server.tasks.actions import Action
-from server.tasks.service import Changes, Draft, Interval, RunStarted, TaskPage, TaskService, TriggerDraft
+from server.tasks.service import Changes, Draft, Interval, RunStarted, TaskService, TriggerDraft
 from server.tasks.triggers import split_interval
 from server.tasks.views import RunView, TaskView
 
@@ -199,11 +200,11 @@ def run_message(run: RunView) -> task_pb2.TaskRun:
     )
 
 
-def page_message(page: TaskPage) -> task_pb2.ListTasksResponse:
+def page_message(page: Page[TaskView]) -> task_pb2.ListTasksResponse:
     return task_pb2.ListTasksResponse(
         total=page.total,
         items=[task_message(view) for view in page.items],
-        has_more=page.skip + len(page.items) < page.total,
+        has_more=page.has_more,
         skip=page.skip,
         limit=page.limit,
     )

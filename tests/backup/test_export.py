@@ -54,8 +54,8 @@ def test_an_export_holds_the_moment_it_started_while_writes_go_on(source: Popula
 
 
 def test_scheduled_exports_keep_the_newest_archives(source: Populated, tmp_path: Path) -> None:
-    backups = source.stack.server.backups
-    assert backups is not None
+    assert source.stack.server.backup is not None
+    backups = source.stack.server.backup.service
     written = [source.stack.run(backups.export_to(tmp_path, keep=2)) for _ in range(3)]
     left = sorted(tmp_path.iterdir())
 

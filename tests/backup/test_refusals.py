@@ -200,7 +200,7 @@ def test_the_query_string_carries_the_options_as_the_local_assistant_documents(
 
 def test_an_archive_larger_than_the_limit_is_refused_as_it_arrives(target: LiveStack, contents: Entries) -> None:
     server = target.server
-    assert server.backups is not None and server.retrieval is not None
+    assert server.backup is not None and server.retrieval is not None
     small = BackupService(
         server.database,
         server.retrieval.knowledge,
@@ -224,8 +224,8 @@ def test_an_import_cancelled_midway_leaves_the_instance_as_it_was(
     target: LiveStack, contents: Entries, tmp_path: Path
 ) -> None:
     """Cancelled (its caller gone, the server stopping) right after its first file was written."""
-    backups = target.server.backups
-    assert backups is not None
+    assert target.server.backup is not None
+    backups = target.server.backup.service
     path = tmp_path / "backup.zip"
     path.write_bytes(pack(contents))
     documents = target.settings.data_dir / "documents"

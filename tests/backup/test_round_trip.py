@@ -186,7 +186,7 @@ def test_a_restore_longer_than_the_ingestion_grace_is_not_swept_meanwhile(
 ) -> None:
     """A memory with 9,000 passages (18 batches for the store) restored while the cleanup
     sweeps every 50 ms with a grace of 1.5 s: the import keeps its ledger entries alive."""
-    assert target.server.retrieval is not None and target.server.backups is not None
+    assert target.server.retrieval is not None and target.server.backup is not None
     cleanup = target.server.retrieval.knowledge.cleanup
     monkeypatch.setattr(cleanup, "_grace", timedelta(seconds=1.5))
     key = uuid.uuid4().hex
@@ -214,10 +214,10 @@ def test_a_restore_longer_than_the_ingestion_grace_is_not_swept_meanwhile(
     bigger = pack(resign({**contents, "manifest.json": json.dumps(manifest).encode()}))
 
     async def import_while_sweeping() -> Any:
-        assert target.server.backups is not None
+        assert target.server.backup is not None
         path = target.settings.data_dir / "bigger.zip"
         path.write_bytes(bigger)
-        task = asyncio.ensure_future(target.server.backups.import_file(path, dry_run=False))
+        task = asyncio.ensure_future(target.server.backup.service.import_file(path, dry_run=False))
         while not task.done():
             await cleanup.sweep()
             await asyncio.sleep(0.05)

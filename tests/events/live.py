@@ -45,7 +45,7 @@ def close_code(socket: ClientConnection, timeout: float) -> int | None:
 
 
 def publish(stack: LiveStack, topic: Topic[Any], event: Any) -> None:
-    stack.run(stack.server.events.publish(topic, event))
+    stack.run(stack.server.events.bus.publish(topic, event))
 
 
 class Subscriber:

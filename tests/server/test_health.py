@@ -65,7 +65,8 @@ def test_only_administrators_see_where_the_data_lives(http: httpx.Client, stack:
 
 
 def test_health_checks_arriving_together_share_one_probe_per_dependency(stack: LiveStack) -> None:
-    system = stack.server.system
+    assert stack.server.system is not None
+    system = stack.server.system.service
     real = system.registries.dependencies["vector_store"]
     calls = 0
 
