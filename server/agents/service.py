@@ -12,7 +12,7 @@ from server.agents.access import may_use, owned_count
 from server.agents.models import Agent
 from server.auth import Principal
 from server.errors import FailedPrecondition, FieldViolation, NotFound, PermissionDenied, ValidationFailed
-from server.identity.models import User
+from server.identity.locks import lock_account
 from server.paging import Page, page_window
 from server.storage import Database
 
@@ -111,8 +111,7 @@ class AgentService:
             raise ValidationFailed(violations)
         owner_id = _user_id(principal)
         async with self._database.sessions() as session, session.begin():
-            # Lock the owner's row (PostgreSQL) so that concurrent creations cannot both pass the quota.
-            await session.execute(select(User.id).where(User.id == owner_id).with_for_update())
+            await lock_account(session, owner_id)  # concurrent creations cannot both pass the quota
             if await owned_count(session, owner_id) >= MAX_AGENTS_PER_USER:
                 raise AgentQuotaReached(f"A user may own at most {MAX_AGENTS_PER_USER} agents; delete one first")
             agent = Agent(

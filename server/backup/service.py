@@ -188,7 +188,7 @@ class BackupService:
         self, archive: VerifiedArchive, changes: list[TableChanges], found: Sources, same: bool, outcome: ImportOutcome
     ) -> None:
         if any(plan.update for plan in changes):
-            safety = await self.export_to(self._settings.data_dir / "backups", keep=3, prefix=SAFETY_PREFIX)
+            safety = await self.export_to(self._settings.backups_path, keep=3, prefix=SAFETY_PREFIX)
             outcome.safety_export = str(safety)
         target = Target(database=self._database, knowledge=self._knowledge, same_embedding=same)
         await apply_plan(target, archive, changes, found)

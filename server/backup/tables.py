@@ -67,7 +67,7 @@ def unique_columns(table: Table) -> list[str]:
 
 def _encode(value: Any) -> Any:
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+        return value.astimezone(UTC).isoformat()  # aware: UtcDateTime reads them so
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode()
     return value

@@ -233,8 +233,7 @@ def _decide(record: IdempotencyRecord, fingerprint: str, now: datetime) -> str:
         raise KeyReused("This Idempotency-Key was used with a different request; use a new key for a new request")
     if record.state != RUNNING:
         return record.state
-    locked_until = record.locked_until if record.locked_until.tzinfo else record.locked_until.replace(tzinfo=now.tzinfo)
-    if locked_until > now:
+    if record.locked_until > now:
         return RUNNING
     # Abandoned (its process died, or never settled): settled from what it saved.
     return SAVED if record.saved else "take-over"

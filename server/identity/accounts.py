@@ -23,7 +23,6 @@ from server.identity.core import IdentityCore, log, user_id_of
 from server.identity.models import Role, User
 from server.identity.roles import ensure_may_grant
 from server.identity.values import (
-    Page,
     UserView,
     normalise_email,
     normalise_name,
@@ -31,7 +30,7 @@ from server.identity.values import (
     normalise_username,
     now,
 )
-from server.paging import page_window
+from server.paging import Page, page_window
 
 USER_SORT_COLUMNS = {
     "created_at": User.created_at,

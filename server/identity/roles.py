@@ -20,8 +20,7 @@ from server.errors import (
 )
 from server.identity import repository
 from server.identity.models import Permission, Role
-from server.identity.values import Page
-from server.paging import page_window
+from server.paging import Page, page_window
 from server.storage import Database
 
 _ROLE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")

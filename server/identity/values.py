@@ -6,12 +6,9 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
 
 from server.errors import FieldViolation
 from server.identity.models import ApiKey, AuthSession, User
-
-T = TypeVar("T")
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{3,64}$")
@@ -118,18 +115,6 @@ class ApiKeyView:
             last_used_at=row.last_used_at,
             active=row.revoked_at is None and (row.expires_at is None or row.expires_at > now()),
         )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Page(Generic[T]):
-    items: list[T]
-    total: int
-    skip: int
-    limit: int
-
-    @property
-    def has_more(self) -> bool:
-        return self.skip + len(self.items) < self.total
 
 
 def normalise_email(email: str, violations: list[FieldViolation], field: str = "email") -> str:

@@ -22,6 +22,7 @@ from server.errors import (
     Unavailable,
     ValidationFailed,
 )
+from server.paging import Page
 from server.retrieval.core import (
     DOCUMENT,
     ENTITY_TYPES,
@@ -151,9 +152,9 @@ class DocumentLibrary(KnowledgeCore):
                     raise PermissionDenied("Only the agent's owner may give it documents")
         return entity_type, entity_id
 
-    async def documents(
+    async def list_documents(
         self, principal: Principal, *, entity_type: str, entity_id: int, limit: int, offset: int
-    ) -> tuple[list[Document], int]:
+    ) -> Page[Document]:
         owner = user_id_of(principal)
         where = [Document.owner_id == owner]
         if entity_type:
@@ -165,7 +166,7 @@ class DocumentLibrary(KnowledgeCore):
             rows = await session.scalars(
                 select(Document).where(*where).order_by(Document.id.desc()).limit(limit).offset(offset)
             )
-            return list(rows), int(total or 0)
+            return Page(items=list(rows), total=int(total or 0), skip=offset, limit=limit)
 
     async def document(self, principal: Principal, document_id: int) -> tuple[Document, Path]:
         """A document of the caller's and where its bytes are; 404 for anyone else's."""

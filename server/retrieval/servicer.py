@@ -170,7 +170,7 @@ class DocumentServicer(retrieval_pb2_grpc.DocumentServiceServicer):
         self, request: retrieval_pb2.ListDocumentsRequest, context: Any
     ) -> retrieval_pb2.ListDocumentsResponse:
         offset, limit = page_window(skip=0, offset=request.offset, limit=request.limit)
-        documents, total = await self._knowledge.documents(
+        page = await self._knowledge.list_documents(
             current_principal(),
             entity_type=ENTITY_TYPES.get(request.entity_type, ""),
             entity_id=request.entity_id,
@@ -178,10 +178,7 @@ class DocumentServicer(retrieval_pb2_grpc.DocumentServiceServicer):
             offset=offset,
         )
         return retrieval_pb2.ListDocumentsResponse(
-            documents=[document_message(document) for document in documents],
-            total=total,
-            limit=limit,
-            offset=offset,
+            documents=[document_message(document) for document in page.items], **page.offset_fields()
         )
 
     async def GetDocument(

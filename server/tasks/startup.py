@@ -102,7 +102,7 @@ async def start_tasks(
     tasks = TasksDomain(settings, database, events, principals)
     backups = parts.backups
     tasks.registry.add(reindex_action(parts.knowledge))
-    tasks.registry.add(export_action(lambda: backups, settings.data_dir / "backups"))
+    tasks.registry.add(export_action(lambda: backups, settings.backups_path))
     tasks.registry.add(prompt_action(parts.chats, database))
     tasks.registry.add(tool_call_action(parts.invoker))
     for work in housekeeping(settings, parts):
