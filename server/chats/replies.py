@@ -17,6 +17,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from server.agent.events import Finished, ReplyEvent, TextDelta, ToolCalled, ToolReturned
 from server.agent.loop import AgentRun
 from server.auth import Principal
@@ -105,6 +108,14 @@ def append(session: Any, chat: Chat | None, message: Message) -> None:
     if chat is not None:
         chat.message_count += 1
         chat.last_message_at = utcnow()
+
+
+async def append_to(session: AsyncSession, chat_id: int, message: Message) -> None:
+    """`append` without reading the conversation: counted by the database, so that a reply and a
+    question stored at the same moment cannot lose one of their counts."""
+    session.add(message)
+    counted = update(Chat).where(Chat.id == chat_id)
+    await session.execute(counted.values(message_count=Chat.message_count + 1, last_message_at=utcnow()))
 
 
 class ReplyRecorder:
@@ -209,19 +220,24 @@ class ReplyRecorder:
         """Record that the model could not even start: an empty reply with status error."""
         async with self._database.sessions() as session, session.begin():
             self.message = self._new_message(status="error")
-            append(session, await session.get(Chat, self._chat_id), self.message)
+            await append_to(session, self._chat_id, self.message)
         await self._events.stored(self.message)
 
     async def _write(self, run: AgentRun, status: str) -> None:
         self._flushed_at = time.monotonic()
+        fields: dict[str, Any] = {
+            "content": run.text,
+            "status": status,
+            "prompt_tokens": run.usage.prompt_tokens,
+            "completion_tokens": run.usage.completion_tokens,
+            "tool_steps": list(self._steps) or None,
+        }
         async with self._database.sessions() as session, session.begin():
             if self.message is None:
-                self.message = self._new_message()
-                append(session, await session.get(Chat, self._chat_id), self.message)
-            else:
-                self.message = await session.merge(self.message)
-            self.message.content = run.text
-            self.message.status = status
-            self.message.prompt_tokens = run.usage.prompt_tokens
-            self.message.completion_tokens = run.usage.completion_tokens
-            self.message.tool_steps = list(self._steps) or None
+                self.message = self._new_message(**fields)
+                await append_to(session, self._chat_id, self.message)
+                return
+            # A growing reply rewrites its row about once a second: one UPDATE ... RETURNING, not a
+            # read then a write. None when its conversation was deleted meanwhile: nothing to keep.
+            rewrite = update(Message).where(Message.id == self.message.id).values(**fields).returning(Message)
+            self.message = await session.scalar(rewrite) or self.message
