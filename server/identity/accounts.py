@@ -31,6 +31,7 @@ from server.identity.values import (
     now,
 )
 from server.paging import Page, page_window
+from server.storage.queries import page_of
 
 USER_SORT_COLUMNS = {
     "created_at": User.created_at,
@@ -169,10 +170,8 @@ class Accounts(IdentityCore):
         statement = repository.users_query(search=search.strip(), is_active=is_active)
         order = desc(column) if descending else asc(column)
         async with self._database.sessions() as session:
-            total = await repository.count(session, statement)
-            rows = await session.scalars(statement.order_by(order, asc(User.id)).offset(skip).limit(limit))
-            items = [UserView.of(user) for user in rows]
-        return Page(items=items, total=total, skip=skip, limit=limit)
+            page = await page_of(session, statement.order_by(order, asc(User.id)), skip=skip, limit=limit)
+        return page.map(UserView.of)
 
     async def get_user(self, user_id: int) -> UserView:
         async with self._database.sessions() as session:

@@ -99,12 +99,6 @@ def users_query(*, search: str, is_active: bool | None) -> Select[tuple[User]]:
     return statement
 
 
-async def count(
-    session: AsyncSession, statement: Select[tuple[User]] | Select[tuple[Role]] | Select[tuple[Permission]]
-) -> int:
-    return int(await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0)
-
-
 async def get_role(session: AsyncSession, role_id: int) -> Role | None:
     return await session.get(Role, role_id)
 

@@ -22,6 +22,7 @@ from server.identity import repository
 from server.identity.models import Permission, Role
 from server.paging import Page, page_window
 from server.storage import Database
+from server.storage.queries import page_of
 
 _ROLE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _PERMISSION_NAME = re.compile(r"^([a-z0-9_*-]{1,64}):([a-z0-9_*-]{1,64})$")
@@ -55,11 +56,9 @@ class RoleAdministration:
         skip, limit = page_window(skip=skip, offset=offset, limit=limit)
         statement = select(Role)
         async with self._database.sessions() as session:
-            total = await repository.count(session, statement)
-            roles = list(await session.scalars(statement.order_by(asc(Role.id)).offset(skip).limit(limit)))
-            counts = await repository.role_user_counts(session, [role.id for role in roles])
-        items = [RoleView(role=role, users_count=counts.get(role.id, 0)) for role in roles]
-        return Page(items=items, total=total, skip=skip, limit=limit)
+            page = await page_of(session, statement.order_by(asc(Role.id)), skip=skip, limit=limit)
+            counts = await repository.role_user_counts(session, [role.id for role in page.items])
+        return page.map(lambda role: RoleView(role=role, users_count=counts.get(role.id, 0)))
 
     async def get_role(self, role_id: int) -> RoleView:
         async with self._database.sessions() as session:
@@ -136,9 +135,7 @@ class RoleAdministration:
         skip, limit = page_window(skip=skip, offset=offset, limit=limit, default=100)
         statement = select(Permission)
         async with self._database.sessions() as session:
-            total = await repository.count(session, statement)
-            items = list(await session.scalars(statement.order_by(asc(Permission.name)).offset(skip).limit(limit)))
-        return Page(items=items, total=total, skip=skip, limit=limit)
+            return await page_of(session, statement.order_by(asc(Permission.name)), skip=skip, limit=limit)
 
     async def create_permission(self, *, name: str, description: str, resource: str, action: str) -> Permission:
         name = name.strip().lower()

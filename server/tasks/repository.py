@@ -20,11 +20,6 @@ def tasks(owner_id: int | None = None) -> Select[tuple[Task]]:
     return statement.order_by(desc(Task.system), desc(Task.created_at), Task.id)
 
 
-async def count(session: AsyncSession, statement: Select[tuple[Task]]) -> int:
-    total = await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
-    return int(total or 0)
-
-
 async def enabled(session: AsyncSession) -> list[Task]:
     """The tasks a planner plans: enabled, and (one-time tasks) not finished."""
     rows = await session.scalars(select(Task).where(Task.enabled.is_(True), Task.finished.is_(None)))

@@ -33,6 +33,7 @@ from server.errors import (
 from server.paging import Page, page_window
 from server.storage import Database
 from server.storage.models import utcnow
+from server.storage.queries import page_of
 from server.tasks import repository
 from server.tasks.actions import Action, ActionRegistry
 from server.tasks.engine import Engine, RunRequest, run_id, run_prefix
@@ -137,12 +138,10 @@ class TaskService:
         owner = owner_id if admin else _user_id(principal)
         statement = repository.tasks(owner)
         async with self._database.sessions() as session:
-            total = await repository.count(session, statement)
-            rows = list(await session.scalars(statement.offset(skip).limit(limit)))
-            running = await repository.running_counts(session, [row.id for row in rows])
+            page = await page_of(session, statement, skip=skip, limit=limit)
+            running = await repository.running_counts(session, [row.id for row in page.items])
         now = utcnow()
-        items = [task_view(row, running=running.get(row.id, 0), now=now) for row in rows]
-        return Page(items=items, total=total, skip=skip, limit=limit)
+        return page.map(lambda row: task_view(row, running=running.get(row.id, 0), now=now))
 
     async def get(self, principal: Principal, task_id: str, *, admin: bool) -> TaskView:
         async with self._database.sessions() as session:

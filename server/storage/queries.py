@@ -1,0 +1,26 @@
+"""What every domain's repository shares: a listing read as one `Page` from the statement the
+repository builds and the service refines (filters, order)."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.paging import Page
+
+Row = TypeVar("Row")
+
+
+async def count_rows(session: AsyncSession, statement: Select[Any]) -> int:
+    """How many rows `statement` selects (its order dropped: counting does not need it)."""
+    total = await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+    return int(total or 0)
+
+
+async def page_of(session: AsyncSession, statement: Select[tuple[Row]], *, skip: int, limit: int) -> Page[Row]:
+    """The rows of `statement` from position `skip`, at most `limit`, and how many it selects in all."""
+    total = await count_rows(session, statement)
+    rows = list(await session.scalars(statement.offset(skip).limit(limit)))
+    return Page(items=rows, total=total, skip=skip, limit=limit)
