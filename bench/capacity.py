@@ -7,23 +7,29 @@ other benchmarks do not measure.
    `--requests` times (20 by default, 5 with `--quick`) after a warm-up. A stored streamed reply is
    counted whole (user message, history, assistant message, its rewrites while it grows, completion).
 2. The stream journal on Redis: concurrent writers append single-entry batches through
-   `RedisJournal.append`, as a Recording does when tokens come slower than Redis answers; the Redis
-   server's own CPU (INFO cpu) per entry says how many entries one Redis core sustains.
+   `RedisJournal.append`, as a Recording does when tokens come slower than Redis answers, against
+   the same journal renewing its keys with every entry (the baseline, as it was before); a Redis
+   server of the benchmark's own, whose CPU (INFO cpu) per entry says how many entries one Redis
+   core sustains, and the writer's CPU per entry (what a replica spends on it).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import re
+import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -194,10 +200,41 @@ class RenewingEveryAppend(RedisJournal):
         return True
 
 
-async def _journal_cost(journal_class: type[RedisJournal], writers: int, entries_each: int) -> dict[str, Any]:
+@contextlib.contextmanager
+def private_redis() -> Iterator[str]:
+    """A Redis server of the benchmark's own (its CPU is then the journal's alone), or the local one
+    when `redis-server` is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield REDIS_URL
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    arguments = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    server = subprocess.Popen(arguments, stdout=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        client.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+async def _journal_cost(url: str, journal_class: type[RedisJournal], writers: int, entries_each: int) -> dict[str, Any]:
     prefix = f"bench:journal:{uuid.uuid4().hex}:"
-    journal = journal_class(REDIS_URL, ttl=60, prefix=prefix)
-    client = redis.Redis.from_url(REDIS_URL)
+    journal = journal_class(url, ttl=60, prefix=prefix)
+    client = redis.Redis.from_url(url)
     try:
 
         def redis_cpu() -> float:
@@ -241,7 +278,8 @@ def run(args: argparse.Namespace) -> int:
     for row in routes:
         print(f"| {row['route']} | {row['statements']:.1f} | {row['ms']:.1f} |")
     each = 100 if args.quick else 500
-    journals = [asyncio.run(_journal_cost(kind, 64, each)) for kind in (RenewingEveryAppend, RedisJournal)]
+    with private_redis() as url:
+        journals = [asyncio.run(_journal_cost(url, kind, 64, each)) for kind in (RenewingEveryAppend, RedisJournal)]
     print(f"\n## Stream journal on Redis (single-entry appends, 64 writers x {each})\n")
     print("| journal | entries/s (one client) | writer CPU µs/entry | Redis CPU µs/entry | entries/s per Redis core |")
     print("|---|---:|---:|---:|---:|")
