@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from server.errors import InvalidArgument
+from server.zipcheck import ZipRules, checked_files
 
 FORMAT_VERSION = "1"
 MANIFEST = "manifest.json"
@@ -176,40 +177,20 @@ def read_archive(path: Path, limits: ArchiveLimits) -> VerifiedArchive:
     return VerifiedArchive(manifest, archive)
 
 
-def _check_name(name: str) -> None:
-    pure = PurePosixPath(name)
-    if (
-        not name
-        or "\\" in name
-        or "\x00" in name
-        or name.startswith("/")
-        or (len(name) > 1 and name[1] == ":")
-        or any(part in ("", ".", "..") for part in name.split("/"))
-    ):
-        raise ArchiveRefused(f"entry {name!r} has a path that leaves the archive or is not plain")
-    if name != MANIFEST and pure.parts[0] not in FOLDERS:
-        raise ArchiveRefused(f"entry {name!r} is outside the archive's folders ({', '.join(FOLDERS)})")
-
-
 def _check_structure(archive: zipfile.ZipFile, limits: ArchiveLimits) -> dict[str, zipfile.ZipInfo]:
-    infos = archive.infolist()
-    if len(infos) > limits.max_entries:
-        raise ArchiveRefused(f"{len(infos)} entries, more than {limits.max_entries}")
-    total = sum(info.file_size for info in infos)
-    if total > limits.max_uncompressed_bytes:
-        raise ArchiveRefused(f"{total} bytes uncompressed, more than {limits.max_uncompressed_bytes}")
-    by_name: dict[str, zipfile.ZipInfo] = {}
-    for info in infos:
-        _check_name(info.filename)
-        # Unix file type bits, when the writer set them (Python's writestr sets only permissions).
-        kind = stat.S_IFMT(info.external_attr >> 16)
-        if info.is_dir() or kind not in (0, stat.S_IFREG):
-            raise ArchiveRefused(f"entry {info.filename!r} is a link, folder or special file")
-        if info.file_size > READ_PIECE and info.file_size > limits.max_ratio * max(info.compress_size, 1):
-            raise ArchiveRefused(f"entry {info.filename!r} expands {info.file_size / max(info.compress_size, 1):.0f}x")
-        if info.filename in by_name:
-            raise ArchiveRefused(f"entry {info.filename!r} appears twice")
-        by_name[info.filename] = info
+    rules = ZipRules(
+        noun="archive",
+        refused=ArchiveRefused,
+        max_entries=limits.max_entries,
+        max_uncompressed_bytes=limits.max_uncompressed_bytes,
+        max_ratio=limits.max_ratio,
+        ratio_floor=READ_PIECE,
+        max_name=4096,  # corpus files keep their folders' names
+    )
+    by_name = checked_files(archive, rules)
+    for name in by_name:
+        if name != MANIFEST and PurePosixPath(name).parts[0] not in FOLDERS:
+            raise ArchiveRefused(f"entry {name!r} is outside the archive's folders ({', '.join(FOLDERS)})")
     if MANIFEST not in by_name:
         raise ArchiveRefused("it has no manifest.json")
     if by_name[MANIFEST].file_size > limits.max_manifest_bytes:

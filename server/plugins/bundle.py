@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from server.errors import InvalidArgument
 from server.plugins import signing
 from server.plugins.manifest import MANIFEST, SIGNATURE, Manifest, ManifestInvalid, parse_manifest
+from server.zipcheck import ZipRules, check_name, check_ratio, checked_files
 
 PIECE = 256 * 1024
 MAX_NAME = 512
@@ -97,55 +98,24 @@ def open_bundle(data: bytes, *, limits: BundleLimits, trust: Trust, into: Path) 
     )
 
 
-def check_name(name: str) -> None:
-    """A plain relative path that stays inside the archive."""
-    if (
-        not name
-        or len(name) > MAX_NAME
-        or "\\" in name
-        or any(ord(char) < 32 for char in name)
-        or name.startswith("/")
-        or (len(name) > 1 and name[1] == ":")
-        or any(part in ("", ".", "..") for part in name.rstrip("/").split("/"))
-    ):
-        raise BundleRefused(f"entry {name[:120]!r} has a path that leaves the bundle or is not plain")
+def _rules(limits: BundleLimits) -> ZipRules:
+    return ZipRules(
+        noun="bundle",
+        refused=BundleRefused,
+        max_entries=limits.max_entries,
+        max_uncompressed_bytes=limits.max_uncompressed_bytes,
+        max_ratio=limits.max_ratio,
+        ratio_floor=RATIO_FLOOR,
+        max_name=MAX_NAME,
+        folders=True,
+    )
 
 
 def _check_structure(archive: zipfile.ZipFile, limits: BundleLimits) -> dict[str, zipfile.ZipInfo]:
-    infos = archive.infolist()
-    if len(infos) > limits.max_entries:
-        raise BundleRefused(f"{len(infos)} entries, more than the {limits.max_entries} allowed")
-    declared = sum(info.file_size for info in infos)
-    if declared > limits.max_uncompressed_bytes:
-        raise BundleRefused(f"{declared} bytes once expanded, more than the {limits.max_uncompressed_bytes} allowed")
-    files: dict[str, zipfile.ZipInfo] = {}
-    for info in infos:
-        check_name(info.filename)
-        kind = stat.S_IFMT(info.external_attr >> 16)
-        if info.is_dir():
-            if kind not in (0, stat.S_IFDIR):
-                raise BundleRefused(f"entry {info.filename!r} is a special file")
-            continue
-        if kind == stat.S_IFLNK:
-            raise BundleRefused(f"entry {info.filename!r} is a symbolic link")
-        if kind not in (0, stat.S_IFREG):
-            raise BundleRefused(f"entry {info.filename!r} is a special file")
-        if info.flag_bits & 0x1:
-            raise BundleRefused(f"entry {info.filename!r} is encrypted")
-        _check_ratio(info.filename, info.file_size, info.compress_size, limits)
-        if info.filename in files:
-            raise BundleRefused(f"entry {info.filename!r} appears twice")
-        files[info.filename] = info
+    files = checked_files(archive, _rules(limits))
     if MANIFEST not in files:
         raise BundleRefused("it has no manifest.json")
     return files
-
-
-def _check_ratio(name: str, size: int, compressed: int, limits: BundleLimits) -> None:
-    if size > RATIO_FLOOR and size > limits.max_ratio * max(compressed, 1):
-        raise BundleRefused(
-            f"entry {name!r} expands {size / max(compressed, 1):.0f} times (the limit is {limits.max_ratio:.0f})"
-        )
 
 
 def _read_small(archive: zipfile.ZipFile, info: zipfile.ZipInfo | None, name: str) -> bytes:
@@ -176,7 +146,7 @@ def _check_signature(archive: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo]
 def _check_listing(infos: dict[str, zipfile.ZipInfo], manifest: Manifest) -> None:
     present = set(infos) - {MANIFEST, SIGNATURE}
     for name in manifest.files:
-        check_name(name)
+        check_name(name, _rules(BundleLimits()))
     if extra := sorted(present - set(manifest.files)):
         raise BundleRefused(f"files not in the manifest: {', '.join(extra[:5])}")
     if missing := sorted(set(manifest.files) - present):
@@ -200,7 +170,7 @@ def _extract(
                     total += len(piece)
                     if total > limits.max_uncompressed_bytes:
                         raise BundleRefused(f"more than {limits.max_uncompressed_bytes} bytes once expanded")
-                    _check_ratio(name, size, info.compress_size, limits)
+                    check_ratio(name, size, info.compress_size, _rules(limits))
                     digest.update(piece)
                     out.write(piece)
         except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as error:
