@@ -30,6 +30,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from server.plugins.manifest import WHEELHOUSE, Manifest
+from server.subprocesses import communicate_within
 
 RUNTIME_REQUIREMENTS = ("grpcio", "grpcio-health-checking", "protobuf", "mcp", "uvicorn")
 PTH_NAME = "relais_plugin_runtime.pth"
@@ -146,10 +147,8 @@ async def _run(command: list[str], what: str) -> None:
         *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=_pip_environment()
     )
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), PIP_TIMEOUT)
+        output, _ = await communicate_within(process, PIP_TIMEOUT)
     except TimeoutError:
-        process.kill()
-        await process.wait()
         raise PluginEnvironmentError(f"could not {what}: no answer in {PIP_TIMEOUT:.0f} s") from None
     if process.returncode != 0:
         tail = output.decode(errors="replace").strip()[-1500:]

@@ -16,6 +16,7 @@ from pathlib import Path
 from server.errors import FieldViolation, InvalidArgument, ValidationFailed
 from server.plugins.bundle import write_bundle
 from server.plugins.manifest import MANIFEST, SIGNATURE
+from server.subprocesses import communicate_within
 
 GIT_TIMEOUT = 120.0
 MAX_SOURCE = 2048
@@ -102,10 +103,8 @@ async def _git(*arguments: str, what: str) -> str:
     except OSError as error:
         raise _refuse(f"cannot {what}: git is not available ({error})") from None
     try:
-        out, err = await asyncio.wait_for(process.communicate(), GIT_TIMEOUT)
+        out, err = await communicate_within(process, GIT_TIMEOUT)
     except TimeoutError:
-        process.kill()
-        await process.wait()
         raise _refuse(f"cannot {what}: no answer within {GIT_TIMEOUT:.0f} s") from None
     if process.returncode != 0:
         lines = [line for line in err.decode(errors="replace").splitlines() if line.strip()]

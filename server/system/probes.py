@@ -12,6 +12,8 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
+from server.subprocesses import communicate_within
+
 PROBE_TIMEOUT = 2.0
 GPU_CACHE_SECONDS = 60.0
 
@@ -64,7 +66,7 @@ class GpuProbe:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
             )
-            output, _ = await asyncio.wait_for(process.communicate(), PROBE_TIMEOUT)
+            output, _ = await communicate_within(process, PROBE_TIMEOUT)
         except (OSError, TimeoutError):
             return []
         if process.returncode != 0:
