@@ -18,6 +18,7 @@ from bench import (
     openai_api,
     plugins,
     retrieval,
+    startup,
     streams,
     tasks,
 )
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], int]] = {
     "tasks": tasks.run,
     "openai": openai_api.run,
     "capacity": capacity.run,
+    "startup": startup.run,
 }
 
 
