@@ -5,12 +5,15 @@ domains read the agents table only through these functions, in their own session
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.agents.models import Agent
+
+# The agents table as other domains may read it: the queries live in the repository, the
+# repository stays this domain's own.
+from server.agents.repository import agent_ids_owned_by, get_agent, owned_count, public_among
+
+__all__ = ["agent_ids_owned_by", "may_use", "owned_count", "public_among", "usable", "usable_agent"]
 
 
 def may_use(agent: Agent | None, user_id: int | None) -> bool:
@@ -25,22 +28,4 @@ def usable(agent: Agent | None, user_id: int | None) -> Agent | None:
 
 async def usable_agent(session: AsyncSession, agent_id: int, user_id: int | None) -> Agent | None:
     """The agent, if `user_id` may use it now; None when it does not exist or is not theirs to use."""
-    return usable(await session.get(Agent, agent_id), user_id)
-
-
-async def public_among(session: AsyncSession, agent_ids: Iterable[int]) -> set[int]:
-    """Those of `agent_ids` that are public now."""
-    wanted = set(agent_ids)
-    if not wanted:
-        return set()
-    return set(await session.scalars(select(Agent.id).where(Agent.id.in_(wanted), Agent.is_public)))
-
-
-async def agent_ids_owned_by(session: AsyncSession, user_id: int) -> list[int]:
-    """The agents the user `user_id` owns (their deletion takes what others keep of them along)."""
-    return list(await session.scalars(select(Agent.id).where(Agent.owner_id == user_id)))
-
-
-async def owned_count(session: AsyncSession, user_id: int) -> int:
-    """How many agents the user `user_id` owns."""
-    return int(await session.scalar(select(func.count()).select_from(Agent).where(Agent.owner_id == user_id)) or 0)
+    return usable(await get_agent(session, agent_id), user_id)

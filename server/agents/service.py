@@ -6,15 +6,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.agents.access import may_use, owned_count
+from server.agents import repository
+from server.agents.access import may_use
 from server.agents.models import Agent
 from server.auth import Principal
 from server.errors import FailedPrecondition, FieldViolation, NotFound, PermissionDenied, ValidationFailed
 from server.identity.locks import lock_account
 from server.paging import Page, page_window
 from server.storage import Database
+from server.storage.queries import page_of
 
 if TYPE_CHECKING:
     from server.retrieval.service import KnowledgeBase
@@ -89,22 +91,11 @@ class AgentService:
     async def list_public(self, *, limit: int, offset: int) -> Page[Agent]:
         offset, limit = page_window(skip=0, offset=offset, limit=limit)
         async with self._database.sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(Agent).where(Agent.is_public))
-            rows = await session.scalars(
-                select(Agent)
-                .where(Agent.is_public)
-                .order_by(Agent.created_at.desc(), Agent.id.desc())
-                .limit(limit)
-                .offset(offset)
-            )
-            return Page(items=list(rows), total=int(total or 0), skip=offset, limit=limit)
+            return await page_of(session, repository.public_agents(), skip=offset, limit=limit)
 
     async def list_mine(self, principal: Principal) -> list[Agent]:
         async with self._database.sessions() as session:
-            rows = await session.scalars(
-                select(Agent).where(Agent.owner_id == _user_id(principal)).order_by(Agent.created_at.desc())
-            )
-            return list(rows)
+            return await repository.agents_owned_by(session, _user_id(principal))
 
     async def create(self, principal: Principal, fields: AgentFields) -> Agent:
         if violations := _violations(fields, creating=True, model_keys=self._keys()):
@@ -112,7 +103,7 @@ class AgentService:
         owner_id = _user_id(principal)
         async with self._database.sessions() as session, session.begin():
             await lock_account(session, owner_id)  # concurrent creations cannot both pass the quota
-            if await owned_count(session, owner_id) >= MAX_AGENTS_PER_USER:
+            if await repository.owned_count(session, owner_id) >= MAX_AGENTS_PER_USER:
                 raise AgentQuotaReached(f"A user may own at most {MAX_AGENTS_PER_USER} agents; delete one first")
             agent = Agent(
                 owner_id=owner_id,
@@ -131,7 +122,7 @@ class AgentService:
         """A public agent, or one of the caller's; 404 for anything else, so that private
         agents cannot even be discovered."""
         async with self._database.sessions() as session:
-            agent = await session.get(Agent, agent_id)
+            agent = await repository.get_agent(session, agent_id)
             if not may_use(agent, principal.user_id if principal is not None else None):
                 raise NotFound(f"No agent {agent_id}")
             assert agent is not None
@@ -167,8 +158,8 @@ class AgentService:
             await session.delete(await self._owned(session, principal, agent_id))
 
     @staticmethod
-    async def _owned(session: Any, principal: Principal, agent_id: int) -> Agent:
-        agent: Agent | None = await session.scalar(select(Agent).where(Agent.id == agent_id).with_for_update(of=Agent))
+    async def _owned(session: AsyncSession, principal: Principal, agent_id: int) -> Agent:
+        agent = await repository.lock_agent(session, agent_id)
         if not may_use(agent, principal.user_id):
             raise NotFound(f"No agent {agent_id}")
         assert agent is not None

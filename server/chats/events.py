@@ -10,9 +10,9 @@ import logging
 from typing import Protocol
 
 from google.protobuf import json_format
-from sqlalchemy import select
 
-from server.chats.models import Chat, Message
+from server.chats import repository
+from server.chats.models import Message
 from server.events.bus import EventBus
 from server.events.topics import CHAT_MESSAGE, MessageStored
 from server.storage import Database
@@ -51,7 +51,7 @@ class ChatEvents:
         owner = self._owners.get(chat_id)
         if owner is None:
             async with self._database.sessions() as session:
-                owner = await session.scalar(select(Chat.owner_id).where(Chat.id == chat_id))
+                owner = await repository.chat_owner(session, chat_id)
             if owner is not None:
                 if len(self._owners) > 10_000:
                     self._owners.clear()

@@ -17,12 +17,10 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from server.agent.events import Finished, ReplyEvent, TextDelta, ToolCalled, ToolReturned
 from server.agent.loop import AgentRun
 from server.auth import Principal
+from server.chats import repository
 from server.chats.events import MessageEvents
 from server.chats.models import Chat, Message
 from server.errors import FieldViolation, InvalidArgument, ShuttingDown, ValidationFailed
@@ -108,14 +106,6 @@ def append(session: Any, chat: Chat | None, message: Message) -> None:
     if chat is not None:
         chat.message_count += 1
         chat.last_message_at = utcnow()
-
-
-async def append_to(session: AsyncSession, chat_id: int, message: Message) -> None:
-    """`append` without reading the conversation: counted by the database, so that a reply and a
-    question stored at the same moment cannot lose one of their counts."""
-    session.add(message)
-    counted = update(Chat).where(Chat.id == chat_id)
-    await session.execute(counted.values(message_count=Chat.message_count + 1, last_message_at=utcnow()))
 
 
 class ReplyRecorder:
@@ -220,7 +210,7 @@ class ReplyRecorder:
         """Record that the model could not even start: an empty reply with status error."""
         async with self._database.sessions() as session, session.begin():
             self.message = self._new_message(status="error")
-            await append_to(session, self._chat_id, self.message)
+            await repository.add_message(session, self.message)
         await self._events.stored(self.message)
 
     async def _write(self, run: AgentRun, status: str) -> None:
@@ -235,9 +225,8 @@ class ReplyRecorder:
         async with self._database.sessions() as session, session.begin():
             if self.message is None:
                 self.message = self._new_message(**fields)
-                await append_to(session, self._chat_id, self.message)
+                await repository.add_message(session, self.message)
                 return
             # A growing reply rewrites its row about once a second: one UPDATE ... RETURNING, not a
             # read then a write. None when its conversation was deleted meanwhile: nothing to keep.
-            rewrite = update(Message).where(Message.id == self.message.id).values(**fields).returning(Message)
-            self.message = await session.scalar(rewrite) or self.message
+            self.message = await repository.rewrite_message(session, self.message.id, fields) or self.message

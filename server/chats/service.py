@@ -9,12 +9,13 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.agent.events import Finished, ReplyEvent, Started
 from server.agent.loop import AgentLimits, AgentLoop, AgentRequest, tool_specs
 from server.agents.access import may_use, owned_count, usable_agent
 from server.auth import Principal
+from server.chats import repository
 from server.chats.events import MessageEvents, NoMessageEvents
 from server.chats.history import fit
 from server.chats.models import Chat, Message
@@ -26,6 +27,7 @@ from server.inference.config import ROUTER_KEY
 from server.inference.service import InferenceService
 from server.paging import Page, page_window
 from server.storage import Database
+from server.storage.queries import page_of
 from server.tools.registry import CallerContext, RegisteredTool
 
 if TYPE_CHECKING:
@@ -71,11 +73,6 @@ def title_from(content: str) -> str:
         return line or "New chat"
     cut = line[:TITLE_FROM_MESSAGE].rsplit(" ", 1)[0] or line[:TITLE_FROM_MESSAGE]
     return cut + "…"
-
-
-def _like_pattern(text: str) -> str:
-    """A LIKE pattern matching `text` anywhere (escape character: backslash)."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _excerpt(content: str, query: str, width: int = 240) -> str:
@@ -158,21 +155,9 @@ class ChatService:
 
     async def page(self, principal: Principal, *, limit: int, offset: int, search: str = "") -> Page[Chat]:
         offset, limit = page_window(skip=0, offset=offset, limit=limit)
-        owner = _user_id(principal)
-        condition = Chat.owner_id == owner
-        if search.strip():
-            pattern = _like_pattern(search.strip())
-            in_messages = select(Message.id).where(
-                Message.chat_id == Chat.id, Message.content.ilike(pattern, escape="\\")
-            )
-            condition = and_(condition, or_(Chat.title.ilike(pattern, escape="\\"), in_messages.exists()))
+        statement = repository.chats(_user_id(principal), search=search.strip())
         async with self._database.sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(Chat).where(condition))
-            activity = func.coalesce(Chat.last_message_at, Chat.created_at)
-            rows = await session.scalars(
-                select(Chat).where(condition).order_by(activity.desc(), Chat.id.desc()).limit(limit).offset(offset)
-            )
-            return Page(items=list(rows), total=int(total or 0), skip=offset, limit=limit)
+            return await page_of(session, statement, skip=offset, limit=limit)
 
     async def search_messages(self, principal: Principal, query: str, *, limit: int) -> list[dict[str, Any]]:
         """The caller's messages containing `query` (case-insensitive), newest first, with their
@@ -181,26 +166,19 @@ class ChatService:
         text = query.strip()
         if not text:
             raise ValidationFailed([FieldViolation(field="query", message="is required")])
-        pattern = _like_pattern(text)
         async with self._database.sessions() as session:
-            rows = await session.execute(
-                select(Message, Chat.title)
-                .join(Chat, Chat.id == Message.chat_id)
-                .where(Chat.owner_id == owner, Message.content.ilike(pattern, escape="\\"))
-                .order_by(Message.id.desc())
-                .limit(max(1, min(limit, 20)))
-            )
-            return [
-                {
-                    "conversation_id": message.chat_id,
-                    "conversation_title": title,
-                    "message_id": message.id,
-                    "role": message.role,
-                    "excerpt": _excerpt(message.content, text),
-                    "created_at": message.created_at,
-                }
-                for message, title in rows
-            ]
+            rows = await repository.matching_messages(session, owner, text, limit=max(1, min(limit, 20)))
+        return [
+            {
+                "conversation_id": message.chat_id,
+                "conversation_title": title,
+                "message_id": message.id,
+                "role": message.role,
+                "excerpt": _excerpt(message.content, text),
+                "created_at": message.created_at,
+            }
+            for message, title in rows
+        ]
 
     async def create(self, principal: Principal, *, agent_id: int | None, title: str) -> Chat:
         owner = _user_id(principal)
@@ -221,13 +199,12 @@ class ChatService:
     async def messages(self, principal: Principal, chat_id: int) -> list[Message]:
         async with self._database.sessions() as session:
             await self._owned(session, principal, chat_id)
-            rows = await session.scalars(select(Message).where(Message.chat_id == chat_id).order_by(Message.id))
-            return list(rows)
+            return await repository.messages(session, chat_id)
 
     async def stored_reply(self, principal: Principal, message_id: int) -> tuple[str, str, int] | None:
         """The caller's stored assistant message: its text, model and chat; None if not theirs."""
         async with self._database.sessions() as session:
-            message = await session.get(Message, message_id)
+            message = await repository.get_message(session, message_id)
             if message is None or message.role != "assistant":
                 return None
             try:
@@ -240,14 +217,14 @@ class ChatService:
         """Store a user message in the conversation `chat_id` (one its caller may write to) and
         announce it; its id."""
         async with self._database.sessions() as session, session.begin():
-            message = add_question(session, await session.get(Chat, chat_id), chat_id, content)
+            message = add_question(session, await repository.get_chat(session, chat_id), chat_id, content)
         await self._events.stored(message)
         return message.id
 
     async def completed_reply(self, message_id: int) -> Message | None:
         """The assistant message `message_id` if it was stored whole (status complete)."""
         async with self._database.sessions() as session:
-            message = await session.get(Message, message_id)
+            message = await repository.get_message(session, message_id)
         return message if message is not None and message.status == "complete" else None
 
     async def rename(self, principal: Principal, chat_id: int, title: str) -> Chat:
@@ -269,8 +246,8 @@ class ChatService:
             await session.delete(await self._owned(session, principal, chat_id))
 
     @staticmethod
-    async def _owned(session: object, principal: Principal, chat_id: int) -> Chat:
-        chat: Chat | None = await session.get(Chat, chat_id)  # type: ignore[attr-defined]
+    async def _owned(session: AsyncSession, principal: Principal, chat_id: int) -> Chat:
+        chat = await repository.get_chat(session, chat_id)
         # Someone else's conversation does not exist, as far as the caller can tell.
         if chat is None or chat.owner_id != _user_id(principal):
             raise NotFound(f"No chat {chat_id}")
@@ -316,29 +293,10 @@ class ChatService:
     async def _activity(self, principal: Principal) -> dict[str, int]:
         owner = _user_id(principal)
         async with self._database.sessions() as session:
-            conversations = await session.scalar(select(func.count()).select_from(Chat).where(Chat.owner_id == owner))
-            row = (
-                await session.execute(
-                    select(
-                        func.count(Message.id),
-                        func.sum(case((Message.role == "user", 1), else_=0)),
-                        func.sum(case((Message.role == "assistant", 1), else_=0)),
-                        func.sum(Message.prompt_tokens),
-                        func.sum(Message.completion_tokens),
-                    )
-                    .join(Chat, Chat.id == Message.chat_id)
-                    .where(Chat.owner_id == owner)
-                )
-            ).one()
+            counted = await repository.activity(session, owner)
             agents = await owned_count(session, owner)
-        messages, user_messages, assistant_messages, prompt_tokens, completion_tokens = (int(v or 0) for v in row)
         return {
-            "conversations": int(conversations or 0),
-            "messages": messages,
-            "user_messages": user_messages,
-            "assistant_messages": assistant_messages,
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
+            **counted,
             "agents": agents,
             "memory_entries": await self._knowledge.memory_count(principal) if self._knowledge else 0,
         }
@@ -386,8 +344,10 @@ class ChatService:
                     finished = event
         assert finished is not None
         async with self._database.sessions() as session:
-            user_message = await session.get(Message, user_message_id)
-            assistant_message = await session.get(Message, finished.message_id) if finished.message_id else None
+            user_message = await repository.get_message(session, user_message_id)
+            assistant_message = (
+                await repository.get_message(session, finished.message_id) if finished.message_id else None
+            )
         assert user_message is not None
         if assistant_message is None:
             assistant_message = Message(chat_id=chat_id, role="assistant", content="", status="complete")
@@ -462,11 +422,7 @@ class ChatService:
         """Store the user's message (titling a new conversation) and read what the reply needs."""
         async with self._database.sessions() as session, session.begin():
             chat = await self._owned(session, principal, chat_id)
-            history = list(
-                await session.scalars(
-                    select(Message).where(Message.chat_id == chat_id, Message.status == "complete").order_by(Message.id)
-                )
-            )
+            history = await repository.messages(session, chat_id, complete_only=True)
             user_message = add_question(session, chat, chat_id, content)
             agent = chat.agent
             ensure_agent_readable(chat)
