@@ -56,6 +56,8 @@ from server.tools.invoker import RegistryInvoker
 from server.tools.registry import ToolRegistry
 
 log = logging.getLogger("relais.server")
+# Seconds start-up waits for the embedding model's preload before it serves anyway.
+EMBEDDING_PRELOAD_WAIT = 30.0
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 SERVER_OPTIONS = [
@@ -162,6 +164,10 @@ class RelaisServer:
         tracing.use(self.tracer_provider)
         tracing.instrument_database(self.database.engine, self.tracer_provider)
         tracing.instrument_http_clients(self.tracer_provider)
+        # The embedding model loads (seconds: torch, then the weights) while everything else starts.
+        self.retrieval = start_retrieval(self.settings, self.database)
+        if self.settings.embedding_preload:
+            self.retrieval.preload_embedder()
         if self.settings.migrate_on_start:
             await self.database.migrate()
         await self._start_foundations()
@@ -183,6 +189,10 @@ class RelaisServer:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [service.name for service in services]
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        if self.settings.embedding_preload:
+            # Serving once the model is in: a replica the balancer sees healthy answers its first
+            # search at full speed. Bounded: a model that cannot load is reported, not waited for.
+            await self.retrieval.preloaded(within=EMBEDDING_PRELOAD_WAIT)
         return await self._serve(server, names)
 
     async def _start_foundations(self) -> None:
@@ -195,11 +205,9 @@ class RelaisServer:
         self.identity = await start_identity(settings, database, self.limiter)
         self.identity.service.events = self.events.bus
         self.inference = await start_inference(settings)
-        self.retrieval = start_retrieval(settings, database)
+        assert self.retrieval is not None  # started first, for its embedding model (start())
         if settings.retrieval_preload:
             await self.retrieval.preload()
-        if settings.embedding_preload:
-            self.retrieval.preload_embedder()
         self.identity.service.user_deletion_hooks.append(self.retrieval.knowledge)
 
     async def _start_features(self) -> None:

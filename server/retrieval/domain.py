@@ -55,6 +55,13 @@ class RetrievalDomain:
         else:
             self._warming.append(asyncio.create_task(self._warm(), name="embedding-preload"))
 
+    async def preloaded(self, within: float) -> None:
+        """Return once the embedding model's preload has ended, or `within` seconds have passed."""
+        if isinstance(self.embedder, LocalEmbedder):
+            await asyncio.to_thread(self.embedder.preloaded.wait, within)
+        elif self._warming:
+            await asyncio.wait(self._warming, timeout=within)
+
     async def _warm(self) -> None:
         started = time.perf_counter()
         try:

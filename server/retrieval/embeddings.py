@@ -96,6 +96,8 @@ class LocalEmbedder:
         self._batch_size = batch_size
         self._threads = threads or max(1, os.cpu_count() or 1)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relais-embed")
+        # Set once a preload ends, loaded or not (then the first search loads it, or says why not).
+        self.preloaded = threading.Event()
 
     def _model(self) -> Any:
         # One load, whichever thread asks first (functools.cache alone would let two load at once).
@@ -114,6 +116,8 @@ class LocalEmbedder:
         except Exception as error:
             log.warning("the embedding model could not be loaded in advance: %s", error)
             return
+        finally:
+            self.preloaded.set()
         log.info("embedding model ready in %.1fs", time.perf_counter() - started)
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
