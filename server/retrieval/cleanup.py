@@ -35,18 +35,16 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import Unavailable
-from server.retrieval.models import CorpusFile, Document, Memory, PendingCleanup
+from server.retrieval import repository
 from server.retrieval.store import PassageFilter, PassageStore
 from server.storage import Database
 from server.storage.models import utcnow
 
 log = logging.getLogger("relais.retrieval")
 
-INGESTING, ORPHANED = "ingesting", "orphaned"
 # Keys per SQL IN list and per store deletion.
 BATCH = 256
 
@@ -76,44 +74,33 @@ class Cleanup:
 
     async def ingesting(self, key: str) -> None:
         async with self._database.sessions() as session, session.begin():
-            session.add(PendingCleanup(source_key=key, state=INGESTING))
+            repository.enter_ingesting(session, [key])
 
     async def ingesting_many(self, keys: Sequence[str]) -> None:
         """`ingesting` for many keys, one transaction per batch (a restore brings thousands)."""
         for part in batches(keys):
             async with self._database.sessions() as session, session.begin():
-                session.add_all(PendingCleanup(source_key=key, state=INGESTING) for key in part)
+                repository.enter_ingesting(session, part)
 
     async def touch_many(self, keys: Sequence[str]) -> None:
         """`touch` for many keys; fails if a sweep has claimed any of them."""
         for part in batches(sorted(set(keys))):
             async with self._database.sessions() as session, session.begin():
-                result = await session.execute(
-                    update(PendingCleanup)
-                    .where(PendingCleanup.source_key.in_(part), PendingCleanup.state == INGESTING)
-                    .values(touched_at=utcnow())
-                )
-            if result.rowcount != len(part):  # type: ignore[attr-defined]
+                touched = await repository.touch_ingesting(session, part)
+            if touched != len(part):
                 raise self._claimed()
 
     async def touch(self, key: str) -> None:
         """Say the ingestion of `key` is alive; fails once a sweep has claimed it."""
         async with self._database.sessions() as session, session.begin():
-            result = await session.execute(
-                update(PendingCleanup)
-                .where(PendingCleanup.source_key == key, PendingCleanup.state == INGESTING)
-                .values(touched_at=utcnow())
-            )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+            touched = await repository.touch_ingesting(session, [key])
+        if touched != 1:
             raise self._claimed()
 
     async def settled(self, session: AsyncSession, key: str) -> None:
         """In the transaction that commits the row naming `key`; fails (and so rolls it back)
         once a sweep has claimed the key."""
-        result = await session.execute(
-            delete(PendingCleanup).where(PendingCleanup.source_key == key, PendingCleanup.state == INGESTING)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if not await repository.settle(session, key):
             raise self._claimed()
 
     def _claimed(self) -> Unavailable:
@@ -123,14 +110,7 @@ class Cleanup:
     @staticmethod
     async def orphaned(session: AsyncSession, keys: Iterable[str]) -> None:
         for part in batches(sorted(set(keys))):
-            known = set(
-                await session.scalars(select(PendingCleanup.source_key).where(PendingCleanup.source_key.in_(part)))
-            )
-            if known:
-                await session.execute(
-                    update(PendingCleanup).where(PendingCleanup.source_key.in_(known)).values(state=ORPHANED)
-                )
-            session.add_all(PendingCleanup(source_key=key, state=ORPHANED) for key in part if key not in known)
+            await repository.enter_orphaned(session, part)
 
     async def abandon(self, key: str) -> None:
         """An ingestion that failed: whatever it wrote goes now (or at the next sweep)."""
@@ -156,7 +136,7 @@ class Cleanup:
                     log.warning("%d passage sources wait for the vector store to be cleaned up: %s", len(due), error)
                     return cleared
                 async with self._database.sessions() as session, session.begin():
-                    await session.execute(delete(PendingCleanup).where(PendingCleanup.source_key.in_(due)))
+                    await repository.forget_entries(session, due)
                 cleared += len(due)
                 if part is not None or len(due) < BATCH:
                     break
@@ -165,34 +145,15 @@ class Cleanup:
     async def _due(self, keys: list[str] | None) -> list[str]:
         """Up to BATCH keys whose leftovers may go now (among `keys` if given), claimed: a stale
         ingesting key is turned orphaned first, so that its ingestion can no longer settle it."""
-        condition = or_(PendingCleanup.state == ORPHANED, PendingCleanup.touched_at < utcnow() - self._grace)
-        query = select(PendingCleanup.source_key).where(condition).order_by(PendingCleanup.source_key).limit(BATCH)
-        if keys is not None:
-            query = query.where(PendingCleanup.source_key.in_(keys))
         async with self._database.sessions() as session, session.begin():
-            candidates = list(await session.scalars(query))
-            if not candidates:
+            due = await repository.claim_due(session, keys, stale_before=utcnow() - self._grace, limit=BATCH)
+            if not due:
                 return []
-            # Re-checked by the UPDATE itself: an ingestion may have touched or settled a key since.
-            await session.execute(
-                update(PendingCleanup)
-                .where(PendingCleanup.source_key.in_(candidates), condition)
-                .values(state=ORPHANED)
-            )
-            due = list(
-                await session.scalars(
-                    select(PendingCleanup.source_key).where(
-                        PendingCleanup.source_key.in_(candidates), PendingCleanup.state == ORPHANED
-                    )
-                )
-            )
             # A key that a row names is not garbage, whatever the ledger says: only its entry goes.
-            named: set[str] = set()
-            for model in (Document, Memory, CorpusFile):
-                named.update(await session.scalars(select(model.source_key).where(model.source_key.in_(due))))
+            named = await repository.named_keys(session, due)
             if named:
                 log.warning("retrieval_cleanup listed %d keys that rows still name; dropping those entries", len(named))
-                await session.execute(delete(PendingCleanup).where(PendingCleanup.source_key.in_(list(named))))
+                await repository.forget_entries(session, list(named))
         return sorted(key for key in due if key not in named)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.agents.access import usable_agent
 from server.auth import Principal
+from server.retrieval import repository
 from server.retrieval.core import (
     CORPUS,
     DOCUMENT,
@@ -21,7 +21,6 @@ from server.retrieval.core import (
     entity_of,
     user_id_of,
 )
-from server.retrieval.models import Document, Memory
 from server.retrieval.store import PassageFilter
 
 
@@ -56,17 +55,11 @@ class ReplyContext(KnowledgeCore):
         if agent_id is not None and await usable_agent(session, agent_id, owner) is None:
             agent_id = None  # made private since: its documents and memory are its owner's alone
         wanted = []
-        if agent_id is not None and await session.scalar(
-            select(Document.id).where(Document.entity_type == "agent", Document.entity_id == agent_id).limit(1)
-        ):
+        if agent_id is not None and await repository.has_attached(session, "agent", agent_id):
             wanted.append(PassageFilter(scope=DOCUMENT, entity=entity_of("agent", agent_id)))
-        if await session.scalar(
-            select(Document.id).where(Document.entity_type == "chat", Document.entity_id == chat_id).limit(1)
-        ):
+        if await repository.has_attached(session, "chat", chat_id):
             wanted.append(PassageFilter(owner_id=owner, scope=DOCUMENT, entity=entity_of("chat", chat_id)))
-        if agent_id is not None and await session.scalar(
-            select(Memory.id).where(Memory.owner_id == owner, Memory.agent_id == agent_id).limit(1)
-        ):
+        if agent_id is not None and await repository.has_agent_memories(session, owner, agent_id):
             wanted.append(PassageFilter(owner_id=owner, scope=MEMORY, entity=entity_of("agent", agent_id)))
         return wanted
 

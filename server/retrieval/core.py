@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import tracing
@@ -38,10 +37,11 @@ from server.agents.access import public_among
 from server.auth import Principal
 from server.errors import FieldViolation, PermissionDenied, ValidationFailed
 from server.observability import RETRIEVAL_EMBED_SECONDS, RETRIEVAL_PASSAGES_INDEXED, RETRIEVAL_SEARCH_SECONDS
+from server.retrieval import repository
 from server.retrieval.chunking import chunk_spans
 from server.retrieval.cleanup import Cleanup
 from server.retrieval.embeddings import Embedder
-from server.retrieval.models import CorpusFile, Document, Memory
+from server.retrieval.models import Document, Memory
 from server.retrieval.store import Filters, Hit, PassageFilter, PassageStore, SearchMode, StoredPassage
 from server.storage import Database
 
@@ -152,13 +152,12 @@ class NamedSources:
 
     @classmethod
     async def load(cls, session: AsyncSession, keys: list[str]) -> NamedSources:
-        documents = await session.scalars(select(Document).where(Document.source_key.in_(keys)))
-        memories = await session.scalars(select(Memory).where(Memory.source_key.in_(keys)))
-        corpus = await session.scalars(select(CorpusFile.source_key).where(CorpusFile.source_key.in_(keys)))
+        documents = await repository.documents_with_keys(session, keys)
+        memories = await repository.memories_with_keys(session, keys)
         return cls(
             documents={row.source_key: row for row in documents},
             memories={row.source_key: row for row in memories},
-            corpus=set(corpus),
+            corpus=await repository.corpus_keys_among(session, keys),
         )
 
     async def keep_readable_by(self, session: AsyncSession, reader: int) -> None:

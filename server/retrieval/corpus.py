@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, or_, select
-
 from server.errors import InvalidArgument, NotFound
+from server.retrieval import repository
 from server.retrieval.core import (
     CORPUS,
     CORPUS_OWNER,
@@ -65,15 +64,12 @@ class Corpus(KnowledgeCore):
             prefix = target.relative_to(self.settings.corpus_dir.resolve()).as_posix()
             report = ReindexReport(files_total=len(files))
             async with self._database.sessions() as session:
-                query = select(CorpusFile)
-                if prefix != ".":
-                    query = query.where(or_(CorpusFile.path == prefix, CorpusFile.path.like(f"{prefix}/%")))
-                known = {row.path: row for row in await session.scalars(query)}
+                known = {row.path: row for row in await repository.corpus_files(session, prefix)}
             present = {relative for relative, _ in files}
             gone = [row for name, row in known.items() if name not in present]
             if gone:
                 async with self._database.sessions() as session, session.begin():
-                    await session.execute(delete(CorpusFile).where(CorpusFile.id.in_([row.id for row in gone])))
+                    await repository.delete_corpus_files(session, [row.id for row in gone])
                     await self.cleanup.orphaned(session, [row.source_key for row in gone])
                 await self.cleanup.sweep([row.source_key for row in gone])
                 report.removed = len(gone)
@@ -140,7 +136,7 @@ class Corpus(KnowledgeCore):
                     text, owner_id=CORPUS_OWNER, scope=CORPUS, entity=CORPUS, source=key, sha256=sha, path=relative
                 )
             async with self._database.sessions() as session, session.begin():
-                current = await session.scalar(select(CorpusFile).where(CorpusFile.path == relative))
+                current = await repository.corpus_file_at(session, relative)
                 if current is None:
                     current = CorpusFile(path=relative)
                     session.add(current)

@@ -7,7 +7,6 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.agents.access import agent_ids_owned_by, usable_agent
@@ -23,6 +22,7 @@ from server.errors import (
     ValidationFailed,
 )
 from server.paging import Page
+from server.retrieval import repository
 from server.retrieval.core import (
     DOCUMENT,
     ENTITY_TYPES,
@@ -34,7 +34,8 @@ from server.retrieval.core import (
     write_atomically,
 )
 from server.retrieval.extract import UnsupportedFile, extract_text, sniff
-from server.retrieval.models import Document, Memory
+from server.retrieval.models import Document
+from server.storage.queries import page_of
 
 log = logging.getLogger("relais.retrieval")
 
@@ -84,16 +85,7 @@ class DocumentLibrary(KnowledgeCore):
     ) -> Document | None:
         """The owner's document of these bytes and this name attached to the same place, if any."""
         async with self._database.sessions() as session:
-            existing: Document | None = await session.scalar(
-                select(Document).where(
-                    Document.owner_id == owner,
-                    Document.entity_type == kind,
-                    Document.entity_id == target_id if target_id is not None else Document.entity_id.is_(None),
-                    Document.sha256 == sha256,
-                    Document.filename == filename,
-                )
-            )
-        return existing
+            return await repository.uploaded(session, owner, kind, target_id, sha256=sha256, filename=filename)
 
     async def _ingest(self, document: Document, data: bytes, text: str | None) -> None:
         """Keep `data`, index `text` for what `document` belongs to, and commit `document`'s row
@@ -155,23 +147,14 @@ class DocumentLibrary(KnowledgeCore):
     async def list_documents(
         self, principal: Principal, *, entity_type: str, entity_id: int, limit: int, offset: int
     ) -> Page[Document]:
-        owner = user_id_of(principal)
-        where = [Document.owner_id == owner]
-        if entity_type:
-            where.append(Document.entity_type == entity_type)
-            if entity_type != "user" and entity_id:
-                where.append(Document.entity_id == entity_id)
+        statement = repository.documents(user_id_of(principal), entity_type=entity_type, entity_id=entity_id)
         async with self._database.sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(Document).where(*where))
-            rows = await session.scalars(
-                select(Document).where(*where).order_by(Document.id.desc()).limit(limit).offset(offset)
-            )
-            return Page(items=list(rows), total=int(total or 0), skip=offset, limit=limit)
+            return await page_of(session, statement, skip=offset, limit=limit)
 
     async def document(self, principal: Principal, document_id: int) -> tuple[Document, Path]:
         """A document of the caller's and where its bytes are; 404 for anyone else's."""
         async with self._database.sessions() as session:
-            document = await session.get(Document, document_id)
+            document = await repository.get_document(session, document_id)
         if document is None or document.owner_id != user_id_of(principal):
             raise NotFound(f"No document {document_id}")
         return document, self._stored(document.source_key)
@@ -189,26 +172,16 @@ class DocumentLibrary(KnowledgeCore):
     async def delete_document(self, principal: Principal, document_id: int) -> None:
         document, _ = await self.document(principal, document_id)
         async with self._database.sessions() as session, session.begin():
-            await session.execute(delete(Document).where(Document.id == document.id))
+            await repository.delete_document(session, document.id)
             await self.cleanup.orphaned(session, [document.source_key])
         await self.cleanup.sweep([document.source_key])
 
     async def forget_entity(self, entity_type: str, entity_id: int) -> None:
         """Delete the documents and memories of an agent or chat that is being deleted."""
         async with self._database.sessions() as session, session.begin():
-            documents = list(
-                await session.scalars(
-                    select(Document).where(Document.entity_type == entity_type, Document.entity_id == entity_id)
-                )
-            )
-            memories: list[Memory] = []
+            keys = await repository.delete_attached(session, entity_type, entity_id)
             if entity_type == "agent":
-                memories = list(await session.scalars(select(Memory).where(Memory.agent_id == entity_id)))
-                await session.execute(delete(Memory).where(Memory.agent_id == entity_id))
-            await session.execute(
-                delete(Document).where(Document.entity_type == entity_type, Document.entity_id == entity_id)
-            )
-            keys = [d.source_key for d in documents] + [m.source_key for m in memories]
+                keys += await repository.delete_agent_memories(session, entity_id)
             await self.cleanup.orphaned(session, keys)
         await self.cleanup.sweep(keys)
 
@@ -216,10 +189,7 @@ class DocumentLibrary(KnowledgeCore):
         """In the transaction deleting a user, whose rows cascade: their documents, their
         memories and the memories others have on their agents are entered for cleanup."""
         their_agents = await agent_ids_owned_by(session, user_id)
-        keys = list(await session.scalars(select(Document.source_key).where(Document.owner_id == user_id)))
-        keys += await session.scalars(
-            select(Memory.source_key).where(or_(Memory.owner_id == user_id, Memory.agent_id.in_(their_agents)))
-        )
+        keys = await repository.user_source_keys(session, user_id, their_agents)
         await self.cleanup.orphaned(session, keys)
 
     async def after_user_deleted(self, user_id: int) -> None:
@@ -232,10 +202,7 @@ class DocumentLibrary(KnowledgeCore):
         owner = user_id_of(principal)
         async with self._database.sessions() as session:
             rows = {
-                document.id: document.source_key
-                for document in await session.scalars(
-                    select(Document).where(Document.id.in_(list(files)), Document.owner_id == owner)
-                )
+                document.id: document.source_key for document in await repository.owned_documents(session, owner, files)
             }
         for document_id in files:
             if document_id not in rows:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
-
 from server.auth import Principal
 from server.errors import NotFound
+from server.retrieval import repository
 from server.retrieval.core import (
     MAX_MEMORY,
     MAX_QUERY,
@@ -60,31 +59,25 @@ class MemoryBank(KnowledgeCore):
         for hit in hits:
             best.setdefault(hit.passage.source, hit.score)
         async with self._database.sessions() as session:
-            rows = {
-                memory.source_key: memory
-                for memory in await session.scalars(
-                    select(Memory).where(Memory.owner_id == owner, Memory.source_key.in_(list(best)))
-                )
-            }
+            memories = await repository.memories_with_keys(session, list(best), owner_id=owner)
+        rows = {memory.source_key: memory for memory in memories}
         return [(rows[key], score) for key, score in best.items() if key in rows][:limit]
 
     async def forget_memory(self, principal: Principal, memory_id: int) -> None:
         owner = user_id_of(principal)
         async with self._database.sessions() as session, session.begin():
-            memory = await session.get(Memory, memory_id)
+            memory = await repository.get_memory(session, memory_id)
             if memory is None or memory.owner_id != owner:
                 raise NotFound(f"No memory {memory_id}")
             key = memory.source_key
-            await session.delete(memory)
+            await repository.delete_memory(session, memory_id)
             await self.cleanup.orphaned(session, [key])
         await self.cleanup.sweep([key])
 
     async def memory_count(self, principal: Principal) -> int:
         owner = user_id_of(principal)
         async with self._database.sessions() as session:
-            return int(
-                await session.scalar(select(func.count()).select_from(Memory).where(Memory.owner_id == owner)) or 0
-            )
+            return await repository.memory_count(session, owner)
 
     async def learn(self, principal: Principal, agent_id: int, *, question: str, answer: str, chat_id: int) -> None:
         """Keep an exchange in the agent's memory of this user (learn_from_interaction)."""

@@ -7,6 +7,7 @@
 KnowledgeBase is the retrieval domain's service: one object over one core (core.py: the rows,
 the store, the embedder, indexing and reader-filtered search), its concerns in their own modules:
 documents.py, memories.py, corpus.py and context.py (passages for replies, the search tool).
+Their SQL is in repository.py; store.py is the passage store's (Milvus) side.
 """
 
 from __future__ import annotations
