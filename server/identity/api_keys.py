@@ -7,10 +7,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import desc, func, select
-
 from server.auth import Principal
 from server.errors import FieldViolation, NotFound, PermissionDenied, ValidationFailed
+from server.identity import repository
 from server.identity.core import API_KEY_PREFIX, sha256
 from server.identity.models import ApiKey
 from server.identity.values import ApiKeyView, now
@@ -57,10 +56,7 @@ class ApiKeys:
             expires_at=now() + timedelta(days=expires_in_days) if expires_in_days else None,
         )
         async with self._database.sessions() as session, session.begin():
-            active = await session.scalar(
-                select(func.count()).select_from(ApiKey).where(ApiKey.user_id == owner, ApiKey.revoked_at.is_(None))
-            )
-            if (active or 0) >= MAX_KEYS_PER_USER:
+            if await repository.active_api_key_count(session, owner) >= MAX_KEYS_PER_USER:
                 raise ValidationFailed(
                     [FieldViolation(field="name", message=f"at most {MAX_KEYS_PER_USER} active keys")]
                 )
@@ -68,9 +64,7 @@ class ApiKeys:
         return CreatedKey(key=ApiKeyView.of(row), secret=secret)
 
     async def list(self, principal: Principal, *, include_revoked: bool) -> list[ApiKeyView]:
-        statement = select(ApiKey).where(ApiKey.user_id == _owner(principal)).order_by(desc(ApiKey.created_at))
-        if not include_revoked:
-            statement = statement.where(ApiKey.revoked_at.is_(None))
+        statement = repository.api_keys(_owner(principal), include_revoked=include_revoked)
         async with self._database.sessions() as session:
             return [ApiKeyView.of(row) for row in await session.scalars(statement)]
 

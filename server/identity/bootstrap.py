@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
-
 from server.identity import repository
 from server.identity.models import Permission, Role
 from server.identity.service import IdentityService, NewAccount
@@ -47,7 +45,7 @@ BUILTIN_ROLES = {
 async def seed(database: Database) -> None:
     """Create the built-in permissions and roles that are missing (idempotent)."""
     async with database.sessions() as session, session.begin():
-        existing = {p.name: p for p in await session.scalars(select(Permission))}
+        existing = {p.name: p for p in await repository.all_permissions(session)}
         for name, description in BUILTIN_PERMISSIONS.items():
             if name not in existing:
                 resource, _, action = name.partition(":")

@@ -6,13 +6,14 @@ import contextlib
 from collections.abc import Iterator
 from datetime import datetime
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import Select, delete, desc, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from server.errors import AlreadyExists
 from server.identity.models import ApiKey, AuthSession, Permission, Role, User, user_roles
+from server.storage.models import SystemSetting
 
 
 @contextlib.contextmanager
@@ -151,3 +152,42 @@ async def delete_user(session: AsyncSession, user_id: int) -> None:
     await session.execute(delete(User).where(User.id == user_id))
     # Bulk statements bypass the ORM's change tracking that empties the principal caches.
     session.info["relais.identity_changed"] = True
+
+
+def api_keys(owner_id: int, *, include_revoked: bool) -> Select[tuple[ApiKey]]:
+    """An owner's API keys, newest first (the revoked ones only when asked)."""
+    statement = select(ApiKey).where(ApiKey.user_id == owner_id).order_by(desc(ApiKey.created_at))
+    return statement if include_revoked else statement.where(ApiKey.revoked_at.is_(None))
+
+
+async def active_api_key_count(session: AsyncSession, owner_id: int) -> int:
+    active = select(func.count()).select_from(ApiKey).where(ApiKey.user_id == owner_id, ApiKey.revoked_at.is_(None))
+    return int(await session.scalar(active) or 0)
+
+
+def auth_sessions(*, user_id: int | None, live_at: datetime | None, limit: int) -> Select[tuple[AuthSession]]:
+    """Sessions newest first: one user's (None: everyone's), only the live ones at `live_at` (None: all)."""
+    statement = select(AuthSession).order_by(desc(AuthSession.created_at)).limit(limit)
+    if user_id is not None:
+        statement = statement.where(AuthSession.user_id == user_id)
+    if live_at is not None:
+        statement = statement.where(AuthSession.revoked_at.is_(None), AuthSession.expires_at > live_at)
+    return statement
+
+
+def roles() -> Select[tuple[Role]]:
+    return select(Role)
+
+
+def permissions() -> Select[tuple[Permission]]:
+    return select(Permission)
+
+
+async def all_permissions(session: AsyncSession) -> list[Permission]:
+    return list(await session.scalars(permissions()))
+
+
+async def setting(session: AsyncSession, key: str) -> str | None:
+    """A value of the system settings table (the signing key)."""
+    value = await session.scalar(select(SystemSetting.value).where(SystemSetting.key == key))
+    return str(value) if value is not None else None

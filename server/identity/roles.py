@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import asc, select
+from sqlalchemy import asc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import Principal
@@ -54,7 +54,7 @@ class RoleAdministration:
 
     async def list_roles(self, *, skip: int, offset: int, limit: int) -> Page[RoleView]:
         skip, limit = page_window(skip=skip, offset=offset, limit=limit)
-        statement = select(Role)
+        statement = repository.roles()
         async with self._database.sessions() as session:
             page = await page_of(session, statement.order_by(asc(Role.id)), skip=skip, limit=limit)
             counts = await repository.role_user_counts(session, [role.id for role in page.items])
@@ -133,7 +133,7 @@ class RoleAdministration:
 
     async def list_permissions(self, *, skip: int, offset: int, limit: int) -> Page[Permission]:
         skip, limit = page_window(skip=skip, offset=offset, limit=limit, default=100)
-        statement = select(Permission)
+        statement = repository.permissions()
         async with self._database.sessions() as session:
             return await page_of(session, statement.order_by(asc(Permission.name)), skip=skip, limit=limit)
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import desc, select
-
 from server.auth import Principal
 from server.errors import NotFound, PermissionDenied
 from server.identity import repository
 from server.identity.core import IdentityCore, log, user_id_of
-from server.identity.models import AuthSession
 from server.identity.values import SessionView, now
+
+# A listing shows the newest sessions; older ones are ended by their expiry, not by hand.
+MAX_LISTED_SESSIONS = 500
 
 
 class Sessions(IdentityCore):
@@ -20,11 +20,11 @@ class Sessions(IdentityCore):
     ) -> list[SessionView]:
         if all_users and not principal.can("sessions:read"):
             raise PermissionDenied("Permission 'sessions:read' required")
-        statement = select(AuthSession).order_by(desc(AuthSession.created_at)).limit(500)
-        if not all_users:
-            statement = statement.where(AuthSession.user_id == user_id_of(principal))
-        if not include_inactive:
-            statement = statement.where(AuthSession.revoked_at.is_(None), AuthSession.expires_at > now())
+        statement = repository.auth_sessions(
+            user_id=None if all_users else user_id_of(principal),
+            live_at=None if include_inactive else now(),
+            limit=MAX_LISTED_SESSIONS,
+        )
         async with self._database.sessions() as session:
             return [SessionView.of(row) for row in await session.scalars(statement)]
 

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import jwt
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from server.errors import Unauthenticated
+from server.identity import repository
 from server.storage import Database
 from server.storage.models import SystemSetting
 
@@ -92,17 +92,15 @@ async def load_signing_key(database: Database, configured: str | None) -> str:
     even when several replicas start together)."""
     if configured:
         return configured
-    query = select(SystemSetting.value).where(SystemSetting.key == SIGNING_KEY_SETTING)
     try:
         async with database.sessions() as session, session.begin():
-            stored = await session.scalar(query)
-            if stored:
-                return str(stored)
+            if stored := await repository.setting(session, SIGNING_KEY_SETTING):
+                return stored
             session.add(SystemSetting(key=SIGNING_KEY_SETTING, value=secrets.token_urlsafe(64)))
     except IntegrityError:
         pass  # another replica stored one first: use theirs
     async with database.sessions() as session:
-        stored = await session.scalar(query)
+        stored = await repository.setting(session, SIGNING_KEY_SETTING)
     if not stored:
         raise RuntimeError("the signing key could not be stored")
-    return str(stored)
+    return stored
