@@ -28,11 +28,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import Aborted, AlreadyExists, DomainError, InvalidArgument, Unavailable
+from server.idempotency import repository
 from server.idempotency.models import DONE, RUNNING, SAVED, IdempotencyRecord
 from server.storage import Database
 from server.storage.faults import CommitOutcomeUnknown, unreachable
@@ -91,7 +91,7 @@ class IdempotencyKeys:
         now, token = utcnow(), secrets.token_hex(16)
         try:
             async with self._database.sessions() as session, session.begin():
-                record = await _find(session, owner, method, key)
+                record = await repository.find_locked(session, owner, method, key)
                 if record is None:
                     record = IdempotencyRecord(
                         owner=owner,
@@ -103,8 +103,7 @@ class IdempotencyKeys:
                         locked_until=now + LEASE,
                         expires_at=now + TTL,
                     )
-                    session.add(record)
-                    await session.flush()
+                    await repository.insert(session, record)
                     return Claim(record.id, token)
                 outcome = _decide(record, fingerprint, now)
                 if outcome == "take-over":
@@ -122,10 +121,8 @@ class IdempotencyKeys:
         async def mark(session: AsyncSession, created: list[str]) -> None:
             claim.committing = True
             claim.created.extend(created)
-            await session.execute(
-                update(IdempotencyRecord)
-                .where(IdempotencyRecord.id == claim.record_id, IdempotencyRecord.token == claim.token)
-                .values(saved=True, created_rows=list(claim.created))
+            await repository.update_claimed(
+                session, claim.record_id, claim.token, saved=True, created_rows=list(claim.created)
             )
 
         return mark
@@ -158,7 +155,7 @@ class IdempotencyKeys:
 
     async def _after_commit(self, claim: Claim, error: DomainError | None) -> None:
         async with self._database.sessions() as session:
-            saved = await session.scalar(select(IdempotencyRecord.saved).where(IdempotencyRecord.id == claim.record_id))
+            saved = await repository.was_saved(session, claim.record_id)
         if not saved:
             await self._remove(claim)
         elif error is None or isinstance(error, Unavailable):
@@ -194,37 +191,21 @@ class IdempotencyKeys:
 
     async def _write(self, claim: Claim, **values: object) -> None:
         async with self._database.sessions() as session, session.begin():
-            await session.execute(
-                update(IdempotencyRecord)
-                .where(IdempotencyRecord.id == claim.record_id, IdempotencyRecord.token == claim.token)
-                .values(**values)
-            )
+            await repository.update_claimed(session, claim.record_id, claim.token, **values)
 
     async def _remove(self, claim: Claim) -> None:
         async with self._database.sessions() as session, session.begin():
-            await session.execute(
-                delete(IdempotencyRecord).where(
-                    IdempotencyRecord.id == claim.record_id, IdempotencyRecord.token == claim.token
-                )
-            )
+            await repository.delete_claimed(session, claim.record_id, claim.token)
 
     async def sweep(self) -> None:
         """Forget the keys older than a day."""
         async with self._database.sessions() as session, session.begin():
-            await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < utcnow()))
+            await repository.delete_expired(session, utcnow())
 
     async def close(self) -> None:
         for task in list(self._settling):
             task.cancel()
         await asyncio.gather(*self._settling, return_exceptions=True)
-
-
-async def _find(session: AsyncSession, owner: str, method: str, key: str) -> IdempotencyRecord | None:
-    query = select(IdempotencyRecord).where(
-        IdempotencyRecord.owner == owner, IdempotencyRecord.method == method, IdempotencyRecord.key == key
-    )
-    found: IdempotencyRecord | None = await session.scalar(query.with_for_update())
-    return found
 
 
 def _decide(record: IdempotencyRecord, fingerprint: str, now: datetime) -> str:

@@ -11,14 +11,13 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from server.plugins import repository
 from server.plugins.bundle import Trust
 from server.plugins.pack import pack
 from server.plugins.service import PluginService
 from server.storage import Database
-from server.storage.models import SystemSetting
 
 log = logging.getLogger("relais.plugins")
 
@@ -31,7 +30,7 @@ async def install_shipped(plugins: PluginService, database: Database, names: Seq
     if not names:
         return
     async with database.sessions() as session:
-        if await session.scalar(select(SystemSetting.value).where(SystemSetting.key == MARKER)):
+        if await repository.setting(session, MARKER):
             return
     for name in names:
         try:
@@ -44,6 +43,6 @@ async def install_shipped(plugins: PluginService, database: Database, names: Seq
             log.exception("the shipped plugin %s could not be installed", name)
     try:
         async with database.sessions() as session, session.begin():
-            session.add(SystemSetting(key=MARKER, value=",".join(names)))
+            repository.add_setting(session, MARKER, ",".join(names))
     except IntegrityError:
         pass  # another replica recorded it first

@@ -6,14 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-
 from server.storage import Database
 from server.storage.models import utcnow
 from server.tasks import repository
 from server.tasks.engine import Engine, run_prefix
 from server.tasks.executors import Executors
-from server.tasks.models import Task, TaskExecutor, TaskRunning, TaskState
+from server.tasks.models import Task, TaskExecutor
 from server.tasks.planner import Planner, trigger_of
 from server.tasks.triggers import utc
 from server.tasks.views import next_run
@@ -64,11 +62,11 @@ async def measure(
 ) -> SchedulerHealth:
     now = utcnow()
     async with database.sessions() as session:
-        total = await session.scalar(select(func.count()).select_from(Task))
-        failures = await session.scalar(select(func.sum(TaskState.failure_count)))
+        total = await repository.count_tasks(session)
+        failures = await repository.total_failures(session)
         enabled = await repository.enabled(session)
-        system = list(await session.scalars(select(Task).where(Task.system.is_(True)).order_by(Task.id)))
-        running = await session.scalar(select(func.count()).select_from(TaskRunning))
+        system = await repository.system_tasks(session)
+        running = await repository.count_running(session)
     states = await executors.states()
     active = await engine.runs(run_prefix(deployment), active_only=True, with_data=False) if engine.running else []
     return SchedulerHealth(
@@ -79,10 +77,10 @@ async def measure(
         engine_database=engine.config.dialect,
         executor_id=engine.executor_id,
         executors=states,
-        tasks_count=int(total or 0),
+        tasks_count=total,
         enabled_count=len(enabled),
-        running_count=int(running or 0),
-        failures=int(failures or 0),
+        running_count=running,
+        failures=failures,
         queue_depth=sum(run.status == "ENQUEUED" for run in active),
         late_runs=sum(_late(task, now - timedelta(seconds=late_after_seconds)) for task in enabled),
         late_after_seconds=late_after_seconds,

@@ -32,6 +32,27 @@ async def fingerprint(session: AsyncSession) -> tuple[int, datetime | None]:
     return int(row[0] or 0), row[1]
 
 
+async def count_tasks(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Task)) or 0)
+
+
+async def total_failures(session: AsyncSession) -> int:
+    """The failed runs of every task, as their states count them."""
+    return int(await session.scalar(select(func.sum(TaskState.failure_count))) or 0)
+
+
+async def system_tasks(session: AsyncSession) -> list[Task]:
+    return list(await session.scalars(select(Task).where(Task.system.is_(True)).order_by(Task.id)))
+
+
+async def count_running(session: AsyncSession, task_id: str | None = None) -> int:
+    """How many runs are in progress (of one task's, or of every task's)."""
+    statement = select(func.count()).select_from(TaskRunning)
+    if task_id is not None:
+        statement = statement.where(TaskRunning.task_id == task_id)
+    return int(await session.scalar(statement) or 0)
+
+
 async def running_counts(session: AsyncSession, task_ids: Sequence[str]) -> dict[str, int]:
     if not task_ids:
         return {}

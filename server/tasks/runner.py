@@ -19,8 +19,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select
-
 from server.auth import Principal
 from server.errors import DomainError
 from server.events import EventBus
@@ -28,6 +26,7 @@ from server.events.topics import TASK_COMPLETED, TASK_FAILED, TaskCompleted
 from server.observability import SCHEDULER_RUNS
 from server.storage import Database
 from server.storage.models import utcnow
+from server.tasks import repository
 from server.tasks.actions import SYSTEM, ActionContext, ActionRegistry, StepRunner, summary
 from server.tasks.engine import Engine, RunRequest, RuntimeGone, Steps, run_prefix, why_stopped
 from server.tasks.models import Task, TaskRunning
@@ -236,7 +235,7 @@ class TaskRuntime:
     async def _finish(self, request: RunRequest, run_id: str, status: str, output: dict[str, Any], error: str) -> None:
         self._track(run_id, False)
         async with self._database.sessions() as session, session.begin():
-            await session.execute(delete(TaskRunning).where(TaskRunning.run_id == run_id))
+            await repository.forget_runs(session, [run_id])
             task = await session.get(Task, request.task_id)
             if task is None or task.incarnation != request.incarnation:
                 return
@@ -250,10 +249,7 @@ class TaskRuntime:
                 state.last_counted_run = run_id
             state.last_status, state.last_error = status, error[:MAX_ERROR]
             if state.cancel_requested:
-                remaining = await session.scalar(
-                    select(func.count()).select_from(TaskRunning).where(TaskRunning.task_id == task.id)
-                )
-                state.cancel_requested = bool(remaining)
+                state.cancel_requested = bool(await repository.count_running(session, task.id))
             if task.trigger == "once" and request.trigger != "manual":
                 task.finished = status
             runs = state.success_count + state.failure_count
