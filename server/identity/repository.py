@@ -13,7 +13,6 @@ from sqlalchemy.orm import joinedload
 
 from server.errors import AlreadyExists
 from server.identity.models import ApiKey, AuthSession, Permission, Role, User, user_roles
-from server.storage.models import SystemSetting
 
 
 @contextlib.contextmanager
@@ -185,9 +184,3 @@ def permissions() -> Select[tuple[Permission]]:
 
 async def all_permissions(session: AsyncSession) -> list[Permission]:
     return list(await session.scalars(permissions()))
-
-
-async def setting(session: AsyncSession, key: str) -> str | None:
-    """A value of the system settings table (the signing key)."""
-    value = await session.scalar(select(SystemSetting.value).where(SystemSetting.key == key))
-    return str(value) if value is not None else None

@@ -15,9 +15,8 @@ import jwt
 from sqlalchemy.exc import IntegrityError
 
 from server.errors import Unauthenticated
-from server.identity import repository
 from server.storage import Database
-from server.storage.models import SystemSetting
+from server.storage.queries import add_system_setting, system_setting
 
 ALGORITHM = "HS256"
 ISSUER = "relais"
@@ -94,13 +93,13 @@ async def load_signing_key(database: Database, configured: str | None) -> str:
         return configured
     try:
         async with database.sessions() as session, session.begin():
-            if stored := await repository.setting(session, SIGNING_KEY_SETTING):
+            if stored := await system_setting(session, SIGNING_KEY_SETTING):
                 return stored
-            session.add(SystemSetting(key=SIGNING_KEY_SETTING, value=secrets.token_urlsafe(64)))
+            add_system_setting(session, SIGNING_KEY_SETTING, secrets.token_urlsafe(64))
     except IntegrityError:
         pass  # another replica stored one first: use theirs
     async with database.sessions() as session:
-        stored = await repository.setting(session, SIGNING_KEY_SETTING)
+        stored = await system_setting(session, SIGNING_KEY_SETTING)
     if not stored:
         raise RuntimeError("the signing key could not be stored")
     return stored

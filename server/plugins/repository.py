@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from server.plugins.models import PluginRow
-from server.storage.models import SystemSetting
 
 
 async def list_plugins(session: AsyncSession) -> Sequence[PluginRow]:
@@ -39,13 +38,3 @@ async def next_generation(session: AsyncSession, plugin_id: str) -> None:
 
 async def delete_plugin(session: AsyncSession, plugin_id: str) -> None:
     await session.execute(delete(PluginRow).where(PluginRow.id == plugin_id))
-
-
-async def setting(session: AsyncSession, key: str) -> str | None:
-    found: str | None = await session.scalar(select(SystemSetting.value).where(SystemSetting.key == key))
-    return found
-
-
-def add_setting(session: AsyncSession, key: str, value: str) -> None:
-    """Insert the setting, at the transaction's commit (IntegrityError when `key` is taken)."""
-    session.add(SystemSetting(key=key, value=value))

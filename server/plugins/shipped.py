@@ -13,11 +13,11 @@ from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
-from server.plugins import repository
 from server.plugins.bundle import Trust
 from server.plugins.pack import pack
 from server.plugins.service import PluginService
 from server.storage import Database
+from server.storage.queries import add_system_setting, system_setting
 
 log = logging.getLogger("relais.plugins")
 
@@ -30,7 +30,7 @@ async def install_shipped(plugins: PluginService, database: Database, names: Seq
     if not names:
         return
     async with database.sessions() as session:
-        if await repository.setting(session, MARKER):
+        if await system_setting(session, MARKER):
             return
     for name in names:
         try:
@@ -43,6 +43,6 @@ async def install_shipped(plugins: PluginService, database: Database, names: Seq
             log.exception("the shipped plugin %s could not be installed", name)
     try:
         async with database.sessions() as session, session.begin():
-            repository.add_setting(session, MARKER, ",".join(names))
+            add_system_setting(session, MARKER, ",".join(names))
     except IntegrityError:
         pass  # another replica recorded it first

@@ -24,9 +24,8 @@ from server.config import Settings
 from server.events import EventBus
 from server.registration import ServiceRegistration, register
 from server.storage import Database
-from server.storage.models import SystemSetting
+from server.storage.queries import add_system_setting, system_setting
 from server.system.service import relais_version
-from server.tasks import repository
 from server.tasks.actions import ActionRegistry
 from server.tasks.engine import Engine, EngineConfig
 from server.tasks.executors import Executors
@@ -159,14 +158,14 @@ class TasksDomain:
         """A random id shared by the replicas of one database: it prefixes their run ids."""
         try:
             async with self.database.sessions() as session, session.begin():
-                found = await repository.setting(session, DEPLOYMENT_SETTING)
+                found = await system_setting(session, DEPLOYMENT_SETTING)
                 if found is None:
                     found = secrets.token_hex(6)
-                    session.add(SystemSetting(key=DEPLOYMENT_SETTING, value=found))
+                    add_system_setting(session, DEPLOYMENT_SETTING, found)
             return found
         except IntegrityError:  # another replica starting at the same time wrote it first
             async with self.database.sessions() as session:
-                stored = await repository.setting(session, DEPLOYMENT_SETTING)
+                stored = await system_setting(session, DEPLOYMENT_SETTING)
             assert stored is not None
             return stored
 

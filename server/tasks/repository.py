@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy import Select, delete, desc, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.storage.models import SystemSetting
 from server.tasks.models import Task, TaskExecutor, TaskRunning, TaskState
 
 
@@ -84,11 +83,6 @@ async def clear_stale_cancels(session: AsyncSession) -> None:
         .where(TaskState.cancel_requested.is_(True), TaskState.task_id.not_in(busy))
         .values(cancel_requested=False)
     )
-
-
-async def setting(session: AsyncSession, key: str) -> str | None:
-    found: str | None = await session.scalar(select(SystemSetting.value).where(SystemSetting.key == key))
-    return found
 
 
 async def executors(session: AsyncSession) -> list[TaskExecutor]:
