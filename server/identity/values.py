@@ -44,7 +44,7 @@ class UserView:
 
     @classmethod
     def of(cls, user: User) -> UserView:
-        # Roles and their permissions are loaded with the user (selectin): no further query.
+        # Roles and their permissions come with the user (joined by the repository): no further query.
         return cls(
             id=user.id,
             email=user.email,
