@@ -153,7 +153,7 @@ class ChatService:
 
     # ------------------------------------------------------------------ conversations
 
-    async def page(self, principal: Principal, *, limit: int, offset: int, search: str = "") -> Page[Chat]:
+    async def list_chats(self, principal: Principal, *, limit: int, offset: int, search: str = "") -> Page[Chat]:
         offset, limit = page_window(skip=0, offset=offset, limit=limit)
         statement = repository.chats(_user_id(principal), search=search.strip())
         async with self._database.sessions() as session:
@@ -227,7 +227,7 @@ class ChatService:
             message = await repository.get_message(session, message_id)
         return message if message is not None and message.status == "complete" else None
 
-    async def rename(self, principal: Principal, chat_id: int, title: str) -> Chat:
+    async def update_chat(self, principal: Principal, chat_id: int, title: str) -> Chat:
         title = title.strip()
         if not title or len(title) > MAX_TITLE:
             message = "is required" if not title else f"must be at most {MAX_TITLE} characters"

@@ -82,7 +82,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         self._chats = chats
 
     async def ListChats(self, request: chat_pb2.ListChatsRequest, context: Any) -> chat_pb2.ListChatsResponse:
-        page = await self._chats.page(current_principal(), limit=request.limit, offset=request.offset)
+        page = await self._chats.list_chats(current_principal(), limit=request.limit, offset=request.offset)
         return chat_pb2.ListChatsResponse(chats=[chat_message(chat) for chat in page.items], **page.offset_fields())
 
     async def CreateChat(self, request: chat_pb2.CreateChatRequest, context: Any) -> chat_pb2.Chat:
@@ -95,7 +95,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         return chat_message(chat, await self._chats.messages(caller, request.chat_id))
 
     async def UpdateChat(self, request: chat_pb2.UpdateChatRequest, context: Any) -> chat_pb2.Chat:
-        return chat_message(await self._chats.rename(current_principal(), request.chat_id, request.title))
+        return chat_message(await self._chats.update_chat(current_principal(), request.chat_id, request.title))
 
     async def DeleteChat(self, request: chat_pb2.DeleteChatRequest, context: Any) -> chat_pb2.DeleteChatResponse:
         await self._chats.delete(current_principal(), request.chat_id)
@@ -260,7 +260,7 @@ class ConversationServicer(chat_pb2_grpc.ConversationServiceServicer):
     async def ListConversations(
         self, request: chat_pb2.ListConversationsRequest, context: Any
     ) -> chat_pb2.ListConversationsResponse:
-        page = await self._chats.page(
+        page = await self._chats.list_chats(
             current_principal(), limit=request.limit, offset=request.offset, search=request.search
         )
         return chat_pb2.ListConversationsResponse(

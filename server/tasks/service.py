@@ -131,7 +131,7 @@ class TaskService:
 
     # ------------------------------------------------------------------ reading
 
-    async def page(
+    async def list_tasks(
         self, principal: Principal, *, skip: int, offset: int, limit: int, admin: bool, owner_id: int | None = None
     ) -> Page[TaskView]:
         skip, limit = page_window(skip=skip, offset=offset, limit=limit)

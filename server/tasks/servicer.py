@@ -242,7 +242,7 @@ class JobServicer(task_pb2_grpc.JobServiceServicer):
         self._tasks = tasks
 
     async def ListJobs(self, request: task_pb2.ListJobsRequest, context: Any) -> task_pb2.ListTasksResponse:
-        page = await self._tasks.page(
+        page = await self._tasks.list_tasks(
             current_principal(), skip=request.skip, offset=request.offset, limit=request.limit, admin=False
         )
         return page_message(page)
@@ -274,7 +274,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
 
     async def ListTasks(self, request: task_pb2.ListTasksRequest, context: Any) -> task_pb2.ListTasksResponse:
         owner = request.owner_id if request.HasField("owner_id") else None
-        page = await self._tasks.page(
+        page = await self._tasks.list_tasks(
             current_principal(),
             skip=request.skip,
             offset=request.offset,

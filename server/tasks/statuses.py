@@ -22,7 +22,7 @@ class TaskStatuses:
         domain = self._domain()
         if domain is None:
             return []
-        page = await domain.service.page(principal, skip=0, offset=0, limit=LIMIT, admin=principal.is_admin)
+        page = await domain.service.list_tasks(principal, skip=0, offset=0, limit=LIMIT, admin=principal.is_admin)
         statuses = []
         for view in page.items:
             task, state = view.task, view.task.read_state()
