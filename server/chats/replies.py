@@ -22,11 +22,10 @@ from server.agent.loop import AgentRun
 from server.auth import Principal
 from server.chats import repository
 from server.chats.events import MessageEvents
-from server.chats.models import Chat, Message
+from server.chats.models import Message
 from server.errors import FieldViolation, InvalidArgument, ShuttingDown, ValidationFailed
 from server.inference.backend import ProposedCall, Role, Turn
 from server.storage import Database
-from server.storage.models import utcnow
 from server.tools.registry import RegisteredTool, ToolRegistry
 
 log = logging.getLogger("relais.chats")
@@ -98,14 +97,6 @@ def history_turns(messages: list[Message]) -> list[Turn]:
             )
         turns.append(Turn(Role.ASSISTANT, message.content))
     return turns
-
-
-def append(session: Any, chat: Chat | None, message: Message) -> None:
-    """Add a message to a conversation, keeping the conversation's count and activity time."""
-    session.add(message)
-    if chat is not None:
-        chat.message_count += 1
-        chat.last_message_at = utcnow()
 
 
 class ReplyRecorder:

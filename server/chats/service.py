@@ -19,7 +19,7 @@ from server.chats import repository
 from server.chats.events import MessageEvents, NoMessageEvents
 from server.chats.history import fit
 from server.chats.models import Chat, Message
-from server.chats.replies import ReplyOptions, ReplyRecorder, append, history_turns, offered_tools
+from server.chats.replies import ReplyOptions, ReplyRecorder, history_turns, offered_tools
 from server.errors import FieldViolation, NotFound, PermissionDenied, ValidationFailed
 from server.inference.backend import GenerationRequest, Role, Turn
 from server.inference.catalogue import Catalogue
@@ -105,10 +105,11 @@ def with_passages(system_prompt: str, found: list[Found]) -> str:
     return f"{system_prompt}\n\n{lead}\n\n{excerpts}".strip()
 
 
-def add_question(session: Any, chat: Chat | None, chat_id: int, content: str) -> Message:
-    """A user message added to a conversation, titling it if it has no title yet."""
+async def add_question(session: AsyncSession, chat: Chat | None, chat_id: int, content: str) -> Message:
+    """A user message added to a conversation (counted by the database, as a reply is), titling it
+    if it has no title yet."""
     message = Message(chat_id=chat_id, role="user", content=content, status="complete")
-    append(session, chat, message)
+    await repository.add_message(session, message)
     if chat is not None and not chat.title:
         chat.title = title_from(content)
     return message
@@ -217,7 +218,7 @@ class ChatService:
         """Store a user message in the conversation `chat_id` (one its caller may write to) and
         announce it; its id."""
         async with self._database.sessions() as session, session.begin():
-            message = add_question(session, await repository.get_chat(session, chat_id), chat_id, content)
+            message = await add_question(session, await repository.get_chat(session, chat_id), chat_id, content)
         await self._events.stored(message)
         return message.id
 
@@ -423,7 +424,7 @@ class ChatService:
         async with self._database.sessions() as session, session.begin():
             chat = await self._owned(session, principal, chat_id)
             history = await repository.messages(session, chat_id, complete_only=True)
-            user_message = add_question(session, chat, chat_id, content)
+            user_message = await add_question(session, chat, chat_id, content)
             agent = chat.agent
             ensure_agent_readable(chat)
             # An agent may name a model (or alias) this deployment no longer serves: the router then chooses.
