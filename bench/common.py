@@ -94,7 +94,7 @@ ServerFactory = Callable[[Path], Awaitable[Served]]
 async def start_relais(data_dir: Path, **settings: Any) -> Served:
     """Relais as `relais serve` runs it: the grpc.aio RelaisServer and the real bridge, on this
     loop. `settings` are extra server.config.Settings fields (rate limits are lifted by default)."""
-    from bridge.app import create_app
+    from cli.serve import bridge_app
     from server.app import RelaisServer
     from server.config import Settings
 
@@ -109,9 +109,12 @@ async def start_relais(data_dir: Path, **settings: Any) -> Served:
         "plugins_shipped": [],
         **settings,
     }
-    grpc_server = RelaisServer(Settings(**options))
+    config = Settings(**options)
+    grpc_server = RelaisServer(config)
     grpc_port = await grpc_server.start()
-    app = create_app(upstream=f"127.0.0.1:{grpc_port}")
+    # As `relais serve` builds it: in process (the interceptors run as over the wire, no socket)
+    # unless the settings say RELAIS_BRIDGE_IN_PROCESS=false.
+    app = bridge_app(config, f"127.0.0.1:{grpc_port}", grpc_server)
 
     async def close() -> None:
         await grpc_server.stop(grace=1)
