@@ -89,7 +89,7 @@ def open_bundle(data: bytes, *, limits: BundleLimits, trust: Trust, into: Path) 
             raise BundleRefused(f"manifest.json is not JSON ({error})") from None
         except ManifestInvalid as error:
             raise BundleRefused(error.message) from None
-        _check_listing(infos, manifest)
+        _check_listing(infos, manifest, limits)
         _extract(archive, infos, manifest, limits, into)
         # The plugin reads its manifest at run time (the SDK checks its declarations against it).
         (into / MANIFEST).write_bytes(raw_manifest)
@@ -143,10 +143,11 @@ def _check_signature(archive: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo]
     return signing.verify(manifest, _read_small(archive, infos[SIGNATURE], SIGNATURE), trust.keys)
 
 
-def _check_listing(infos: dict[str, zipfile.ZipInfo], manifest: Manifest) -> None:
+def _check_listing(infos: dict[str, zipfile.ZipInfo], manifest: Manifest, limits: BundleLimits) -> None:
     present = set(infos) - {MANIFEST, SIGNATURE}
+    rules = _rules(limits)
     for name in manifest.files:
-        check_name(name, _rules(BundleLimits()))
+        check_name(name, rules)
     if extra := sorted(present - set(manifest.files)):
         raise BundleRefused(f"files not in the manifest: {', '.join(extra[:5])}")
     if missing := sorted(set(manifest.files) - present):
@@ -157,7 +158,7 @@ def _extract(
     archive: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo], manifest: Manifest, limits: BundleLimits, into: Path
 ) -> None:
     """Each listed file written under `into` while its real size and sha256 are checked."""
-    total = 0
+    total, rules = 0, _rules(limits)
     for name, expected in sorted(manifest.files.items()):
         info = infos[name]
         target = into.joinpath(*PurePosixPath(name).parts)
@@ -170,7 +171,7 @@ def _extract(
                     total += len(piece)
                     if total > limits.max_uncompressed_bytes:
                         raise BundleRefused(f"more than {limits.max_uncompressed_bytes} bytes once expanded")
-                    check_ratio(name, size, info.compress_size, _rules(limits))
+                    check_ratio(name, size, info.compress_size, rules)
                     digest.update(piece)
                     out.write(piece)
         except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as error:
