@@ -35,6 +35,7 @@ from pymilvus.exceptions import MilvusException
 from server import tracing
 from server.errors import Unavailable
 from server.retrieval.lite import MilvusLiteProcess
+from server.retrieval.stopwords import ANALYZER
 
 log = logging.getLogger("relais.retrieval")
 
@@ -224,7 +225,9 @@ class PassageStore:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=128)
         schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=self.dimension)
-        schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES, enable_analyzer=True)
+        schema.add_field(
+            "text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES, enable_analyzer=True, analyzer_params=ANALYZER
+        )
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         schema.add_field("owner_id", DataType.INT64, is_partition_key=True)
         schema.add_field("scope", DataType.VARCHAR, max_length=16)
