@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.agents import repository
 from server.agents.access import may_use
 from server.agents.models import Agent
+from server.agents.views import AgentView
 from server.auth import Principal
 from server.errors import FailedPrecondition, FieldViolation, NotFound, PermissionDenied, ValidationFailed
 from server.identity.locks import lock_account
@@ -88,16 +89,17 @@ class AgentService:
     def _keys(self) -> list[str] | None:
         return self._model_keys() if self._model_keys is not None else None
 
-    async def list_public(self, *, limit: int, offset: int) -> Page[Agent]:
+    async def list_public(self, *, limit: int, offset: int) -> Page[AgentView]:
         offset, limit = page_window(skip=0, offset=offset, limit=limit)
         async with self._database.sessions() as session:
-            return await page_of(session, repository.public_agents(), skip=offset, limit=limit)
+            page = await page_of(session, repository.public_agents(), skip=offset, limit=limit)
+            return page.map(AgentView.of)
 
-    async def list_mine(self, principal: Principal) -> list[Agent]:
+    async def list_mine(self, principal: Principal) -> list[AgentView]:
         async with self._database.sessions() as session:
-            return await repository.agents_owned_by(session, _user_id(principal))
+            return [AgentView.of(agent) for agent in await repository.agents_owned_by(session, _user_id(principal))]
 
-    async def create(self, principal: Principal, fields: AgentFields) -> Agent:
+    async def create(self, principal: Principal, fields: AgentFields) -> AgentView:
         if violations := _violations(fields, creating=True, model_keys=self._keys()):
             raise ValidationFailed(violations)
         owner_id = _user_id(principal)
@@ -118,17 +120,16 @@ class AgentService:
             session.add(agent)
         return await self.get(principal, agent.id)
 
-    async def get(self, principal: Principal | None, agent_id: int) -> Agent:
+    async def get(self, principal: Principal | None, agent_id: int) -> AgentView:
         """A public agent, or one of the caller's; 404 for anything else, so that private
         agents cannot even be discovered."""
         async with self._database.sessions() as session:
             agent = await repository.get_agent(session, agent_id)
-            if not may_use(agent, principal.user_id if principal is not None else None):
+            if agent is None or not may_use(agent, principal.user_id if principal is not None else None):
                 raise NotFound(f"No agent {agent_id}")
-            assert agent is not None
-            return agent
+            return AgentView.of(agent)
 
-    async def update(self, principal: Principal, agent_id: int, fields: AgentFields) -> Agent:
+    async def update(self, principal: Principal, agent_id: int, fields: AgentFields) -> AgentView:
         if violations := _violations(fields, creating=False, model_keys=self._keys()):
             raise ValidationFailed(violations)
         async with self._database.sessions() as session, session.begin():

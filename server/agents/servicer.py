@@ -6,14 +6,14 @@ from typing import Any
 
 from relais.v1 import agent_pb2, agent_pb2_grpc
 
-from server.agents.models import Agent
 from server.agents.service import AgentFields, AgentService
+from server.agents.views import AgentView
 from server.convert import timestamp
 from server.interceptors.call import current_call, current_principal
 from server.messages import say
 
 
-def agent_message(agent: Agent) -> agent_pb2.Agent:
+def agent_message(agent: AgentView) -> agent_pb2.Agent:
     message = agent_pb2.Agent(
         id=agent.id,
         name=agent.name,
@@ -22,7 +22,7 @@ def agent_message(agent: Agent) -> agent_pb2.Agent:
         is_public=agent.is_public,
         model=agent.model,
         temperature=agent.temperature,
-        owner=agent_pb2.AgentOwner(id=agent.owner_id, trigramme=agent.owner.trigramme or ""),
+        owner=agent_pb2.AgentOwner(id=agent.owner_id, trigramme=agent.owner_trigramme or ""),
         owner_id=agent.owner_id,
         created_at=timestamp(agent.created_at),
         updated_at=timestamp(agent.updated_at),

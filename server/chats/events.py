@@ -12,7 +12,7 @@ from typing import Protocol
 from google.protobuf import json_format
 
 from server.chats import repository
-from server.chats.models import Message
+from server.chats.views import MessageView
 from server.events.bus import EventBus
 from server.events.topics import CHAT_MESSAGE, MessageStored
 from server.storage import Database
@@ -21,13 +21,13 @@ log = logging.getLogger("relais.chats.events")
 
 
 class MessageEvents(Protocol):
-    async def stored(self, message: Message) -> None: ...
+    async def stored(self, message: MessageView) -> None: ...
 
 
 class NoMessageEvents:
     """For a ChatService used without live updates."""
 
-    async def stored(self, message: Message) -> None:
+    async def stored(self, message: MessageView) -> None:
         """Nobody listens."""
 
 
@@ -38,7 +38,7 @@ class ChatEvents:
         # A chat's owner never changes: remembered, so a streamed reply costs one lookup.
         self._owners: dict[int, int] = {}
 
-    async def stored(self, message: Message) -> None:
+    async def stored(self, message: MessageView) -> None:
         from server.chats.servicer import message_message  # the servicer imports the service, which imports this
 
         owner_id = await self._owner_of(message.chat_id)

@@ -23,6 +23,7 @@ from server.auth import Principal
 from server.chats import repository
 from server.chats.events import MessageEvents
 from server.chats.models import Message
+from server.chats.views import MessageView
 from server.errors import FieldViolation, InvalidArgument, ShuttingDown, ValidationFailed
 from server.inference.backend import ProposedCall, Role, Turn
 from server.storage import Database
@@ -74,11 +75,11 @@ def offered_tools(
     return tools, choice if tools else "none"
 
 
-def stored_steps(message: Message) -> list[dict[str, Any]]:
-    return list(message.tool_steps or [])
+def stored_steps(message: MessageView) -> list[dict[str, Any]]:
+    return list(message.tool_steps)
 
 
-def history_turns(messages: list[Message]) -> list[Turn]:
+def history_turns(messages: list[MessageView]) -> list[Turn]:
     """Stored messages as the model reads them: an assistant reply's tool calls and their
     results come before its text."""
     turns = []
@@ -108,7 +109,7 @@ class ReplyRecorder:
         events: MessageEvents,
         *,
         sources: list[dict[str, Any]] | None = None,
-        on_complete: Callable[[Message], Awaitable[None]] | None = None,
+        on_complete: Callable[[MessageView], Awaitable[None]] | None = None,
     ) -> None:
         self._database = database
         self._events = events
@@ -120,7 +121,8 @@ class ReplyRecorder:
         self._steps: list[dict[str, Any]] = []
         self._pending: dict[str, ToolCalled] = {}
         self._finishing: asyncio.Future[None] | None = None
-        self.message: Message | None = None
+        # The reply as last written (a view: each write reads it back before its session closes).
+        self.message: MessageView | None = None
 
     @property
     def message_id(self) -> int:
@@ -200,8 +202,9 @@ class ReplyRecorder:
     async def failed_to_start(self) -> None:
         """Record that the model could not even start: an empty reply with status error."""
         async with self._database.sessions() as session, session.begin():
-            self.message = self._new_message(status="error")
-            await repository.add_message(session, self.message)
+            row = self._new_message(status="error")
+            await repository.add_message(session, row)
+            self.message = MessageView.of(row)
         await self._events.stored(self.message)
 
     async def _write(self, run: AgentRun, status: str) -> None:
@@ -215,9 +218,12 @@ class ReplyRecorder:
         }
         async with self._database.sessions() as session, session.begin():
             if self.message is None:
-                self.message = self._new_message(**fields)
-                await repository.add_message(session, self.message)
+                row = self._new_message(**fields)
+                await repository.add_message(session, row)
+                self.message = MessageView.of(row)
                 return
             # A growing reply rewrites its row about once a second: one UPDATE ... RETURNING, not a
             # read then a write. None when its conversation was deleted meanwhile: nothing to keep.
-            self.message = await repository.rewrite_message(session, self.message.id, fields) or self.message
+            rewritten = await repository.rewrite_message(session, self.message.id, fields)
+            if rewritten is not None:
+                self.message = MessageView.of(rewritten)

@@ -89,8 +89,10 @@ async def activity(session: AsyncSession, owner_id: int) -> dict[str, int]:
 
 async def add_message(session: AsyncSession, message: Message) -> None:
     """Add a message without reading its conversation: counted into it by the database, so that
-    a reply and a question stored at the same moment cannot lose one of their counts."""
+    a reply and a question stored at the same moment cannot lose one of their counts. Flushed
+    at once: its id and timestamps are known when this returns."""
     session.add(message)
+    await session.flush()
     counted = update(Chat).where(Chat.id == message.chat_id)
     await session.execute(counted.values(message_count=Chat.message_count + 1, last_message_at=utcnow()))
 

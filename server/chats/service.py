@@ -20,6 +20,7 @@ from server.chats.events import MessageEvents, NoMessageEvents
 from server.chats.history import fit
 from server.chats.models import Chat, Message
 from server.chats.replies import ReplyOptions, ReplyRecorder, history_turns, offered_tools
+from server.chats.views import ChatView, MessageView
 from server.errors import FieldViolation, NotFound, PermissionDenied, ValidationFailed
 from server.inference.backend import GenerationRequest, Role, Turn
 from server.inference.catalogue import Catalogue
@@ -43,16 +44,16 @@ DEFAULT_TEMPERATURE = 0.7
 
 @dataclass(frozen=True, slots=True)
 class Exchange:
-    user_message: Message
-    assistant_message: Message
+    user_message: MessageView
+    assistant_message: MessageView
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Question:
     """A stored user message and what its reply needs from the conversation."""
 
-    user_message: Message
-    history: list[Message]
+    user_message: MessageView
+    history: list[MessageView]
     system_prompt: str
     temperature: float | None
     model_key: str
@@ -61,7 +62,7 @@ class Question:
 
 @dataclass(frozen=True, slots=True)
 class PreparedReply:
-    user_message: Message
+    user_message: MessageView
     request: AgentRequest
     recorder: ReplyRecorder
 
@@ -89,9 +90,10 @@ def _user_id(principal: Principal) -> int:
     return principal.user_id
 
 
-def ensure_agent_readable(chat: Chat) -> None:
+def ensure_agent_readable(chat: Chat | ChatView) -> None:
     """A chat whose agent was made private since gets no more replies from it: access to an
-    agent is checked at every reply, not only when the chat was created."""
+    agent is checked at every reply, not only when the chat was created (a row inside a
+    transaction, a view after it)."""
     if chat.agent is not None and not may_use(chat.agent, chat.owner_id):
         raise PermissionDenied("This chat's agent is no longer available to you (its owner made it private)")
 
@@ -105,25 +107,25 @@ def with_passages(system_prompt: str, found: list[Found]) -> str:
     return f"{system_prompt}\n\n{lead}\n\n{excerpts}".strip()
 
 
-async def add_question(session: AsyncSession, chat: Chat | None, chat_id: int, content: str) -> Message:
+async def add_question(session: AsyncSession, chat: Chat | None, chat_id: int, content: str) -> MessageView:
     """A user message added to a conversation (counted by the database, as a reply is), titling it
     if it has no title yet."""
     message = Message(chat_id=chat_id, role="user", content=content, status="complete")
     await repository.add_message(session, message)
     if chat is not None and not chat.title:
         chat.title = title_from(content)
-    return message
+    return MessageView.of(message)
 
 
 def learning(
     knowledge: KnowledgeBase | None, principal: Principal, agent_id: int | None, question: str, chat_id: int
-) -> Callable[[Message], Awaitable[None]] | None:
+) -> Callable[[MessageView], Awaitable[None]] | None:
     """For an agent that learns from interactions (`agent_id`, None for none): keep each complete
     exchange in its memory."""
     if agent_id is None or knowledge is None:
         return None
 
-    async def learn(reply: Message) -> None:
+    async def learn(reply: MessageView) -> None:
         await knowledge.learn(principal, agent_id, question=question, answer=reply.content, chat_id=chat_id)
 
     return learn
@@ -154,11 +156,11 @@ class ChatService:
 
     # ------------------------------------------------------------------ conversations
 
-    async def list_chats(self, principal: Principal, *, limit: int, offset: int, search: str = "") -> Page[Chat]:
+    async def list_chats(self, principal: Principal, *, limit: int, offset: int, search: str = "") -> Page[ChatView]:
         offset, limit = page_window(skip=0, offset=offset, limit=limit)
         statement = repository.chats(_user_id(principal), search=search.strip())
         async with self._database.sessions() as session:
-            return await page_of(session, statement, skip=offset, limit=limit)
+            return (await page_of(session, statement, skip=offset, limit=limit)).map(ChatView.of)
 
     async def search_messages(self, principal: Principal, query: str, *, limit: int) -> list[dict[str, Any]]:
         """The caller's messages containing `query` (case-insensitive), newest first, with their
@@ -181,7 +183,7 @@ class ChatService:
             for message, title in rows
         ]
 
-    async def create(self, principal: Principal, *, agent_id: int | None, title: str) -> Chat:
+    async def create(self, principal: Principal, *, agent_id: int | None, title: str) -> ChatView:
         owner = _user_id(principal)
         title = title.strip()
         if len(title) > MAX_TITLE:
@@ -193,14 +195,14 @@ class ChatService:
             session.add(chat)
         return await self.get(principal, chat.id)
 
-    async def get(self, principal: Principal, chat_id: int) -> Chat:
+    async def get(self, principal: Principal, chat_id: int) -> ChatView:
         async with self._database.sessions() as session:
-            return await self._owned(session, principal, chat_id)
+            return ChatView.of(await self._owned(session, principal, chat_id))
 
-    async def messages(self, principal: Principal, chat_id: int) -> list[Message]:
+    async def messages(self, principal: Principal, chat_id: int) -> list[MessageView]:
         async with self._database.sessions() as session:
             await self._owned(session, principal, chat_id)
-            return await repository.messages(session, chat_id)
+            return [MessageView.of(message) for message in await repository.messages(session, chat_id)]
 
     async def stored_reply(self, principal: Principal, message_id: int) -> tuple[str, str, int] | None:
         """The caller's stored assistant message: its text, model and chat; None if not theirs."""
@@ -222,13 +224,13 @@ class ChatService:
         await self._events.stored(message)
         return message.id
 
-    async def completed_reply(self, message_id: int) -> Message | None:
+    async def completed_reply(self, message_id: int) -> MessageView | None:
         """The assistant message `message_id` if it was stored whole (status complete)."""
         async with self._database.sessions() as session:
             message = await repository.get_message(session, message_id)
-        return message if message is not None and message.status == "complete" else None
+            return MessageView.of(message) if message is not None and message.status == "complete" else None
 
-    async def update_chat(self, principal: Principal, chat_id: int, title: str) -> Chat:
+    async def update_chat(self, principal: Principal, chat_id: int, title: str) -> ChatView:
         title = title.strip()
         if not title or len(title) > MAX_TITLE:
             message = "is required" if not title else f"must be at most {MAX_TITLE} characters"
@@ -349,10 +351,9 @@ class ChatService:
             assistant_message = (
                 await repository.get_message(session, finished.message_id) if finished.message_id else None
             )
-        assert user_message is not None
-        if assistant_message is None:
-            assistant_message = Message(chat_id=chat_id, role="assistant", content="", status="complete")
-        return Exchange(user_message, assistant_message)
+            assert user_message is not None
+            reply = MessageView.of(assistant_message) if assistant_message else MessageView.empty_reply(chat_id)
+            return Exchange(MessageView.of(user_message), reply)
 
     async def _prepare(
         self, principal: Principal, chat_id: int, content: str, *, request_id: str, options: ReplyOptions
@@ -409,7 +410,7 @@ class ChatService:
         if self._knowledge is None:
             return []
         async with self._database.sessions() as session:
-            chat = await self._owned(session, principal, chat_id)
+            chat = ChatView.of(await self._owned(session, principal, chat_id))
         ensure_agent_readable(chat)
         agent = chat.agent
         file_sources = await self._knowledge.check_files(principal, list(files))
@@ -423,7 +424,7 @@ class ChatService:
         """Store the user's message (titling a new conversation) and read what the reply needs."""
         async with self._database.sessions() as session, session.begin():
             chat = await self._owned(session, principal, chat_id)
-            history = await repository.messages(session, chat_id, complete_only=True)
+            history = [MessageView.of(row) for row in await repository.messages(session, chat_id, complete_only=True)]
             user_message = await add_question(session, chat, chat_id, content)
             agent = chat.agent
             ensure_agent_readable(chat)

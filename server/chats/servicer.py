@@ -11,9 +11,9 @@ from relais.v1 import chat_pb2, chat_pb2_grpc, events_pb2
 
 from server.agent.events import Finished, Planned, ReplyEvent, Started, TextDelta, Thought, ToolCalled, ToolReturned
 from server.agents.access import usable
-from server.chats.models import Chat, Message
 from server.chats.replies import ReplyOptions
 from server.chats.service import ChatService
+from server.chats.views import ChatView, MessageView
 from server.convert import timestamp
 from server.errors import DomainError, NotFound
 from server.history.events import EventStream
@@ -33,7 +33,7 @@ STATUSES = {
 }
 
 
-def message_message(message: Message) -> chat_pb2.ChatMessage:
+def message_message(message: MessageView) -> chat_pb2.ChatMessage:
     converted = chat_pb2.ChatMessage(
         id=message.id,
         chat_id=message.chat_id,
@@ -45,9 +45,9 @@ def message_message(message: Message) -> chat_pb2.ChatMessage:
     )
     if message.llm_model:
         converted.llm_model = message.llm_model
-    for source in message.sources or ():
+    for source in message.sources:
         json_format.ParseDict(source, converted.sources.add())
-    for step in message.tool_steps or ():
+    for step in message.tool_steps:
         json_format.ParseDict(step, converted.tool_steps.add(), ignore_unknown_fields=True)
         tool = step.get("call", {}).get("tool", "")
         if tool and step.get("ran") and tool not in converted.tools_used:
@@ -55,7 +55,7 @@ def message_message(message: Message) -> chat_pb2.ChatMessage:
     return converted
 
 
-def chat_message(chat: Chat, messages: list[Message] | None = None) -> chat_pb2.Chat:
+def chat_message(chat: ChatView, messages: list[MessageView] | None = None) -> chat_pb2.Chat:
     converted = chat_pb2.Chat(
         id=chat.id,
         title=chat.title,
@@ -177,7 +177,7 @@ def _member(event: ReplyEvent) -> dict[str, Any]:
 async def reply_events(
     journal: Journal,
     replies: AsyncGenerator[ReplyEvent, None],
-    completed: Callable[[int], Awaitable[Message | None]] | None = None,
+    completed: Callable[[int], Awaitable[MessageView | None]] | None = None,
 ) -> AsyncGenerator[events_pb2.StreamEvent, None]:
     """A reply's domain events as the event family, journaled for /history/replay. A reply that
     cannot start fails the call before any event (HTTP 503 and a JSON body); a failure after the
@@ -212,7 +212,7 @@ async def reply_events(
 
 
 async def _stored_final(
-    completed: Callable[[int], Awaitable[Message | None]] | None, message_id: int
+    completed: Callable[[int], Awaitable[MessageView | None]] | None, message_id: int
 ) -> events_pb2.FinalMessage | None:
     """The final event of reply `message_id` if it was stored whole (its client gone meanwhile)."""
     if not message_id or completed is None or (reply := await completed(message_id)) is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from sqlalchemy import asc
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +19,7 @@ from server.errors import (
 )
 from server.identity import repository
 from server.identity.models import Permission, Role
+from server.identity.values import PermissionView, RoleView
 from server.paging import Page, page_window
 from server.storage import Database
 from server.storage.queries import page_of
@@ -42,12 +42,6 @@ def ensure_may_grant(principal: Principal, *, permissions: Iterable[str], role_n
         raise PermissionDenied(f"You cannot grant permissions you do not hold: {', '.join(beyond)}")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RoleView:
-    role: Role
-    users_count: int
-
-
 class RoleAdministration:
     def __init__(self, *, database: Database) -> None:
         self._database = database
@@ -58,7 +52,7 @@ class RoleAdministration:
         async with self._database.sessions() as session:
             page = await page_of(session, statement.order_by(asc(Role.id)), skip=skip, limit=limit)
             counts = await repository.role_user_counts(session, [role.id for role in page.items])
-        return page.map(lambda role: RoleView(role=role, users_count=counts.get(role.id, 0)))
+            return page.map(lambda role: RoleView.of(role, users_count=counts.get(role.id, 0)))
 
     async def get_role(self, role_id: int) -> RoleView:
         async with self._database.sessions() as session:
@@ -66,7 +60,7 @@ class RoleAdministration:
             if role is None:
                 raise NotFound(f"No role {role_id}")
             counts = await repository.role_user_counts(session, [role_id])
-        return RoleView(role=role, users_count=counts.get(role_id, 0))
+            return RoleView.of(role, users_count=counts.get(role_id, 0))
 
     async def create_role(
         self, principal: Principal, *, name: str, description: str, permissions: list[str]
@@ -84,7 +78,7 @@ class RoleAdministration:
             session.add(role)
             with repository.unique_violations(f"Role {name!r} already exists"):
                 await session.flush()
-        return RoleView(role=role, users_count=0)
+            return RoleView.of(role, users_count=0)
 
     async def update_role(
         self,
@@ -120,7 +114,7 @@ class RoleAdministration:
             with repository.unique_violations("Role name already in use"):
                 await session.flush()
             counts = await repository.role_user_counts(session, [role_id])
-        return RoleView(role=role, users_count=counts.get(role_id, 0))
+            return RoleView.of(role, users_count=counts.get(role_id, 0))
 
     async def delete_role(self, role_id: int) -> None:
         async with self._database.sessions() as session, session.begin():
@@ -131,13 +125,14 @@ class RoleAdministration:
                 raise StateConflict(f"The built-in role {role.name!r} cannot be deleted")
             await session.delete(role)
 
-    async def list_permissions(self, *, skip: int, offset: int, limit: int) -> Page[Permission]:
+    async def list_permissions(self, *, skip: int, offset: int, limit: int) -> Page[PermissionView]:
         skip, limit = page_window(skip=skip, offset=offset, limit=limit, default=100)
         statement = repository.permissions()
         async with self._database.sessions() as session:
-            return await page_of(session, statement.order_by(asc(Permission.name)), skip=skip, limit=limit)
+            page = await page_of(session, statement.order_by(asc(Permission.name)), skip=skip, limit=limit)
+            return page.map(PermissionView.of)
 
-    async def create_permission(self, *, name: str, description: str, resource: str, action: str) -> Permission:
+    async def create_permission(self, *, name: str, description: str, resource: str, action: str) -> PermissionView:
         name = name.strip().lower()
         found = _PERMISSION_NAME.match(name)
         violations = []
@@ -159,7 +154,7 @@ class RoleAdministration:
             session.add(permission)
             with repository.unique_violations(f"Permission {name!r} already exists"):
                 await session.flush()
-        return permission
+            return PermissionView.of(permission)
 
     @staticmethod
     def _role_violations(name: str, description: str) -> list[FieldViolation]:

@@ -21,10 +21,9 @@ from relais.v1 import (
 
 from server.convert import timestamp
 from server.identity.api_keys import ApiKeys
-from server.identity.models import Permission
-from server.identity.roles import RoleAdministration, RoleView
+from server.identity.roles import RoleAdministration
 from server.identity.service import IdentityService, IssuedTokens, NewAccount
-from server.identity.values import ApiKeyView, ClientInfo, SessionView, UserView
+from server.identity.values import ApiKeyView, ClientInfo, PermissionView, RoleView, SessionView, UserView
 from server.interceptors.call import current_call, current_principal
 from server.messages import say
 
@@ -193,7 +192,7 @@ class AdminUserServicer(admin_user_pb2_grpc.AdminUserServiceServicer):
         return admin_user_pb2.UserActivation(id=view.id, is_active=view.is_active)
 
 
-def permission_message(permission: Permission) -> role_pb2.Permission:
+def permission_message(permission: PermissionView) -> role_pb2.Permission:
     return role_pb2.Permission(
         id=permission.id,
         name=permission.name,
@@ -204,13 +203,12 @@ def permission_message(permission: Permission) -> role_pb2.Permission:
 
 
 def role_message(view: RoleView) -> role_pb2.Role:
-    role = view.role
     return role_pb2.Role(
-        id=role.id,
-        name=role.name,
-        description=role.description,
-        created_at=timestamp(role.created_at),
-        permissions=[permission_message(p) for p in sorted(role.permissions, key=lambda p: p.name)],
+        id=view.id,
+        name=view.name,
+        description=view.description,
+        created_at=timestamp(view.created_at),
+        permissions=[permission_message(permission) for permission in view.permissions],
         users_count=view.users_count,
     )
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from server.errors import FieldViolation
-from server.identity.models import ApiKey, AuthSession, User
+from server.identity.models import ApiKey, AuthSession, Permission, Role, User
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{3,64}$")
@@ -114,6 +114,47 @@ class ApiKeyView:
             expires_at=row.expires_at,
             last_used_at=row.last_used_at,
             active=row.revoked_at is None and (row.expires_at is None or row.expires_at > now()),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PermissionView:
+    """A permission as the servicers see it."""
+
+    id: int
+    name: str
+    description: str
+    resource: str
+    action: str
+
+    @classmethod
+    def of(cls, row: Permission) -> PermissionView:
+        return cls(id=row.id, name=row.name, description=row.description, resource=row.resource, action=row.action)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoleView:
+    """A role as the servicers see it: its permissions by name, and how many users hold it."""
+
+    id: int
+    name: str
+    description: str
+    builtin: bool
+    created_at: datetime
+    permissions: tuple[PermissionView, ...]
+    users_count: int
+
+    @classmethod
+    def of(cls, role: Role, *, users_count: int) -> RoleView:
+        # Its permissions come with the role (a selectin relationship): no further query here.
+        return cls(
+            id=role.id,
+            name=role.name,
+            description=role.description,
+            builtin=role.builtin,
+            created_at=role.created_at,
+            permissions=tuple(PermissionView.of(p) for p in sorted(role.permissions, key=lambda p: p.name)),
+            users_count=users_count,
         )
 
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from server.agent.events import Finished, ReplyEvent, Started
 from server.agent.loop import AgentLoop, AgentRequest, AgentRun, tool_specs
 from server.agents.service import AgentService
+from server.agents.views import AgentView
 from server.auth import Principal
 from server.chats.events import MessageEvents
 from server.chats.replies import ReplyRecorder
@@ -38,17 +38,6 @@ from server.tools.registry import CallerContext, RegisteredTool
 
 if TYPE_CHECKING:
     from server.retrieval.service import Found, KnowledgeBase
-
-
-class AgentFacts(Protocol):
-    """What this API reads of an agent (the agents domain's `AgentService.get`)."""
-
-    id: int
-    model: str
-    system_prompt: str
-    temperature: float
-    learn_from_interaction: bool
-    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,7 +143,7 @@ class ChatCompletions:
             raise ModelNotFound(f"{model!r} is an embedding model: use POST /v1/embeddings")
         raise ModelNotFound(f"The model {model!r} does not exist; GET /v1/models lists the models")
 
-    async def agent(self, principal: Principal | None, model: str) -> AgentFacts:
+    async def agent(self, principal: Principal | None, model: str) -> AgentView:
         """The agent `agent:<id>` names, if the caller may use it (theirs, or public)."""
         number = model.removeprefix(AGENT_PREFIX)
         try:
