@@ -8,21 +8,27 @@ Everything runs in this process, on this machine's CPU, with the real all-MiniLM
 Part 1, queries. A generated corpus of short passages is embedded once (the vectors are cached
 under bench/.cache/, keyed by the generator and its size) and loaded into:
 
-    milvus   Relais' PassageStore on a Milvus Lite file, as the server configures it: HNSW (M 16,
-             efConstruction 200, ef 128) on inner product, BM25 on the text, flushed so every
-             passage sits in an indexed segment
-    faiss    a FAISS IndexFlatIP (exact inner product), what the local assistant used
+    milvus   Relais' PassageStore on a Milvus Lite child, as the server configures it: HNSW (M 16,
+             efConstruction 200, ef 128) on inner product, BM25 on the text, flushed, and left to
+             finish its background compaction and index builds before anything is timed; the
+             child runs lite_engine.py's search paths, as the server's does
+    stock    the same on a child running Milvus Lite as released (the comparison for lite_engine.py)
+    faiss    a FAISS IndexFlatIP (exact) and an IndexHNSWFlat with the same HNSW parameters
 
 Held-out queries are generated the same way and embedded. The exact top 10 of each query is
-computed by brute force (NumPy, float32). Reported per target, one query at a time: latency
-p50/p99 and recall@10 against the exact top 10, for
+computed by brute force (NumPy, float32). One query at a time, each part of a /rag/query answer
+is timed apart, then the whole (p50/p99, and recall@10 against the exact top 10 for the vector
+searches):
 
-    milvus dense     PassageStore.search(mode="dense"), the filter scope == "corpus" included
-    milvus hybrid    PassageStore.search(mode="hybrid"): dense + BM25 fused by RRF (latency only:
-                     its results are meant to differ from the dense top 10)
-    faiss flat       IndexFlatIP.search
-    relais query     KnowledgeBase.query_corpus (what POST /rag/query runs): embeds the query, hybrid
-                     search, visibility check in SQL (latency only)
+    query embedding                 the embedder on the query text (what every search starts with)
+    milvus round trip               has_collection: pymilvus and the gRPC hop to the Lite child
+    milvus dense, ids only          a dense search returning only the key, no filter
+    milvus dense[, no filter]       PassageStore.search(mode="dense") with (without) scope == "corpus"
+    milvus bm25 / hybrid            mode="text" / mode="hybrid" (dense + BM25 fused by RRF)
+    relais query                    KnowledgeBase.query_corpus (what POST /rag/query runs): the
+                                    embedding, the hybrid search, the visibility check in SQL
+    milvus lite as released: ...    dense, bm25 and hybrid on the stock child
+    faiss flat / faiss hnsw         the same vectors in FAISS
 
 Part 2, ingestion. The same text (generated paragraphs, cut into ~800 passages at the server's
 default 800 characters) goes through
@@ -184,8 +190,9 @@ def recall(found: list[list[int]], truth: np.ndarray) -> float:
 async def query_part(args: argparse.Namespace, work: Path, model: Any) -> dict[str, Any]:
     import faiss
 
+    from server.retrieval.lite import MilvusLiteProcess
     from server.retrieval.models import CorpusFile
-    from server.retrieval.store import PassageStore, StoredPassage
+    from server.retrieval.store import PassageStore
 
     size = 10_000 if args.quick else 100_000
     count = 100 if args.quick else 500
@@ -195,35 +202,20 @@ async def query_part(args: argparse.Namespace, work: Path, model: Any) -> dict[s
 
     knowledge, database = await knowledge_base(work, model)
     store: PassageStore = knowledge._store
+    # The same passages in Milvus Lite as released, to compare lite_engine.py's search paths with.
+    stock = PassageStore(lite=MilvusLiteProcess(work / "milvus-stock", accelerated=False))
     files = 100
-    per_file = -(-size // files)
     started = time.perf_counter()
-    for offset in range(0, size, 5000):
-        rows = [
-            StoredPassage(
-                chunk_id=f"bench{number // per_file}:{number}",
-                text=texts[number],
-                owner_id=0,
-                scope="corpus",
-                entity="corpus",
-                source=f"bench{number // per_file}",
-                sha256="0" * 64,
-                path=f"bench/{number // per_file}.txt",
-                start=0,
-                end=len(texts[number]),
-            )
-            for number in range(offset, min(offset + 5000, size))
-        ]
-        await store.insert(rows, vectors[offset : offset + len(rows)])
-    await store.flush()
+    await load(store, texts, vectors, files)
     load_seconds = time.perf_counter() - started
+    await load(stock, texts, vectors, files)
     async with database.sessions() as session, session.begin():
         session.add_all(
             CorpusFile(path=f"bench/{n}.txt", sha256="0" * 64, file_size=0, source_key=f"bench{n}", chunk_count=0)
             for n in range(files)
         )
 
-    settle_seconds = await settled(store)
+    settle_seconds = max(await settled(store), await settled(stock))
     flat = faiss.IndexFlatIP(vectors.shape[1])
     flat.add(vectors)
     hnsw = faiss.IndexHNSWFlat(vectors.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
@@ -233,7 +225,7 @@ async def query_part(args: argparse.Namespace, work: Path, model: Any) -> dict[s
     embedder = knowledge._embedder
 
     results: dict[str, Any] = {}
-    for name, target in query_targets(store, knowledge, embedder, flat, hnsw).items():
+    for name, target in query_targets(store, stock, knowledge, embedder, flat, hnsw).items():
         latencies: list[float] = []
         found: list[list[int]] = []
         for index, text in enumerate(asked):
@@ -247,6 +239,7 @@ async def query_part(args: argparse.Namespace, work: Path, model: Any) -> dict[s
             results[name]["recall_at_10"] = recall(found, truth)
         print(f"  {name}: {results[name]}", file=sys.stderr)
     await knowledge.close()
+    await stock.close()
     await database.dispose()
     return {
         "passages": size,
@@ -255,6 +248,31 @@ async def query_part(args: argparse.Namespace, work: Path, model: Any) -> dict[s
         "settle_seconds": round(settle_seconds, 1),
         "targets": results,
     }
+
+
+async def load(store: Any, texts: list[str], vectors: np.ndarray, files: int) -> None:
+    """The corpus as `files` files' passages, inserted 5,000 at a time, then flushed."""
+    from server.retrieval.store import StoredPassage
+
+    per_file = -(-len(texts) // files)
+    for offset in range(0, len(texts), 5000):
+        rows = [
+            StoredPassage(
+                chunk_id=f"bench{number // per_file}:{number}",
+                text=texts[number],
+                owner_id=0,
+                scope="corpus",
+                entity="corpus",
+                source=f"bench{number // per_file}",
+                sha256="0" * 64,
+                path=f"bench/{number // per_file}.txt",
+                start=0,
+                end=len(texts[number]),
+            )
+            for number in range(offset, min(offset + 5000, len(texts)))
+        ]
+        await store.insert(rows, vectors[offset : offset + len(rows)])
+    await store.flush()
 
 
 async def settled(store: Any, *, quiet_cpu_seconds: float = 0.15, window: float = 3.0) -> float:
@@ -276,7 +294,7 @@ async def settled(store: Any, *, quiet_cpu_seconds: float = 0.15, window: float 
 Target = Any  # async (query vector, query text) -> the top 10 as corpus numbers, or None
 
 
-def query_targets(store: Any, knowledge: Any, embedder: Any, flat: Any, hnsw: Any) -> dict[str, Target]:
+def query_targets(store: Any, stock: Any, knowledge: Any, embedder: Any, flat: Any, hnsw: Any) -> dict[str, Target]:
     """Each part of a /rag/query answer alone, then whole, then FAISS on the same vectors."""
     from server.retrieval.store import OUTPUT_FIELDS, PassageFilter
 
@@ -291,9 +309,9 @@ def query_targets(store: Any, knowledge: Any, embedder: Any, flat: Any, hnsw: An
     async def round_trip(_vector: np.ndarray, _text: str) -> None:
         await store.probe()
 
-    def milvus(mode: str, where: Any) -> Target:
+    def milvus(mode: str, where: Any, lite: Any = store) -> Target:
         async def search(vector: np.ndarray, text: str) -> list[int] | None:
-            hits = await store.search(vector, text, where=where, limit=TOP, mode=mode)
+            hits = await lite.search(vector, text, where=where, limit=TOP, mode=mode)
             return numbers(hits) if mode == "dense" else None
 
         return search
@@ -330,6 +348,9 @@ def query_targets(store: Any, knowledge: Any, embedder: Any, flat: Any, hnsw: An
         "milvus dense": milvus("dense", corpus_only),
         "milvus bm25": milvus("text", corpus_only),
         "milvus hybrid": milvus("hybrid", corpus_only),
+        "milvus lite as released: dense": milvus("dense", corpus_only, stock),
+        "milvus lite as released: bm25": milvus("text", corpus_only, stock),
+        "milvus lite as released: hybrid": milvus("hybrid", corpus_only, stock),
         "relais query": relais,
         "faiss flat": faiss_search(flat),
         "faiss hnsw": faiss_search(hnsw),

@@ -176,7 +176,29 @@ def _own(request: Any, handler: grpc.RpcMethodHandler) -> Any:
     return handler.request_deserializer(request.SerializeToString())
 
 
-class _UnaryCall:
+class _CallHandle:
+    """What every in-process call handle answers as grpc.aio's calls do: its metadata once the
+    handler sent it, cancellation, and whether the handler's task is over."""
+
+    _context: _Context
+    _task: asyncio.Future[Any]
+
+    async def initial_metadata(self) -> grpc.aio.Metadata:
+        await self._context.headers_sent
+        return self._context.initial
+
+    async def trailing_metadata(self) -> grpc.aio.Metadata:
+        await asyncio.wait([self._task])
+        return self._context.trailing
+
+    def cancel(self) -> bool:
+        return self._task.cancel()
+
+    def done(self) -> bool:
+        return self._task.done()
+
+
+class _UnaryCall(_CallHandle):
     """A unary call's handle, as grpc.aio.UnaryUnaryCall: awaitable, with its metadata."""
 
     def __init__(self, handler: grpc.RpcMethodHandler, request: Any, context: _Context) -> None:
@@ -211,23 +233,9 @@ class _UnaryCall:
             raise failed
         return response
 
-    async def initial_metadata(self) -> grpc.aio.Metadata:
-        await self._context.headers_sent
-        return self._context.initial
-
-    async def trailing_metadata(self) -> grpc.aio.Metadata:
-        await asyncio.wait([self._task])
-        return self._context.trailing
-
     async def code(self) -> grpc.StatusCode:
         await asyncio.wait([self._task])
         return self._context.code_ or grpc.StatusCode.OK
-
-    def cancel(self) -> bool:
-        return self._task.cancel()
-
-    def done(self) -> bool:
-        return self._task.done()
 
 
 class _ClientStreamCall(_UnaryCall):
@@ -250,7 +258,7 @@ async def _own_each(requests: Any, handler: grpc.RpcMethodHandler) -> AsyncItera
 _END = object()
 
 
-class _StreamCall:
+class _StreamCall(_CallHandle):
     """A server-streaming call's handle, as grpc.aio.UnaryStreamCall: read() until EOF, or iterate.
 
     The handler runs in its own task and hands each message over through a one-slot queue, so a
@@ -303,23 +311,9 @@ class _StreamCall:
         while (message := await self.read()) is not grpc.aio.EOF:
             yield message
 
-    async def initial_metadata(self) -> grpc.aio.Metadata:
-        await self._context.headers_sent
-        return self._context.initial
-
-    async def trailing_metadata(self) -> grpc.aio.Metadata:
-        await asyncio.wait([self._task])
-        return self._context.trailing
-
     async def code(self) -> grpc.StatusCode:
         await asyncio.wait([self._task])
         return self._failure.code() if self._failure is not None else grpc.StatusCode.OK
-
-    def cancel(self) -> bool:
-        return self._task.cancel()
-
-    def done(self) -> bool:
-        return self._task.done()
 
 
 async def _close(stream: Any) -> None:

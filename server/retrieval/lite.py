@@ -39,15 +39,18 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def server_command(data_dir: Path, port: int) -> list[str]:
-    """The command line of a Milvus Lite server on 127.0.0.1:`port`, keeping its data in `data_dir`."""
+def server_command(data_dir: Path, port: int, *, accelerated: bool = True) -> list[str]:
+    """The command line of a Milvus Lite server on 127.0.0.1:`port`, keeping its data in `data_dir`:
+    with lite_engine.py's search paths (`accelerated`), or Milvus Lite as released."""
     place = ["--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)]
-    return [sys.executable, "-m", "milvus_lite", "server", *place]
+    module = "server.retrieval.lite_child" if accelerated else "milvus_lite"
+    return [sys.executable, "-m", module, "server", *place]
 
 
 class MilvusLiteProcess:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, accelerated: bool = True) -> None:
         self.data_dir = data_dir
+        self.accelerated = accelerated
         self._process: asyncio.subprocess.Process | None = None
         self.uri = ""
 
@@ -64,7 +67,7 @@ class MilvusLiteProcess:
         log_file = await asyncio.to_thread(open, self.data_dir.parent / "milvus-lite.log", "ab")
         try:
             self._process = await asyncio.create_subprocess_exec(
-                *server_command(self.data_dir, port),
+                *server_command(self.data_dir, port, accelerated=self.accelerated),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,
