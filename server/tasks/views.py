@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from server.tasks.models import Task
+from server.tasks.models import Task, TaskExecutor
 from server.tasks.planner import trigger_of
 from server.tasks.runs import RunRecord, StepRecord
 from server.tasks.triggers import Trigger, utc
@@ -95,6 +95,21 @@ class TaskView:
     next_run: datetime | None
     running_count: int
     history: list[RunView] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutorView:
+    """A replica's scheduler and its last heartbeat, as the health report shows it."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    seen_at: datetime
+
+    @classmethod
+    def of(cls, row: TaskExecutor) -> ExecutorView:
+        return cls(id=row.id, host=row.host, pid=row.pid, started_at=row.started_at, seen_at=row.seen_at)
 
 
 def task_view(task: Task, *, running: int, now: datetime) -> TaskView:
