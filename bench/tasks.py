@@ -90,7 +90,7 @@ async def _latency(domain: Any, rate: int, seconds: float) -> dict[str, Any]:
         view = await domain.service.create(
             owner, Draft(action="bench.noop", trigger=TriggerDraft(interval=Interval(seconds=1)))
         )
-        ids.append(view.task.id)
+        ids.append(view.id)
     # Spread the anchors: one tick every 1/rate s rather than `rate` at once.
     async with domain.database.sessions() as session, session.begin():
         first = None
@@ -149,9 +149,9 @@ async def _overhead(domain: Any, direct: Any, runs: int) -> dict[str, Any]:
     async with subscription:
         for index in range(runs + 5):
             started = time.perf_counter()
-            await domain.service.run_now(owner, view.task.id, admin=False)
+            await domain.service.run_now(owner, view.id, admin=False)
             async for envelope in subscription:
-                if envelope.event.task_id == view.task.id:
+                if envelope.event.task_id == view.id:
                     assert envelope.event.status == "success", envelope.event
                     break
             if index >= 5:  # the first few warm the connections up

@@ -1,6 +1,7 @@
 """Retrieval: documents, memory and the local corpus on Milvus, every passage citing its span.
 
 models.py       the documents, memories and corpus_files tables (the truth the vector store follows)
+views.py        DocumentView, MemoryView: documents and memories as servicers and other domains get them
 extract.py      what a file is, judged by its bytes, and its text (PDF, DOCX, text; images kept as is)
 chunking.py     text cut into passages with exact character offsets
 embeddings.py   text to unit vectors: all-MiniLM-L6-v2 in-process, or a model on Triton

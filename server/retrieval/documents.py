@@ -35,6 +35,7 @@ from server.retrieval.core import (
 )
 from server.retrieval.extract import UnsupportedFile, extract_text, sniff
 from server.retrieval.models import Document
+from server.retrieval.views import DocumentView
 from server.storage.queries import page_of
 
 log = logging.getLogger("relais.retrieval")
@@ -52,7 +53,7 @@ class DocumentLibrary(KnowledgeCore):
         entity_type: str = "",
         entity_id: int = 0,
         conversation_id: str = "",
-    ) -> Document:
+    ) -> DocumentView:
         owner = user_id_of(principal)
         if len(data) > self.settings.max_upload_bytes:
             raise PayloadTooLarge(f"The file exceeds the {self.settings.max_upload_bytes // (1024 * 1024)} MB limit")
@@ -77,19 +78,19 @@ class DocumentLibrary(KnowledgeCore):
             file_size=len(data),
             sha256=sha,
         )
-        await self._ingest(document, data, text)
-        return document
+        return await self._ingest(document, data, text)
 
     async def _uploaded(
         self, owner: int, kind: str, target_id: int | None, *, sha256: str, filename: str
-    ) -> Document | None:
+    ) -> DocumentView | None:
         """The owner's document of these bytes and this name attached to the same place, if any."""
         async with self._database.sessions() as session:
-            return await repository.uploaded(session, owner, kind, target_id, sha256=sha256, filename=filename)
+            found = await repository.uploaded(session, owner, kind, target_id, sha256=sha256, filename=filename)
+            return DocumentView.of(found) if found is not None else None
 
-    async def _ingest(self, document: Document, data: bytes, text: str | None) -> None:
+    async def _ingest(self, document: Document, data: bytes, text: str | None) -> DocumentView:
         """Keep `data`, index `text` for what `document` belongs to, and commit `document`'s row
-        naming them (see core.py: the row makes them visible)."""
+        naming them (see core.py: the row makes them visible); the document as committed."""
         async with self._new_source() as key:
             await asyncio.to_thread(write_atomically, self._stored(key), data)
             chunks = 0
@@ -112,7 +113,10 @@ class DocumentLibrary(KnowledgeCore):
             async with self._database.sessions() as session, session.begin():
                 session.add(document)
                 await self.cleanup.settled(session, key)
-        log.info("document %d stored (%s, %d bytes, %d passages)", document.id, document.mime_type, len(data), chunks)
+                await session.flush()  # its id and creation time, for the view
+                view = DocumentView.of(document)
+        log.info("document %d stored (%s, %d bytes, %d passages)", view.id, view.mime_type, len(data), chunks)
+        return view
 
     async def _attach_target(
         self, principal: Principal, entity_type: str, entity_id: int, conversation_id: str
@@ -146,20 +150,27 @@ class DocumentLibrary(KnowledgeCore):
 
     async def list_documents(
         self, principal: Principal, *, entity_type: str, entity_id: int, limit: int, offset: int
-    ) -> Page[Document]:
+    ) -> Page[DocumentView]:
         statement = repository.documents(user_id_of(principal), entity_type=entity_type, entity_id=entity_id)
         async with self._database.sessions() as session:
-            return await page_of(session, statement, skip=offset, limit=limit)
+            page = await page_of(session, statement, skip=offset, limit=limit)
+            return page.map(DocumentView.of)
 
-    async def document(self, principal: Principal, document_id: int) -> tuple[Document, Path]:
+    async def document(self, principal: Principal, document_id: int) -> tuple[DocumentView, Path]:
         """A document of the caller's and where its bytes are; 404 for anyone else's."""
         async with self._database.sessions() as session:
-            document = await repository.get_document(session, document_id)
+            document = await self._owned(session, principal, document_id)
+            return DocumentView.of(document), self._stored(document.source_key)
+
+    @staticmethod
+    async def _owned(session: AsyncSession, principal: Principal, document_id: int) -> Document:
+        """The caller's document `document_id`; 404 for anyone else's, so that none can be discovered."""
+        document = await repository.get_document(session, document_id)
         if document is None or document.owner_id != user_id_of(principal):
             raise NotFound(f"No document {document_id}")
-        return document, self._stored(document.source_key)
+        return document
 
-    async def get_document(self, principal: Principal, document_id: int) -> tuple[Document, Path]:
+    async def get_document(self, principal: Principal, document_id: int) -> tuple[DocumentView, Path]:
         """`document`, for a download: its bytes must be where this replica looks for them."""
         document, stored = await self.document(principal, document_id)
         if not await asyncio.to_thread(stored.is_file):
@@ -170,11 +181,11 @@ class DocumentLibrary(KnowledgeCore):
         return document, stored
 
     async def delete_document(self, principal: Principal, document_id: int) -> None:
-        document, _ = await self.document(principal, document_id)
         async with self._database.sessions() as session, session.begin():
-            await repository.delete_document(session, document.id)
-            await self.cleanup.orphaned(session, [document.source_key])
-        await self.cleanup.sweep([document.source_key])
+            key = (await self._owned(session, principal, document_id)).source_key
+            await repository.delete_document(session, document_id)
+            await self.cleanup.orphaned(session, [key])
+        await self.cleanup.sweep([key])
 
     async def forget_entity(self, entity_type: str, entity_id: int) -> None:
         """Delete the documents and memories of an agent or chat that is being deleted."""

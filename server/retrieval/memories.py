@@ -20,6 +20,7 @@ from server.retrieval.core import (
 )
 from server.retrieval.models import Memory
 from server.retrieval.store import PassageFilter
+from server.retrieval.views import MemoryView
 
 
 class MemoryBank(KnowledgeCore):
@@ -27,7 +28,7 @@ class MemoryBank(KnowledgeCore):
 
     async def remember(
         self, principal: Principal, content: str, metadata: dict[str, Any], *, agent_id: int | None = None
-    ) -> Memory:
+    ) -> MemoryView:
         owner = user_id_of(principal)
         check_text(content, "content", MAX_MEMORY)
         entity = entity_of("agent", agent_id) if agent_id is not None else entity_of("user", owner)
@@ -45,9 +46,11 @@ class MemoryBank(KnowledgeCore):
                 memory = Memory(owner_id=owner, agent_id=agent_id, content=content, metadata_=metadata, source_key=key)
                 session.add(memory)
                 await self.cleanup.settled(session, key)
-        return memory
+                await session.flush()  # its id and creation time, for the view
+                view = MemoryView.of(memory)
+        return view
 
-    async def recall(self, principal: Principal, query: str, limit: int) -> list[tuple[Memory, float]]:
+    async def recall(self, principal: Principal, query: str, limit: int) -> list[tuple[MemoryView, float]]:
         """The caller's memories closest to `query`, best first, each once."""
         owner = user_id_of(principal)
         check_text(query, "q", MAX_QUERY)
@@ -60,8 +63,8 @@ class MemoryBank(KnowledgeCore):
             best.setdefault(hit.passage.source, hit.score)
         async with self._database.sessions() as session:
             memories = await repository.memories_with_keys(session, list(best), owner_id=owner)
-        rows = {memory.source_key: memory for memory in memories}
-        return [(rows[key], score) for key, score in best.items() if key in rows][:limit]
+            views = {memory.source_key: MemoryView.of(memory) for memory in memories}
+        return [(views[key], score) for key, score in best.items() if key in views][:limit]
 
     async def forget_memory(self, principal: Principal, memory_id: int) -> None:
         owner = user_id_of(principal)

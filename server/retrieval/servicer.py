@@ -16,8 +16,8 @@ from server.errors import FieldViolation, ValidationFailed
 from server.interceptors.call import current_principal
 from server.messages import say
 from server.paging import page_window
-from server.retrieval.models import Document, Memory
 from server.retrieval.service import Found, KnowledgeBase, ReindexReport
+from server.retrieval.views import DocumentView, MemoryView
 
 # Pieces a download is sent in.
 DOWNLOAD_PIECE = 64 * 1024
@@ -44,7 +44,7 @@ def passage_message(found: Found) -> retrieval_pb2.Passage:
     return message
 
 
-def document_message(document: Document) -> retrieval_pb2.Document:
+def document_message(document: DocumentView) -> retrieval_pb2.Document:
     message = retrieval_pb2.Document(
         id=document.id,
         filename=document.filename,
@@ -68,12 +68,12 @@ def _struct(values: dict[str, Any]) -> struct_pb2.Struct:
     return message
 
 
-def _memory_fields(memory: Memory) -> dict[str, Any]:
+def _memory_fields(memory: MemoryView) -> dict[str, Any]:
     """What MemoryEntry and MemoryMatch share (agent_id only when set: it is optional)."""
     fields: dict[str, Any] = {
         "id": memory.id,
         "content": memory.content,
-        "metadata": _struct(memory.metadata_ or {}),
+        "metadata": _struct(memory.metadata),
         "created_at": timestamp(memory.created_at),
     }
     if memory.agent_id is not None:
@@ -81,7 +81,7 @@ def _memory_fields(memory: Memory) -> dict[str, Any]:
     return fields
 
 
-def memory_message(memory: Memory) -> retrieval_pb2.MemoryEntry:
+def memory_message(memory: MemoryView) -> retrieval_pb2.MemoryEntry:
     return retrieval_pb2.MemoryEntry(**_memory_fields(memory))
 
 

@@ -116,10 +116,10 @@ def _dependency(report: HealthReport, name: str, state: Dependency) -> system_pb
 
 
 def _task(item: SystemTaskState) -> system_pb2.ScheduledTaskState:
-    task, state = item.task, item.task.read_state()
+    state = item.state
     return system_pb2.ScheduledTaskState(
-        name=task.id,
-        interval_seconds=float(task.interval_seconds or 0),
+        name=item.id,
+        interval_seconds=float(item.interval_seconds or 0),
         runs=state.success_count + state.failure_count,
         failures=state.failure_count,
         last_run=timestamp(state.last_run_at),

@@ -21,6 +21,7 @@ from server.tasks import repository
 from server.tasks.engine import Engine
 from server.tasks.models import TaskExecutor
 from server.tasks.triggers import utc
+from server.tasks.views import ExecutorView
 
 log = logging.getLogger("relais.tasks.executors")
 
@@ -109,9 +110,9 @@ class Executors:
         async with self._database.sessions() as session, session.begin():
             await repository.clear_stale_cancels(session)
 
-    async def states(self) -> list[tuple[TaskExecutor, bool]]:
+    async def states(self) -> list[tuple[ExecutorView, bool]]:
         """Every replica known, and whether it beat recently."""
         now = utcnow()
         async with self._database.sessions() as session:
             rows = await repository.executors(session)
-        return [(row, now - utc(row.seen_at) <= self.dead_after) for row in rows]
+            return [(ExecutorView.of(row), now - utc(row.seen_at) <= self.dead_after) for row in rows]

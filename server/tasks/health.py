@@ -11,16 +11,30 @@ from server.storage.models import utcnow
 from server.tasks import repository
 from server.tasks.engine import Engine, run_prefix
 from server.tasks.executors import Executors
-from server.tasks.models import Task, TaskExecutor
+from server.tasks.models import Task
 from server.tasks.planner import Planner, trigger_of
 from server.tasks.triggers import utc
-from server.tasks.views import next_run
+from server.tasks.views import ExecutorView, TaskStateView, next_run
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SystemTaskState:
-    task: Task
+    """A built-in task as the health report shows it: its id, interval and run bookkeeping."""
+
+    id: str
+    interval_seconds: int | None
+    state: TaskStateView
     next_run: datetime | None
+
+    @classmethod
+    def of(cls, task: Task, now: datetime) -> SystemTaskState:
+        """The task as read now, from its row (in an open session: its state is read with it)."""
+        return cls(
+            id=task.id,
+            interval_seconds=task.interval_seconds,
+            state=TaskStateView.of(task),
+            next_run=next_run(task, trigger_of(task), now),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,7 +45,7 @@ class SchedulerHealth:
     engine: str
     engine_database: str
     executor_id: str
-    executors: list[tuple[TaskExecutor, bool]]
+    executors: list[tuple[ExecutorView, bool]]
     tasks_count: int
     enabled_count: int
     running_count: int
@@ -43,7 +57,7 @@ class SchedulerHealth:
 
     @property
     def healthy(self) -> bool:
-        failed = any(state.task.read_state().last_status == "failed" for state in self.system_tasks)
+        failed = any(task.state.last_status == "failed" for task in self.system_tasks)
         return self.running and self.late_runs == 0 and not failed
 
     @property
@@ -65,7 +79,7 @@ async def measure(
         total = await repository.count_tasks(session)
         failures = await repository.total_failures(session)
         enabled = await repository.enabled(session)
-        system = await repository.system_tasks(session)
+        system = [SystemTaskState.of(task, now) for task in await repository.system_tasks(session)]
         running = await repository.count_running(session)
     states = await executors.states()
     active = await engine.runs(run_prefix(deployment), active_only=True, with_data=False) if engine.running else []
@@ -84,7 +98,7 @@ async def measure(
         queue_depth=sum(run.status == "ENQUEUED" for run in active),
         late_runs=sum(_late(task, now - timedelta(seconds=late_after_seconds)) for task in enabled),
         late_after_seconds=late_after_seconds,
-        system_tasks=[SystemTaskState(task=task, next_run=next_run(task, trigger_of(task), now)) for task in system],
+        system_tasks=system,
     )
 
 

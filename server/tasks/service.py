@@ -3,8 +3,8 @@ for administrators (/manager/tasks, /system/tasks).
 
     tasks = TaskService(database, registry, domain)
     view = await tasks.create(principal, Draft(action="rag.reindex", interval=Interval(hours=1)))
-    await tasks.run_now(principal, view.task.id)            # as the owner (others: 404)
-    await tasks.run_now(principal, view.task.id, admin=True)
+    await tasks.run_now(principal, view.id)            # as the owner (others: 404)
+    await tasks.run_now(principal, view.id, admin=True)
 
 `admin=True` is how the administrators' routes ask: every task is visible to them. A bad
 draft is refused whole (every bad field named) before anything is stored.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -140,18 +140,20 @@ class TaskService:
         async with self._database.sessions() as session:
             page = await page_of(session, statement, skip=skip, limit=limit)
             running = await repository.running_counts(session, [row.id for row in page.items])
-        now = utcnow()
-        return page.map(lambda row: task_view(row, running=running.get(row.id, 0), now=now))
+            now = utcnow()
+            return page.map(lambda row: task_view(row, running=running.get(row.id, 0), now=now))
 
     async def get(self, principal: Principal, task_id: str, *, admin: bool) -> TaskView:
         async with self._database.sessions() as session:
             task = await self._visible(session, principal, task_id, admin=admin)
             running = (await repository.running_counts(session, [task.id])).get(task.id, 0)
-        now = utcnow()
-        prefix = run_prefix(self._scheduler.deployment, task.id, task.incarnation)
+            now = utcnow()
+            view = task_view(task, running=running, now=now)
+            prefix = run_prefix(self._scheduler.deployment, task.id, task.incarnation)
+        # The engine's history, read with no session held.
         records = await self._scheduler.engine.runs(prefix, limit=self._scheduler.history_limit, with_steps=True)
-        history = [view for record in records if (view := run_view(record, now=now)) is not None]
-        return task_view(task, running=running, now=now, history=history)
+        history = [run for record in records if (run := run_view(record, now=now)) is not None]
+        return replace(view, history=history)
 
     def actions(self, principal: Principal) -> list[Action]:
         return self._registry.available_to(principal)
@@ -188,8 +190,10 @@ class TaskService:
             if await session.get(Task, task.id) is not None:
                 raise AlreadyExists(f"A task {task.id!r} exists already")
             session.add(task)
+            await session.flush()  # the row as stored (its state's defaults), for the view
+            view = task_view(task, running=0, now=now)
         self._scheduler.changed()
-        return task_view(task, running=0, now=now)
+        return view
 
     async def update(self, principal: Principal, task_id: str, changes: Changes, *, admin: bool) -> TaskView:
         now = utcnow()

@@ -139,22 +139,21 @@ def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
 
 
 def task_message(view: TaskView) -> task_pb2.Task:
-    task = view.task
-    state = task.read_state()
+    state = view.state
     message = task_pb2.Task(
-        id=task.id,
-        name=task.name,
-        description=task.description,
-        type=TYPE_ENUMS.get(task.trigger, task_pb2.TASK_TYPE_UNSPECIFIED),
+        id=view.id,
+        name=view.name,
+        description=view.description,
+        type=TYPE_ENUMS.get(view.trigger.kind, task_pb2.TASK_TYPE_UNSPECIFIED),
         status=STATUS_ENUMS[view.status],
         schedule=view.trigger.describe(),
-        cron=task.cron or "",
-        timezone=task.timezone,
-        run_at=timestamp(view.trigger.planned_once) if task.trigger == "once" else None,
-        enabled=task.enabled,
-        action=task.action,
+        cron=view.cron or "",
+        timezone=view.timezone,
+        run_at=timestamp(view.trigger.planned_once) if view.trigger.kind == "once" else None,
+        enabled=view.enabled,
+        action=view.action,
         params=_struct(view.params),
-        system=task.system,
+        system=view.system,
         last_run=timestamp(state.last_run_at),
         next_run=timestamp(view.next_run),
         success_count=state.success_count,
@@ -162,15 +161,15 @@ def task_message(view: TaskView) -> task_pb2.Task:
         cancel_requested=state.cancel_requested,
         last_status=RUN_STATUS_ENUMS.get(state.last_status or "", task_pb2.TASK_RUN_STATUS_UNSPECIFIED),
         last_error=state.last_error,
-        created_at=timestamp(task.created_at),
-        updated_at=timestamp(task.updated_at),
+        created_at=timestamp(view.created_at),
+        updated_at=timestamp(view.updated_at),
         history=[run_message(run) for run in view.history],
         running_count=view.running_count,
     )
-    if task.owner_id is not None:
-        message.owner_id = task.owner_id
-    if task.interval_seconds:
-        days, hours, minutes, seconds = split_interval(task.interval_seconds)
+    if view.owner_id is not None:
+        message.owner_id = view.owner_id
+    if view.interval_seconds:
+        days, hours, minutes, seconds = split_interval(view.interval_seconds)
         message.interval.CopyFrom(task_pb2.Interval(days=days, hours=hours, minutes=minutes, seconds=seconds))
     return message
 

@@ -25,13 +25,13 @@ class TaskStatuses:
         page = await domain.service.list_tasks(principal, skip=0, offset=0, limit=LIMIT, admin=principal.is_admin)
         statuses = []
         for view in page.items:
-            task, state = view.task, view.task.read_state()
+            state = view.state
             statuses.append(
                 {
-                    "id": task.id,
-                    "name": task.name,
-                    "kind": "system" if task.system else "user",
-                    "action": task.action,
+                    "id": view.id,
+                    "name": view.name,
+                    "kind": "system" if view.system else "user",
+                    "action": view.action,
                     "trigger": view.trigger.kind,
                     "state": view.status,
                     "runs": state.success_count + state.failure_count,

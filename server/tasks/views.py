@@ -1,4 +1,5 @@
-"""A task as the routes show it: its row, plus what is measured (status, next run, runs in
+"""A task as the routes and the other domains see it: plain values read from its row while the
+database session is open (never the row), plus what is measured (status, next run, runs in
 progress) and, for one task, its last runs as the engine keeps them."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from server.tasks.models import Task
+from server.tasks.models import Task, TaskExecutor
 from server.tasks.planner import trigger_of
 from server.tasks.runs import RunRecord, StepRecord
 from server.tasks.triggers import Trigger, utc
@@ -42,37 +43,110 @@ class RunView:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TaskStateView:
+    """What this instance's runs of a task did (all blank before its first run)."""
+
+    success_count: int
+    failure_count: int
+    last_run_at: datetime | None
+    last_planned_at: datetime | None
+    last_status: str | None
+    last_error: str
+    cancel_requested: bool
+
+    @classmethod
+    def of(cls, task: Task) -> TaskStateView:
+        # The state comes with the task (a joined relationship): no further query.
+        state = task.read_state()
+        return cls(
+            success_count=state.success_count,
+            failure_count=state.failure_count,
+            last_run_at=state.last_run_at,
+            last_planned_at=state.last_planned_at,
+            last_status=state.last_status,
+            last_error=state.last_error,
+            cancel_requested=state.cancel_requested,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskView:
-    task: Task
+    """A task's definition (its trigger's kind is `trigger.kind`; `params` decoded), its run
+    bookkeeping, and what is measured when it is read."""
+
+    id: str
+    name: str
+    description: str
+    owner_id: int | None
+    system: bool
+    action: str
+    params: dict[str, Any]
+    enabled: bool
+    # A one-time task's outcome once it ran: "success", "failed" or "cancelled".
+    finished: str | None
+    interval_seconds: int | None
+    cron: str | None
+    timezone: str
+    created_at: datetime
+    updated_at: datetime
+    state: TaskStateView
     trigger: Trigger
     status: str
     next_run: datetime | None
     running_count: int
-    params: dict[str, Any]
     history: list[RunView] = field(default_factory=list)
 
 
-def task_view(task: Task, *, running: int, now: datetime, history: list[RunView] | None = None) -> TaskView:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutorView:
+    """A replica's scheduler and its last heartbeat, as the health report shows it."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    seen_at: datetime
+
+    @classmethod
+    def of(cls, row: TaskExecutor) -> ExecutorView:
+        return cls(id=row.id, host=row.host, pid=row.pid, started_at=row.started_at, seen_at=row.seen_at)
+
+
+def task_view(task: Task, *, running: int, now: datetime) -> TaskView:
+    """The task as read now, from its row (in an open session: its state is read with it); its
+    history is the engine's, added by who reads it."""
     trigger = trigger_of(task)
-    # The task's own state first (a paused task whose last run is finishing is paused); then
-    # whether a run is in progress.
-    if task.finished:
-        status = {"success": "completed", "failed": "failed", "cancelled": "cancelled"}.get(task.finished, "completed")
-    elif not task.enabled:
-        status = "paused"
-    elif running:
-        status = "running"
-    else:
-        status = "scheduled"
     return TaskView(
-        task=task,
+        id=task.id,
+        name=task.name,
+        description=task.description,
+        owner_id=task.owner_id,
+        system=task.system,
+        action=task.action,
+        params=json.loads(task.params),
+        enabled=task.enabled,
+        finished=task.finished,
+        interval_seconds=task.interval_seconds,
+        cron=task.cron,
+        timezone=task.timezone,
+        created_at=task.created_at,
+        updated_at=task.updated_at,
+        state=TaskStateView.of(task),
         trigger=trigger,
-        status=status,
+        status=_status(task, running),
         next_run=next_run(task, trigger, now),
         running_count=running,
-        params=json.loads(task.params),
-        history=history or [],
     )
+
+
+def _status(task: Task, running: int) -> str:
+    """The task's own state first (a paused task whose last run is finishing is paused); then
+    whether a run is in progress."""
+    if task.finished:
+        return {"success": "completed", "failed": "failed", "cancelled": "cancelled"}.get(task.finished, "completed")
+    if not task.enabled:
+        return "paused"
+    return "running" if running else "scheduled"
 
 
 def next_run(task: Task, trigger: Trigger, now: datetime) -> datetime | None:

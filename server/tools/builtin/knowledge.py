@@ -6,6 +6,7 @@ the caller would see through the API and nothing more.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -28,6 +29,19 @@ class Citation(Protocol):
     document_id: int | None
 
 
+class Remembered(Protocol):
+    """A stored memory as the retrieval domain gives it (server.retrieval.views.MemoryView)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def content(self) -> str: ...
+
+    @property
+    def metadata(self) -> dict[str, Any]: ...
+
+
 class Knowledge(Protocol):
     """What the retrieval domain offers the tools (server.retrieval.service.KnowledgeBase)."""
 
@@ -35,9 +49,9 @@ class Knowledge(Protocol):
         self, principal: Principal, query: str, *, limit: int, documents: bool, corpus: bool
     ) -> list[Any]: ...
 
-    async def remember(self, principal: Principal, content: str, metadata: dict[str, Any]) -> Any: ...
+    async def remember(self, principal: Principal, content: str, metadata: dict[str, Any]) -> Remembered: ...
 
-    async def recall(self, principal: Principal, query: str, limit: int) -> list[tuple[Any, float]]: ...
+    async def recall(self, principal: Principal, query: str, limit: int) -> Sequence[tuple[Remembered, float]]: ...
 
 
 class Conversations(Protocol):
@@ -111,7 +125,7 @@ def _memory_tools(knowledge: Knowledge) -> list[BuiltinTool]:
     async def memory_search(context: CallerContext, arguments: dict[str, Any]) -> dict[str, Any]:
         found = await knowledge.recall(context.principal, arguments["query"], _limit(arguments))
         results = [
-            {"id": memory.id, "content": memory.content, "metadata": memory.metadata_ or {}, "score": round(score, 4)}
+            {"id": memory.id, "content": memory.content, "metadata": memory.metadata, "score": round(score, 4)}
             for memory, score in found
         ]
         return {"count": len(results), "results": results}
