@@ -6,7 +6,10 @@ extract.py      what a file is, judged by its bytes, and its text (PDF, DOCX, te
 chunking.py     text cut into passages with exact character offsets
 embeddings.py   text to unit vectors: all-MiniLM-L6-v2 in-process, or a model on Triton
 store.py        the Milvus collection: dense vectors, BM25, RRF fusion; PassageFilter in Milvus syntax
+stopwords.py    the French and English function words BM25 leaves out
 lite.py         Milvus Lite in a child process, the embedded default
+lite_child.py   that child's entry point: Milvus Lite's server with lite_engine/ in place
+lite_engine/    Milvus Lite's dense and BM25 searches without a Python step per stored passage
 core.py         the rows, the store and the embedder: indexing under fresh keys, reader-filtered search
 documents.py    uploads, downloads, deletions (and what deleted agents, chats and users leave)
 memories.py     memories kept and recalled, and what a learning agent keeps of each exchange

@@ -18,11 +18,37 @@ from server.retrieval.store import Hit, PassageFilter, PassageStore, SearchMode,
 
 pytestmark = pytest.mark.slow
 
-WORDS = (
-    "serveur routeur imprimante pare-feu sauvegarde portail cluster cache proxy disque mémoire "
-    "certificat métriques paquets connexions version correctif ticket fournisseur alerte journaux "
-    "maintenance déploiement bascule incident réseau latence stockage quota"
-).split()
+WORDS = [
+    "serveur",
+    "routeur",
+    "imprimante",
+    "pare-feu",
+    "sauvegarde",
+    "portail",
+    "cluster",
+    "cache",
+    "proxy",
+    "disque",
+    "mémoire",
+    "certificat",
+    "métriques",
+    "paquets",
+    "connexions",
+    "version",
+    "correctif",
+    "ticket",
+    "fournisseur",
+    "alerte",
+    "journaux",
+    "maintenance",
+    "déploiement",
+    "bascule",
+    "incident",
+    "réseau",
+    "latence",
+    "stockage",
+    "quota",
+]
 DIMENSION = 8
 
 
