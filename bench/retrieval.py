@@ -64,6 +64,7 @@ from bench import common
 
 NAME = "retrieval"
 ROUNDS = 3
+STOCK_QUERIES = 100
 TOP = 10
 CACHE_DIR = Path(__file__).parent / ".cache"
 GENERATOR_VERSION = 2
@@ -228,15 +229,17 @@ async def query_part(args: argparse.Namespace, work: Path, model: Any) -> dict[s
     for name, target in query_targets(store, stock, knowledge, embedder, flat, hnsw).items():
         latencies: list[float] = []
         found: list[list[int]] = []
-        for index, text in enumerate(asked):
+        # Lite as released takes up to a second a query at 100,000 passages: the first 100 do.
+        number = STOCK_QUERIES if name.startswith("milvus lite as released") else len(asked)
+        for index, text in enumerate(asked[:number]):
             began = time.perf_counter()
             answer = await target(query_vectors[index], text)
             latencies.append(time.perf_counter() - began)
             if answer is not None:
                 found.append(answer)
-        results[name] = summary(latencies)
+        results[name] = {**summary(latencies), "queries": number}
         if found:
-            results[name]["recall_at_10"] = recall(found, truth)
+            results[name]["recall_at_10"] = recall(found, truth[:number])
         print(f"  {name}: {results[name]}", file=sys.stderr)
     await knowledge.close()
     await stock.close()

@@ -113,3 +113,26 @@ def test_the_table_check_sees_every_import_form(tmp_path: Path) -> None:
         "server/chats/service.py: server.agents.models",
         "server/chats/service.py: server.agents.repository",
     ]
+
+
+# A servicer turns protobuf into calls and views into protobuf: it never sees a table row, so a
+# lazy attribute read after the session closed cannot happen in one, nor a query written there.
+def rows_in_servicers(root: Path) -> list[str]:
+    server = root / "server"
+    found = []
+    for path in sorted(server.rglob("servicer.py")):
+        for name in sorted(reached_modules(ast.parse(path.read_text(), filename=str(path)))):
+            pieces = name.split(".")
+            if pieces[0] == "server" and pieces[-1] in ("models", "repository"):
+                found.append(f"{path.relative_to(root).as_posix()}: {name}")
+    return found
+
+
+def test_servicers_see_views_never_table_rows() -> None:
+    assert rows_in_servicers(ROOT) == []
+
+
+def test_the_servicer_check_sees_its_own_domains_tables_too(tmp_path: Path) -> None:
+    (tmp_path / "server/chats").mkdir(parents=True)
+    (tmp_path / "server/chats/servicer.py").write_text("from server.chats.models import Chat\n")
+    assert rows_in_servicers(tmp_path) == ["server/chats/servicer.py: server.chats.models"]
