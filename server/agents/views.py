@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from server.agents.models import Agent
+from server.views import copied
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,17 +30,4 @@ class AgentView:
     @classmethod
     def of(cls, agent: Agent) -> AgentView:
         # The owner comes with the agent (a joined relationship): no further query.
-        return cls(
-            id=agent.id,
-            owner_id=agent.owner_id,
-            owner_trigramme=agent.owner.trigramme,
-            name=agent.name,
-            system_prompt=agent.system_prompt,
-            learn_from_interaction=agent.learn_from_interaction,
-            is_public=agent.is_public,
-            model=agent.model,
-            temperature=agent.temperature,
-            avatar_url=agent.avatar_url,
-            created_at=agent.created_at,
-            updated_at=agent.updated_at,
-        )
+        return copied(cls, agent, owner_trigramme=agent.owner.trigramme)

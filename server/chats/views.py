@@ -10,6 +10,7 @@ from typing import Any
 from server.agents.views import AgentView
 from server.chats.models import Chat, Message
 from server.storage.models import utcnow
+from server.views import copied
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,17 +31,7 @@ class ChatView:
     @classmethod
     def of(cls, chat: Chat) -> ChatView:
         # The agent and its owner come with the chat (joined relationships): no further query.
-        return cls(
-            id=chat.id,
-            owner_id=chat.owner_id,
-            agent_id=chat.agent_id,
-            title=chat.title,
-            message_count=chat.message_count,
-            last_message_at=chat.last_message_at,
-            created_at=chat.created_at,
-            updated_at=chat.updated_at,
-            agent=AgentView.of(chat.agent) if chat.agent is not None else None,
-        )
+        return copied(cls, chat, agent=AgentView.of(chat.agent) if chat.agent is not None else None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,20 +55,7 @@ class MessageView:
     @classmethod
     def of(cls, message: Message) -> MessageView:
         """The message, once flushed (its id and timestamps are known then)."""
-        return cls(
-            id=message.id,
-            chat_id=message.chat_id,
-            role=message.role,
-            content=message.content,
-            status=message.status,
-            llm_model=message.llm_model,
-            prompt_tokens=message.prompt_tokens,
-            completion_tokens=message.completion_tokens,
-            sources=tuple(message.sources or ()),
-            tool_steps=tuple(message.tool_steps or ()),
-            created_at=message.created_at,
-            updated_at=message.updated_at,
-        )
+        return copied(cls, message, sources=tuple(message.sources or ()), tool_steps=tuple(message.tool_steps or ()))
 
     @classmethod
     def empty_reply(cls, chat_id: int) -> MessageView:

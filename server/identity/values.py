@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from server.errors import FieldViolation
 from server.identity.models import ApiKey, AuthSession, Permission, Role, User
+from server.views import copied
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{3,64}$")
@@ -45,15 +46,9 @@ class UserView:
     @classmethod
     def of(cls, user: User) -> UserView:
         # Roles and their permissions come with the user (joined by the repository): no further query.
-        return cls(
-            id=user.id,
-            email=user.email,
-            username=user.username,
-            full_name=user.full_name,
-            trigramme=user.trigramme,
-            is_active=user.is_active,
-            created_at=user.created_at,
-            last_login=user.last_login,
+        return copied(
+            cls,
+            user,
             role_names=tuple(sorted(role.name for role in user.roles)),
             permissions=frozenset(permission.name for role in user.roles for permission in role.permissions),
         )
@@ -78,16 +73,7 @@ class SessionView:
 
     @classmethod
     def of(cls, row: AuthSession) -> SessionView:
-        return cls(
-            id=row.id,
-            user_id=row.user_id,
-            client=row.client,
-            ip_address=row.ip_address,
-            created_at=row.created_at,
-            last_activity=row.last_activity,
-            expires_at=row.expires_at,
-            active=row.revoked_at is None and row.expires_at > now(),
-        )
+        return copied(cls, row, active=row.revoked_at is None and row.expires_at > now())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,14 +91,10 @@ class ApiKeyView:
 
     @classmethod
     def of(cls, row: ApiKey) -> ApiKeyView:
-        return cls(
-            id=row.id,
-            name=row.name,
-            prefix=row.prefix,
+        return copied(
+            cls,
+            row,
             scopes=tuple(json.loads(row.scopes or "[]")),
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            last_used_at=row.last_used_at,
             active=row.revoked_at is None and (row.expires_at is None or row.expires_at > now()),
         )
 
@@ -129,7 +111,7 @@ class PermissionView:
 
     @classmethod
     def of(cls, row: Permission) -> PermissionView:
-        return cls(id=row.id, name=row.name, description=row.description, resource=row.resource, action=row.action)
+        return copied(cls, row)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,15 +129,8 @@ class RoleView:
     @classmethod
     def of(cls, role: Role, *, users_count: int) -> RoleView:
         # Its permissions come with the role (a selectin relationship): no further query here.
-        return cls(
-            id=role.id,
-            name=role.name,
-            description=role.description,
-            builtin=role.builtin,
-            created_at=role.created_at,
-            permissions=tuple(PermissionView.of(p) for p in sorted(role.permissions, key=lambda p: p.name)),
-            users_count=users_count,
-        )
+        permissions = tuple(PermissionView.of(p) for p in sorted(role.permissions, key=lambda p: p.name))
+        return copied(cls, role, permissions=permissions, users_count=users_count)
 
 
 def normalise_email(email: str, violations: list[FieldViolation], field: str = "email") -> str:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from server.retrieval.models import Document, Memory
+from server.views import copied
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,18 +31,7 @@ class DocumentView:
     @classmethod
     def of(cls, document: Document) -> DocumentView:
         """The document, once flushed (its id and creation time are known then)."""
-        return cls(
-            id=document.id,
-            owner_id=document.owner_id,
-            entity_type=document.entity_type,
-            entity_id=document.entity_id,
-            filename=document.filename,
-            mime_type=document.mime_type,
-            file_size=document.file_size,
-            sha256=document.sha256,
-            chunk_count=document.chunk_count,
-            created_at=document.created_at,
-        )
+        return copied(cls, document)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,11 +48,4 @@ class MemoryView:
     @classmethod
     def of(cls, memory: Memory) -> MemoryView:
         """The memory, once flushed (its id and creation time are known then)."""
-        return cls(
-            id=memory.id,
-            owner_id=memory.owner_id,
-            agent_id=memory.agent_id,
-            content=memory.content,
-            metadata=dict(memory.metadata_ or {}),
-            created_at=memory.created_at,
-        )
+        return copied(cls, memory, metadata=dict(memory.metadata_ or {}))

@@ -13,6 +13,7 @@ from server.tasks.models import Task, TaskExecutor
 from server.tasks.planner import trigger_of
 from server.tasks.runs import RunRecord, StepRecord
 from server.tasks.triggers import Trigger, utc
+from server.views import copied
 
 # DBOS's statuses → the run statuses of the contract.
 RUN_STATUSES = {
@@ -57,16 +58,7 @@ class TaskStateView:
     @classmethod
     def of(cls, task: Task) -> TaskStateView:
         # The state comes with the task (a joined relationship): no further query.
-        state = task.read_state()
-        return cls(
-            success_count=state.success_count,
-            failure_count=state.failure_count,
-            last_run_at=state.last_run_at,
-            last_planned_at=state.last_planned_at,
-            last_status=state.last_status,
-            last_error=state.last_error,
-            cancel_requested=state.cancel_requested,
-        )
+        return copied(cls, task.read_state())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,7 +101,7 @@ class ExecutorView:
 
     @classmethod
     def of(cls, row: TaskExecutor) -> ExecutorView:
-        return cls(id=row.id, host=row.host, pid=row.pid, started_at=row.started_at, seen_at=row.seen_at)
+        return copied(cls, row)
 
 
 def task_view(task: Task, *, running: int, now: datetime) -> TaskView:
