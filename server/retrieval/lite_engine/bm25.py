@@ -37,8 +37,9 @@ def _postings_of(index: Any) -> Postings:
 def bm25_search(
     self: Any, query_sparse_vectors: list[dict[int, float]], top_k: int, valid_mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`SparseInvertedIndex.search`: the same BM25 (k1, b, idf) scored a posting list at a time.
-    Returns (rows, -score), best first, padded with -1 / +inf."""
+    """`SparseInvertedIndex.search`: the same BM25 (k1, b, idf), a posting list at a time, with
+    Lite's float32 arithmetic in Lite's order (so the same scores to the bit) and its order among
+    equal scores (the row first scored first). Returns (rows, -score), best first, padded."""
     from milvus_lite.index.sparse_common import empty_results, validate_mask
 
     valid_mask = validate_mask(valid_mask, len(self._doc_lengths))
@@ -46,13 +47,15 @@ def bm25_search(
     if self.doc_count == 0 or top_k == 0:
         return ids, distances
     postings = _postings_of(self)
-    lengths = np.asarray(self._doc_lengths, dtype=np.float64)
-    average = self.avgdl if self.avgdl > 0 else 1.0
+    lengths = np.asarray(self._doc_lengths, dtype=np.float32)
+    f32 = np.float32
+    average = f32(self.avgdl if self.avgdl > 0 else 1.0)
     documents, k1, b = self.doc_count, self.k1, self.b
     for q, words in enumerate(query_sparse_vectors):
-        scores = np.zeros(len(lengths), dtype=np.float64)
-        touched = np.zeros(len(lengths), dtype=bool)
-        for word, weight in (words or {}).items():
+        scores = np.zeros(len(lengths), dtype=np.float32)
+        # Which query word scored each row first (-1: none): Lite ranks equal scores that way.
+        first = np.full(len(lengths), -1, dtype=np.int64)
+        for number, (word, weight) in enumerate((words or {}).items()):
             rows = postings.rows.get(word)
             if rows is None or not len(rows):
                 continue
@@ -62,20 +65,27 @@ def bm25_search(
                 rows, counts = rows[keep], counts[keep]
             df = self._df[word]
             idf = math.log((documents - df + 0.5) / (df + 0.5) + 1.0)
-            norm = counts * (k1 + 1.0) / (counts + k1 * (1.0 - b + b * lengths[rows] / average))
-            scores[rows] += idf * norm * weight  # a row appears once in a word's posting list
-            touched[rows] = True
-        _best(np.flatnonzero(touched), scores, top_k, ids[q], distances[q])
+            # (tf (k1 + 1)) / (tf + k1 (1 - b + b dl / avgdl)), as Lite evaluates it.
+            norm = (counts * (k1 + 1.0)).astype(np.float32) / (
+                counts.astype(np.float32) + f32(k1) * (f32(1.0 - b) + f32(b) * lengths[rows] / average)
+            )
+            scores[rows] += f32(idf) * norm * f32(weight)  # a row appears once in a word's posting list
+            first[rows[first[rows] < 0]] = number
+        _best(np.flatnonzero(first >= 0), scores, first, top_k, ids[q], distances[q])
     return ids, distances
 
 
-def _best(rows: np.ndarray, scores: np.ndarray, top_k: int, ids: np.ndarray, distances: np.ndarray) -> None:
-    """The `top_k` best-scored `rows` into `ids` / `distances` (-score), best first; equal
-    scores in row order."""
+def _best(
+    rows: np.ndarray, scores: np.ndarray, first: np.ndarray, top_k: int, ids: np.ndarray, distances: np.ndarray
+) -> None:
+    """The `top_k` best-scored `rows` into `ids` / `distances` (-score), best first; among equal
+    scores, by the query word that scored them first, then by row (Lite's order)."""
     if not len(rows):
         return
     count = min(top_k, len(rows))
-    chosen = rows if count == len(rows) else rows[np.argpartition(-scores[rows], count - 1)[:count]]
-    chosen = chosen[np.lexsort((chosen, -scores[chosen]))]
+    if count < len(rows):  # keep every row tied with the last one kept, then order them
+        cut = np.partition(-scores[rows], count - 1)[count - 1]
+        rows = rows[-scores[rows] <= cut]
+    chosen = rows[np.lexsort((rows, first[rows], -scores[rows]))][:count]
     ids[:count] = chosen
     distances[:count] = -scores[chosen]

@@ -21,7 +21,7 @@ class SealedVersions:
     """For one set of sealed segments, laid end to end: each row's sequence number, whether it
     holds its key's newest version among them, and where each key's rows are."""
 
-    key: tuple[tuple[str, int], ...]
+    segments: tuple[Any, ...]
     offsets: np.ndarray  # where each segment starts in the concatenation
     seqs: np.ndarray
     newest: np.ndarray
@@ -41,23 +41,29 @@ class SealedVersions:
 
 
 _sealed_lock = threading.Lock()
-_sealed: dict[tuple[tuple[str, int], ...], SealedVersions] = {}
+# Keyed by the segment objects' identities; each entry holds its segments, so that no identity
+# is reused while it is cached. (A segment's file name is not a key: a collection dropped and
+# created again numbers its files from 1 again.) Two sets: a hybrid search with partitions
+# asks for the partitions' segments (dense) and for all of them (sparse).
+_sealed: dict[tuple[int, ...], SealedVersions] = {}
+KEPT_SETS = 2
 
 
 def sealed_versions(segments: Sequence[Any]) -> SealedVersions:
-    """The versions of `segments`, computed once per set: a segment's file is never rewritten."""
-    key = tuple((str(segment.file_path), int(segment.num_rows)) for segment in segments)
+    """The versions of `segments`, computed once per set: a sealed segment never changes."""
+    key = tuple(id(segment) for segment in segments)
     found = _sealed.get(key)
     if found is not None:
         return found
-    versions = _versions_of(key, segments)
+    versions = _versions_of(tuple(segments))
     with _sealed_lock:
-        _sealed.clear()  # one set is current at a time: a new one retires the last
+        while len(_sealed) >= KEPT_SETS:  # the oldest set goes (a compaction retired it, most likely)
+            del _sealed[next(iter(_sealed))]
         _sealed[key] = versions
     return versions
 
 
-def _versions_of(key: tuple[tuple[str, int], ...], segments: Sequence[Any]) -> SealedVersions:
+def _versions_of(segments: tuple[Any, ...]) -> SealedVersions:
     sizes = [len(segment.pks) for segment in segments]
     offsets = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64) if sizes else np.zeros(0, np.int64)
     seqs = np.concatenate([np.asarray(s.seqs, dtype=np.int64) for s in segments]) if sizes else np.zeros(0, np.int64)
@@ -78,7 +84,7 @@ def _versions_of(key: tuple[tuple[str, int], ...], segments: Sequence[Any]) -> S
         best = seq_list[position[pk]]
         for row in rows:
             newest[row] = seq_list[row] == best
-    return SealedVersions(key, offsets, seqs, newest, position, repeated)
+    return SealedVersions(segments, offsets, seqs, newest, position, repeated)
 
 
 def live_rows(
@@ -127,5 +133,5 @@ def hide_older(live: np.ndarray, versions: SealedVersions, pk: Any, deleted_at: 
 def sealed_deletions(delta_index: Any) -> Iterable[tuple[Any, int]]:
     deletions: dict[Any, int] | None = getattr(delta_index, "_map", None)
     if deletions is None:
-        deletions = dict(delta_index.snapshot())
+        deletions = dict(delta_index.snapshot)  # a property of Lite's DeltaIndex
     return deletions.items()
