@@ -104,6 +104,9 @@ class _Host:
         self._thread: threading.Thread | None = None
         # By deployment: the servers of this process sharing a database are replicas of one.
         self.runtimes: dict[str, list[Runtime]] = {}
+        # Steps executing on each runtime's loop: a server that stops ends its own before it
+        # closes its database, rather than leave them to die with its loop mid-transaction.
+        self.running_steps: dict[Runtime, set[asyncio.Task[Any]]] = {}
 
     def acquire(self, config: EngineConfig) -> None:
         """Launch DBOS for the first user (blocking: connects and migrates its database)."""
@@ -280,13 +283,16 @@ class _WorkflowSteps:
         async def there() -> T:
             return await function(*args)
 
-        return await asyncio.wrap_future(_run_on(loop, there()))
+        running = _HOST.running_steps.setdefault(self._runtime, set())
+        return await asyncio.wrap_future(_run_on(loop, there(), running))
 
 
-def _run_on(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+def _run_on(
+    loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T], running: set[asyncio.Task[Any]]
+) -> Future[T]:
     """Run `coroutine` on another thread's `loop`, in a fresh context: the run's DBOS context
     (a contextvar) must not follow the work, or the server's own calls to the engine from that
-    work would count as steps of the run."""
+    work would count as steps of the run. Its task is in `running` until it ends."""
     outcome: Future[T] = Future()
 
     def settle(task: asyncio.Task[T]) -> None:
@@ -301,7 +307,10 @@ def _run_on(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) 
         if not outcome.set_running_or_notify_cancel():
             coroutine.close()
             return
-        loop.create_task(coroutine, context=contextvars.Context()).add_done_callback(settle)
+        task = loop.create_task(coroutine, context=contextvars.Context())
+        running.add(task)
+        task.add_done_callback(running.discard)
+        task.add_done_callback(settle)
 
     try:
         loop.call_soon_threadsafe(start)
@@ -353,6 +362,11 @@ class Engine:
         if self._runtime in runtimes:
             runtimes.remove(self._runtime)
         await asyncio.to_thread(_HOST.release)
+        # Steps still executing here are cancelled: their runs stay unfinished and resume later.
+        steps = _HOST.running_steps.pop(self._runtime, set()) if self._runtime is not None else set()
+        for step in list(steps):
+            step.cancel()
+        await asyncio.gather(*list(steps), return_exceptions=True)
 
     @property
     def shared(self) -> bool:

@@ -154,7 +154,10 @@ class Source:
         self._wake = asyncio.Event()
         self._reopen = False
         self._stopping = False
-        self._attempts = 0
+        # Attempts are numbered from 1 as they begin; `_answered` is the number of the last one
+        # that connected or failed (a session that breaks later answers nothing new).
+        self._begun = 0
+        self._answered = 0
         self._attempt_done = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
@@ -182,25 +185,32 @@ class Source:
             self._wake.set()
 
     async def reconnect(self, wait: float) -> None:
-        """Close and reopen now; returns when that attempt has succeeded or failed."""
+        """Close and reopen now; returns when that attempt has succeeded or failed. An attempt
+        already under way when this is called answers only if it succeeds: begun before the
+        call, its failure may predate what the caller fixed, so the attempt after it answers."""
         async with self._attempt_done:
-            seen = self._attempts
+            seen, fresh = self._answered, self._begun + 1
             self._reopen = True
             self._wake.set()
+
+            def answered() -> bool:
+                return self._answered >= fresh or (self._answered > seen and self.state is SourceState.CONNECTED)
+
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._attempt_done.wait_for(lambda: self._attempts > seen), wait)
+                await asyncio.wait_for(self._attempt_done.wait_for(answered), wait)
 
     async def wait_settled(self, wait: float) -> None:
         """Wait until the first attempt has ended (start-up: the built-in tools are listed at once)."""
         async with self._attempt_done:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._attempt_done.wait_for(lambda: self._attempts > 0), wait)
+                await asyncio.wait_for(self._attempt_done.wait_for(lambda: self._answered > 0), wait)
 
     async def _supervise(self) -> None:
         while not self._stopping:
             self._reopen = False
             self._wake.clear()
             self.state, self.next_attempt_at = SourceState.CONNECTING, None
+            self._begun += 1
             try:
                 await self._connected_session()
             except asyncio.CancelledError:
@@ -211,7 +221,7 @@ class Source:
                 self.failures += 1
                 self._set_down(describe(error))
                 log.warning("MCP server %s is unavailable (attempt %d): %s", self.name, self.failures, self.error)
-                await self._count_attempt()
+                await self._answer_attempt()
             else:
                 # Closed on purpose: reopened at once (or stopped).
                 self._set_down("closed to reconnect")
@@ -236,7 +246,7 @@ class Source:
             self.state, self.connected_at = SourceState.CONNECTED, datetime.now(UTC)
             log.info("MCP server %s connected with %d tools", self.name, len(tools))
             self._on_change()
-            await self._count_attempt()
+            await self._answer_attempt()
             await self._watch(session)
 
     async def _watch(self, session: ClientSession) -> None:
@@ -255,9 +265,9 @@ class Source:
         if self.state is not SourceState.CONNECTED and not self._reopen:
             raise ConnectionError(self.error or "the session broke")
 
-    async def _count_attempt(self) -> None:
+    async def _answer_attempt(self) -> None:
         async with self._attempt_done:
-            self._attempts += 1
+            self._answered = self._begun
             self._attempt_done.notify_all()
 
     def _set_down(self, error: str) -> None:

@@ -59,6 +59,16 @@ class Firehose:
     async def close(self) -> None: ...
 
 
+async def until_it_stops(backend: Firehose) -> None:
+    """Hold the reader until the backend stops producing. It shares the reader's loop and never
+    waits on anything else, so a count unchanged across a sleep means it has stopped (or ended)."""
+    while True:
+        before = backend.produced
+        await asyncio.sleep(0.02)
+        if backend.produced == before:
+            return
+
+
 def service(backend: Firehose, budget: int) -> InferenceService:
     config = ModelConfig(key="m", backend="openai", base_url="http://unused", context_window=4096)
     return InferenceService(Catalogue([ServedModel(config, backend)]), Limits(buffer_bytes=budget))
@@ -71,7 +81,7 @@ async def test_a_reader_past_the_budget_gets_slow_consumer_after_what_it_read() 
     with pytest.raises(SlowConsumer, match="slow_consumer"):
         async for chunk in generation.chunks():
             received += len(chunk.text)
-            await asyncio.sleep(0.01)  # far slower than the backend
+            await until_it_stops(backend)  # slower than the backend, however loaded the machine
     # What was read before the end was delivered, merged, and the backend stopped soon after.
     assert received == len(generation.text) > 0
     assert backend.produced < 2_000
