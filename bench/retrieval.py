@@ -20,7 +20,8 @@ computed by brute force (NumPy, float32). One query at a time, each part of a /r
 is timed apart, then the whole (p50/p99, and recall@10 against the exact top 10 for the vector
 searches):
 
-    query embedding                 the embedder on the query text (what every search starts with)
+    query embedding                 the embedder on the query text (what every search starts with):
+                                    ONNX Runtime for a short request, and the same call on torch
     milvus round trip               has_collection: pymilvus and the gRPC hop to the Lite child
     milvus dense, ids only          a dense search returning only the key, no filter
     milvus dense[, no filter]       PassageStore.search(mode="dense") with (without) scope == "corpus"
@@ -226,7 +227,7 @@ async def query_part(args: argparse.Namespace, work: Path, model: Any) -> dict[s
     embedder = knowledge._embedder
 
     results: dict[str, Any] = {}
-    for name, target in query_targets(store, stock, knowledge, embedder, flat, hnsw).items():
+    for name, target in query_targets(store, stock, knowledge, embedder, model, flat, hnsw).items():
         latencies: list[float] = []
         found: list[list[int]] = []
         # Lite as released takes up to a second a query at 100,000 passages: the first 100 do.
@@ -297,7 +298,9 @@ async def settled(store: Any, *, quiet_cpu_seconds: float = 0.15, window: float 
 Target = Any  # async (query vector, query text) -> the top 10 as corpus numbers, or None
 
 
-def query_targets(store: Any, stock: Any, knowledge: Any, embedder: Any, flat: Any, hnsw: Any) -> dict[str, Target]:
+def query_targets(
+    store: Any, stock: Any, knowledge: Any, embedder: Any, model: Any, flat: Any, hnsw: Any
+) -> dict[str, Target]:
     """Each part of a /rag/query answer alone, then whole, then FAISS on the same vectors."""
     from server.retrieval.store import OUTPUT_FIELDS, PassageFilter
 
@@ -308,6 +311,10 @@ def query_targets(store: Any, stock: Any, knowledge: Any, embedder: Any, flat: A
 
     async def embed(_vector: np.ndarray, text: str) -> None:
         await embedder.embed([text])
+
+    async def embed_on_torch(_vector: np.ndarray, text: str) -> None:
+        # The same call on sentence-transformers (torch), as every query ran before the ONNX export.
+        await asyncio.to_thread(encode, model, [text])
 
     async def round_trip(_vector: np.ndarray, _text: str) -> None:
         await store.probe()
@@ -345,6 +352,7 @@ def query_targets(store: Any, stock: Any, knowledge: Any, embedder: Any, flat: A
     assert "chunk_id" in OUTPUT_FIELDS
     return {
         "query embedding": embed,
+        "query embedding on torch": embed_on_torch,
         "milvus round trip (has_collection)": round_trip,
         "milvus dense, ids only, no filter": ids_only,
         "milvus dense, no filter": milvus("dense", PassageFilter()),

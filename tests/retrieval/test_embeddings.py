@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from server.errors import Unavailable
-from server.retrieval.embeddings import LocalEmbedder, TritonEmbedder, _load_local, packaged_model_dir
+from server.retrieval.embeddings import (
+    SHORT_REQUEST,
+    LocalEmbedder,
+    TritonEmbedder,
+    _load_local,
+    _load_short_encoder,
+    packaged_model_dir,
+)
 from tests.conftest import stack_settings
 from tests.identity.helpers import new_account
 from tests.support import services
@@ -44,6 +51,20 @@ def test_local_embeddings_are_unit_vectors_that_rank_by_meaning() -> None:
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     similarities = vectors[1:] @ vectors[0]
     assert int(np.argmax(similarities)) == 0
+
+
+def test_short_requests_on_onnx_runtime_get_torchs_vectors() -> None:
+    """Queries run on the ONNX export, documents on torch: one index, so the same vectors."""
+    model = _load_local(str(packaged_model_dir()), 2)
+    short = _load_short_encoder(str(packaged_model_dir()), 2)
+    assert short is not None, "the packaged model is exported"
+    long_text = " ".join(["ingestion", "réplique", "délai"] * 200)  # past the model's 256 tokens: cut
+    texts = [*TEXTS, long_text, "Quel framework pour le projet JSR ?"]  # one batch, padded to the longest
+    assert len(texts) <= SHORT_REQUEST
+    expected = np.asarray(model.encode(texts, normalize_embeddings=True), dtype=np.float32)
+    together, alone = short.encode(texts), np.concatenate([short.encode([text]) for text in texts])
+    assert together.dtype == np.float32 and together.shape == (len(texts), 384)
+    assert np.abs(together - expected).max() < 1e-5 and np.abs(alone - expected).max() < 1e-5
 
 
 def test_the_triton_embedder_gives_the_local_models_vectors(triton: TritonEmbeddingStandIn) -> None:

@@ -242,11 +242,11 @@ async def test_the_embedding_model_is_loaded_in_the_background_at_start() -> Non
 async def test_the_local_embedding_model_preloads_in_a_background_thread() -> None:
     import threading
 
-    from server.retrieval.embeddings import LocalEmbedder, _load_local
+    from server.retrieval.embeddings import LocalEmbedder, _load_local, _load_short_encoder
 
     # threads=1: a cache key of its own, so this loads even when another test loaded the model.
     embedder = LocalEmbedder(threads=1)
-    loaded_before = _load_local.cache_info().currsize
+    loaded_before, short_before = _load_local.cache_info().currsize, _load_short_encoder.cache_info().currsize
 
     embedder.preload()
     loader = next(t for t in threading.enumerate() if t.name == "relais-embed-preload")
@@ -254,7 +254,8 @@ async def test_the_local_embedding_model_preloads_in_a_background_thread() -> No
     await asyncio.to_thread(loader.join, 240)
 
     assert _load_local.cache_info().currsize == loaded_before + 1
-    hits_before = _load_local.cache_info().hits
+    assert _load_short_encoder.cache_info().currsize == short_before + 1  # a query's ONNX export too
+    hits_before = _load_short_encoder.cache_info().hits
     assert (await embedder.embed(["ready"])).shape == (1, 384)
-    assert _load_local.cache_info().hits == hits_before + 1  # the search used the preloaded model
+    assert _load_short_encoder.cache_info().hits == hits_before + 1  # the search used the preloaded model
     await embedder.close()
