@@ -5,6 +5,7 @@ views.py        DocumentView, MemoryView: documents and memories as servicers an
 extract.py      what a file is, judged by its bytes, and its text (PDF, DOCX, text; images kept as is)
 chunking.py     text cut into passages with exact character offsets
 embeddings.py   text to unit vectors: all-MiniLM-L6-v2 in-process, or a model on Triton
+onnx_encoder.py the in-process model exported to ONNX Runtime, for short requests (a query)
 store.py        the Milvus collection: dense vectors, BM25, RRF fusion; PassageFilter in Milvus syntax
 stopwords.py    the French and English function words BM25 leaves out
 lite.py         Milvus Lite in a child process, the embedded default
