@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -52,8 +53,10 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def client(openai_stack: LiveStack, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{openai_stack.base_url}/v1", api_key=key, timeout=600, max_retries=0)
+def client(openai_stack: LiveStack, key: str) -> Iterator[openai.OpenAI]:
+    # Closed after the test: its pooled connections would otherwise wait for the garbage collector.
+    with openai.OpenAI(base_url=f"{openai_stack.base_url}/v1", api_key=key, timeout=600, max_retries=0) as client:
+        yield client
 
 
 @pytest.fixture
@@ -215,8 +218,10 @@ def test_the_sdk_raises_openais_errors(client: openai.OpenAI, openai_stack: Live
         client.chat.completions.create(model=MODEL, messages=ask("Hi"), n=2)
     with pytest.raises(openai.BadRequestError) as too_long:
         client.embeddings.create(model="all-MiniLM-L6-v2", input="word " * 400)
-    stranger = openai.OpenAI(base_url=f"{openai_stack.base_url}/v1", api_key="rls_unknown", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
+    with (
+        openai.OpenAI(base_url=f"{openai_stack.base_url}/v1", api_key="rls_unknown", max_retries=0) as stranger,
+        pytest.raises(openai.AuthenticationError),
+    ):
         stranger.models.list()
 
     assert missing.value.code == "model_not_found" and no_embedder.value.code == "model_not_found"
