@@ -1,8 +1,8 @@
 """The local embedding model as an ONNX Runtime session, for short requests.
 
 A search embeds one short text, and torch spends most of that call in its own per-operator
-overhead: all-MiniLM-L6-v2 takes 8-17 ms a query on two cores through sentence-transformers,
-3 ms through ONNX Runtime, for the same vector (within 2e-7). Large batches (a document's
+overhead: all-MiniLM-L6-v2 took 15.4 ms a query (p50) on two cores through sentence-transformers,
+4.1 ms through ONNX Runtime in the same run, for the same vector (within 2e-7). Large batches (a document's
 passages) stay on torch, whose kernels are as fast there (bench/README.md, `retrieval`).
 
 The graph is exported from the sentence-transformers model already loaded (about a second, at
@@ -96,8 +96,8 @@ def _export(transformer: Any, inputs: list[str]) -> bytes:
 
     # A made-up one-text sample (the graph's shapes are dynamic): the tokenizer is not called here,
     # since a fast tokenizer used from two threads at once fails, and the embedder's thread uses it.
-    sample = {name: torch.ones((1, 4), dtype=torch.long) for name in inputs} | {
-        "token_type_ids": torch.zeros((1, 4), dtype=torch.long)
+    sample = {
+        name: (torch.zeros if name == "token_type_ids" else torch.ones)((1, 4), dtype=torch.long) for name in inputs
     }
     with tempfile.TemporaryDirectory(prefix="relais-onnx-") as folder, warnings.catch_warnings():
         graph = Path(folder) / "model.onnx"
