@@ -167,7 +167,7 @@ class LocalEmbedder:
         # Not waiting for an export the preload is making: torch answers until it is made.
         short = self._short_encoder(wait=not self._preloading) if len(texts) <= SHORT_REQUEST else None
         if short is not None:
-            return short.encode(texts)
+            return _normalize(short.encode(texts))
         model = self._model()
         vectors = model.encode(
             list(texts),

@@ -39,7 +39,8 @@ def exportable(model: Any) -> bool:
 
 
 class OnnxEncoder:
-    """Texts → unit vectors with the exported graph; the tokenizer is the model's own.
+    """Texts → mean-pooled vectors (not normalised: the embedder does it, as for every backend)
+    with the exported graph; the tokenizer is the model's own.
 
     The graph is exported here, in the calling thread (the preload's, at a low priority); the
     session is opened by the first encode(), on the embedder's own thread: the threads ONNX
@@ -60,8 +61,7 @@ class OnnxEncoder:
         )
         feed = {name: features[name].astype(np.int64) for name in self._inputs}
         (pooled,) = (self._session or self._open()).run(None, feed)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        vectors: np.ndarray = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        vectors: np.ndarray = pooled
         return vectors
 
     def _open(self) -> Any:

@@ -16,6 +16,7 @@ from server.retrieval.embeddings import (
     TritonEmbedder,
     _load_local,
     _load_short_encoder,
+    _normalize,
     packaged_model_dir,
 )
 from tests.conftest import stack_settings
@@ -62,7 +63,8 @@ def test_short_requests_on_onnx_runtime_get_torchs_vectors() -> None:
     texts = [*TEXTS, long_text, "Quel framework pour le projet JSR ?"]  # one batch, padded to the longest
     assert len(texts) <= SHORT_REQUEST
     expected = np.asarray(model.encode(texts, normalize_embeddings=True), dtype=np.float32)
-    together, alone = short.encode(texts), np.concatenate([short.encode([text]) for text in texts])
+    together = _normalize(short.encode(texts))
+    alone = _normalize(np.concatenate([short.encode([text]) for text in texts]))
     assert together.dtype == np.float32 and together.shape == (len(texts), 384)
     assert np.abs(together - expected).max() < 1e-5 and np.abs(alone - expected).max() < 1e-5
 
