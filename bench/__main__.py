@@ -56,7 +56,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=None,
         help="measured requests per scenario [health: 2000, 200 with --quick; identity: 1000 for "
-        "GET /auth/me, 100 with --quick, and a twentieth of the GET /auth/me numbers for login; llm: "
+        "GET /auth/me and GET /api/chats, 100 with --quick, and a twentieth of those for login; llm: "
         "max(100, 10 x concurrency) per target, max(10, concurrency) with --quick; chat: max(100, 10 x "
         "concurrency) per target, max(10, 2 x concurrency) with --quick]",
     )
@@ -65,13 +65,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=None,
         help="unmeasured requests before each scenario [health: 200, 20 with --quick; identity: 100 "
-        "for GET /auth/me, 10 with --quick, and a twentieth of the GET /auth/me numbers for login; llm: 10, 2 "
+        "for the GET routes, 10 with --quick, and a twentieth of those for login; llm: 10, 2 "
         "with --quick, at least one per worker; chat: as llm]",
     )
     parser.add_argument(
         "--concurrency",
         default=None,
-        help="comma-separated numbers of requests in flight [health: 1,16; identity: 1,8; llm: 1,64; chat: 1,16]",
+        help="comma-separated numbers of requests in flight [health: 1,16; identity: 1,16; llm: 1,64; chat: 1,16]",
     )
     parser.add_argument("--output", default=None, help="JSON results file [bench/results/<name>.json]")
     args = parser.parse_args(argv)

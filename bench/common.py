@@ -86,6 +86,8 @@ class Served:
     app: Any
     grpc_port: int | None = None
     close: Callable[[], Awaitable[None]] | None = None
+    # Called once the server is up (Relais: what `relais serve` does then).
+    started: Callable[[], None] | None = None
 
 
 ServerFactory = Callable[[Path], Awaitable[Served]]
@@ -97,6 +99,7 @@ async def start_relais(data_dir: Path, **settings: Any) -> Served:
     from cli.serve import bridge_app
     from server.app import RelaisServer
     from server.config import Settings
+    from server.memory import settle
 
     options: dict[str, Any] = {
         "host": "127.0.0.1",
@@ -119,7 +122,8 @@ async def start_relais(data_dir: Path, **settings: Any) -> Served:
     async def close() -> None:
         await grpc_server.stop(grace=1)
 
-    return Served(app=app, grpc_port=grpc_port, close=close)
+    # Once up, `relais serve` moves what start-up made out of the garbage collector's sight.
+    return Served(app=app, grpc_port=grpc_port, close=close, started=settle)
 
 
 async def start_uvicorn(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
@@ -170,6 +174,8 @@ async def _serve(factory: ServerFactory, data_dir: Path) -> None:
     served = await factory(data_dir)
     try:
         http, http_task, http_port = await start_uvicorn(served.app)
+        if served.started is not None:
+            served.started()
         print(json.dumps({"pid": os.getpid(), "grpc_port": served.grpc_port, "http_port": http_port}), flush=True)
         stopping = loop.create_task(stop.wait())
         try:

@@ -1,16 +1,21 @@
-"""Sign-in and "who am I" through the Relais bridge versus a plain FastAPI + SQLAlchemy app.
+"""Sign-in, "who am I" and a conversation list through the Relais bridge versus a plain
+FastAPI + SQLAlchemy app.
 
-    .venv/bin/python -m bench identity            # GET /auth/me: 1000 requests after 100 warm-up,
-                                                  # POST /auth/login: 50 after 5; concurrency 1, 8
+    .venv/bin/python -m bench identity            # GET /auth/me and GET /api/chats: 1000 requests
+                                                  # after 100 warm-up, POST /auth/login: 50 after 5;
+                                                  # concurrency 1, 16
     .venv/bin/python -m bench identity --quick    # smoke run
 
-Two routes, each served two ways, all measured in one run:
+Three routes, each served two ways, all measured in one run:
 
     POST /auth/login   JSON {"email", "password"} -> tokens + user (+ access_token cookie).
                        Dominated by one Argon2id verification (argon2-cffi defaults) on both sides.
     GET /auth/me       Authorization: Bearer <access token> -> the user. Relais: auth interceptor
                        (JWT, session row, user, roles, permissions) then AuthService.GetMe; plain:
                        the same checks and loads in a FastAPI dependency (bench.identity_plain).
+    GET /api/chats     Authorization: Bearer -> the first page (20) of the account's 30
+                       conversations with their total. Relais: ChatService.ListChats (a count and a
+                       page with each chat's agent joined); plain: the same two statements.
 
 The servers run in child processes (`python -m bench.identity serve relais|plain DATA_DIR`), the
 load generator in this one, as in bench.health:
@@ -55,6 +60,10 @@ LABELS = {
 }
 LOGIN = "POST /auth/login"
 ME = "GET /auth/me"
+CHATS = "GET /api/chats"
+# The account's conversations: a full first page (20) and a total beyond it.
+CHAT_COUNT = 30
+PAGE = 20
 # Login costs one Argon2id verification (~0.2 s of CPU on a 2-core machine) and both servers verify
 # on their event loop (~5 logins/s at any concurrency): it gets 1/LOGIN_SHARE of the requests and
 # warm-up that GET /auth/me gets, which keeps the default run under two minutes.
@@ -71,7 +80,7 @@ async def serve_relais(data_dir: Path) -> common.Served:
 async def serve_plain(data_dir: Path) -> common.Served:
     from bench.identity_plain import create_app
 
-    return common.Served(app=create_app(data_dir, email=EMAIL, password=PASSWORD))
+    return common.Served(app=create_app(data_dir, email=EMAIL, password=PASSWORD, chats=CHAT_COUNT))
 
 
 SERVERS = {"relais": serve_relais, "plain": serve_plain}
@@ -126,21 +135,49 @@ async def login_caller(target: str, base_url: str, concurrency: int) -> AsyncIte
         yield call
 
 
+def _check_page(target: str, page: Any) -> None:
+    """The first page of the account's conversations, newest first, in the same shape on both sides."""
+    chats = page.get("chats") if isinstance(page, dict) else None
+    if not isinstance(chats, list) or len(chats) != PAGE or page.get("total") != CHAT_COUNT:
+        raise RuntimeError(f"{target}: not a page of {PAGE} of {CHAT_COUNT} conversations: {str(page)[:300]}")
+    missing = {"id", "title", "user_id", "agent_id", "message_count", "created_at", "updated_at"} - set(chats[0])
+    if missing:
+        raise RuntimeError(f"{target}: a conversation lacks {sorted(missing)}: {chats[0]!r}")
+    if chats[0]["title"] != f"Conversation {CHAT_COUNT}":
+        raise RuntimeError(f"{target}: the newest conversation does not come first: {chats[0]!r}")
+
+
+async def _seed_chats(target: str, client: httpx.AsyncClient, token: str) -> None:
+    """The account's conversations, made once through the route users make them with (the plain
+    app creates its own at start-up)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    listed = await client.get("/api/chats", headers=headers)
+    if listed.status_code != 200:
+        raise RuntimeError(f"{target}: GET /api/chats: {listed.status_code} {listed.text[:300]}")
+    for number in range(listed.json().get("total", 0) + 1, CHAT_COUNT + 1):
+        made = await client.post("/api/chats", json={"title": f"Conversation {number}"}, headers=headers)
+        if made.status_code != 201:
+            raise RuntimeError(f"{target}: POST /api/chats: {made.status_code} {made.text[:300]}")
+
+
 @contextlib.asynccontextmanager
-async def me_caller(target: str, base_url: str, concurrency: int) -> AsyncIterator[Call]:
-    """GET /auth/me, one connection per worker, each worker with the token of its own session."""
+async def authenticated_get(target: str, base_url: str, concurrency: int, path: str) -> AsyncIterator[Call]:
+    """GET `path`, one connection per worker, each worker with the token of its own session."""
+    check = {ME: _check_user, CHATS: _check_page}[f"GET {path}"]
     async with common.http_clients(base_url, concurrency, cookies=False) as clients:
         tokens = await asyncio.gather(*(_login(target, client) for client in clients))
+        if path == "/api/chats" and target != "plain":
+            await _seed_chats(target, clients[0], tokens[0])
         headers = [{"Authorization": f"Bearer {token}"} for token in tokens]
-        response = await clients[0].get("/auth/me", headers=headers[0])
+        response = await clients[0].get(path, headers=headers[0])
         if response.status_code != 200:
-            raise RuntimeError(f"{target}: GET /auth/me: {response.status_code} {response.text[:300]}")
-        _check_user(target, response.json())
+            raise RuntimeError(f"{target}: GET {path}: {response.status_code} {response.text[:300]}")
+        check(target, response.json())
 
         async def call(worker: int) -> None:
-            response = await clients[worker].get("/auth/me", headers=headers[worker])
+            response = await clients[worker].get(path, headers=headers[worker])
             if response.status_code != 200:
-                raise RuntimeError(f"{target}: GET /auth/me: {response.status_code} {response.text[:200]}")
+                raise RuntimeError(f"{target}: GET {path}: {response.status_code} {response.text[:200]}")
 
         yield call
 
@@ -156,6 +193,7 @@ def routes(args: argparse.Namespace) -> list[Route]:
     return [
         Route(LOGIN, max(1, args.requests // LOGIN_SHARE), args.warmup // LOGIN_SHARE),
         Route(ME, args.requests, args.warmup),
+        Route(CHATS, args.requests, args.warmup),
     ]
 
 
@@ -167,8 +205,12 @@ async def run_all(args: argparse.Namespace, servers: dict[str, ServerProcess]) -
         for concurrency in args.concurrency:
             for target in TARGETS:
                 server = servers["plain" if target == "plain" else "relais"]
-                make = login_caller if route.name == LOGIN else me_caller
-                async with make(target, server.base_url, concurrency) as call:
+                caller = (
+                    login_caller(target, server.base_url, concurrency)
+                    if route.name == LOGIN
+                    else authenticated_get(target, server.base_url, concurrency, route.name.removeprefix("GET "))
+                )
+                async with caller as call:
                     result = await common.measure_call(
                         call,
                         target=target,
@@ -185,11 +227,11 @@ async def run_all(args: argparse.Namespace, servers: dict[str, ServerProcess]) -
 
 def run(args: argparse.Namespace) -> int:
     """Entry point for `python -m bench identity`."""
-    args = common.resolve_defaults(args, requests=(1000, 100), warmup=(100, 10), concurrency=[1, 8])
+    args = common.resolve_defaults(args, requests=(1000, 100), warmup=(100, 10), concurrency=[1, 16])
     output = common.output_path(args, NAME)
     quick_note = " (quick: a smoke run, not a measurement)" if args.quick else ""
     print(
-        f"# identity: POST /auth/login and GET /auth/me, concurrency "
+        f"# identity: POST /auth/login, GET /auth/me and GET /api/chats, concurrency "
         f"{', '.join(map(str, args.concurrency))}{quick_note}",
         file=sys.stderr,
         flush=True,

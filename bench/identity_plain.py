@@ -1,7 +1,8 @@
-"""The peers' architecture for the identity benchmark: POST /auth/login and GET /auth/me written
-by hand as a FastAPI app on SQLAlchemy (async, aiosqlite), argon2-cffi and PyJWT.
+"""The peers' architecture for the identity benchmark: POST /auth/login, GET /auth/me and
+GET /api/chats written by hand as a FastAPI app on SQLAlchemy (async, aiosqlite), argon2-cffi and
+PyJWT.
 
-It does the work Relais' identity domain does for those two routes, without the gRPC hop:
+It does the work Relais does for those routes, without the gRPC hop:
 
     POST /auth/login   find the user by email or username, verify the password (Argon2id,
                        `argon2.PasswordHasher()` defaults, as server.identity.passwords), record the
@@ -10,6 +11,9 @@ It does the work Relais' identity domain does for those two routes, without the 
                        tokens and the user, and set the HttpOnly access_token cookie.
     GET /auth/me       verify the bearer JWT, load the session row (live? same user?), the user
                        row, and the user's role and permission names, and answer the user.
+    GET /api/chats     authenticate as GET /auth/me does (session and user rows), then one page
+                       of the user's conversations, most recently active first, with each one's
+                       agent (joined), and their total: FoyerGPT's conversation list.
 
 It is written the way such an app usually is (pydantic request and response models, a yielded
 `get_db` session dependency, a `get_current_user` dependency) and runs only in the benchmark's
@@ -32,11 +36,11 @@ from typing import Annotated
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, Table, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, joinedload, mapped_column, relationship
 
 from server.storage import create_database
 
@@ -46,6 +50,7 @@ ACCESS_TTL = timedelta(seconds=3600)
 REFRESH_TTL = timedelta(days=30)
 ACTIVITY_GRANULARITY = timedelta(seconds=60)
 MAX_PASSWORD = 256
+MAX_PAGE = 100
 
 
 # ── Tables ──────────────────────────────────────────────────────────────────────────────────
@@ -124,6 +129,30 @@ class AuthSession(Base):
     csrf_hash: Mapped[str] = mapped_column(String(64))
 
 
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    avatar_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Chat(Base):
+    __tablename__ = "chats"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("agents.id", ondelete="SET NULL"), nullable=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    agent: Mapped[Agent | None] = relationship(lazy="raise")
+
+
 # ── Request and response bodies ─────────────────────────────────────────────────────────────
 
 
@@ -147,6 +176,32 @@ class UserOut(BaseModel):
     permissions: list[str]
     created_at: datetime | None
     last_login: datetime | None
+
+
+class ChatAgentOut(BaseModel):
+    id: int
+    name: str
+    avatar_url: str | None = None
+
+
+class ChatOut(BaseModel):
+    id: int
+    title: str
+    user_id: int
+    agent_id: int | None
+    agent: ChatAgentOut | None
+    messages: list[dict[str, object]]
+    message_count: int
+    last_message_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ChatPageOut(BaseModel):
+    chats: list[ChatOut]
+    total: int
+    limit: int
+    offset: int
 
 
 class TokenOut(BaseModel):
@@ -219,23 +274,25 @@ class Identity:
             raise HTTPException(401, f"Not an {kind} token")
         return Claims(user_id=int(payload["sub"]), session_id=str(payload["sid"]))
 
-    async def setup(self, *, email: str, password: str) -> None:
-        """Create the tables, the admin role (permission "*") and the account, once."""
+    async def setup(self, *, email: str, password: str, chats: int) -> None:
+        """Create the tables, the admin role (permission "*") and the account with `chats`
+        conversations, once."""
         async with self.engine.begin() as connection:
             await connection.run_sync(Base.metadata.create_all)
         async with self.sessions() as session, session.begin():
             if await session.scalar(select(User.id).where(User.email == email)) is not None:
                 return
             role = Role(name="admin", permissions=[Permission(name="*")])
-            session.add(
-                User(
-                    email=email,
-                    username=email,
-                    full_name="Administrator",
-                    password_hash=self.hasher.hash(password),
-                    roles=[role],
-                )
+            user = User(
+                email=email,
+                username=email,
+                full_name="Administrator",
+                password_hash=self.hasher.hash(password),
+                roles=[role],
             )
+            session.add(user)
+            await session.flush()
+            session.add_all(Chat(owner_id=user.id, title=f"Conversation {number}") for number in range(1, chats + 1))
 
 
 def identity_of(request: Request) -> Identity:
@@ -283,7 +340,7 @@ async def user_out(db: AsyncSession, user: User) -> UserOut:
     )
 
 
-async def get_current_user(request: Request, db: Db, authorization: Annotated[str, Header()] = "") -> UserOut:
+async def get_current_user_row(request: Request, db: Db, authorization: Annotated[str, Header()] = "") -> User:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(401, "Authentication required")
@@ -300,18 +357,25 @@ async def get_current_user(request: Request, db: Db, authorization: Annotated[st
     if now - aware(row.last_activity) > ACTIVITY_GRANULARITY:
         row.last_activity = now
         await db.commit()
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user_row)]
+
+
+async def get_current_user(db: Db, user: CurrentUser) -> UserOut:
     return await user_out(db, user)
 
 
 # ── The app ─────────────────────────────────────────────────────────────────────────────────
 
 
-def create_app(data_dir: Path, *, email: str, password: str) -> FastAPI:
+def create_app(data_dir: Path, *, email: str, password: str, chats: int = 0) -> FastAPI:
     identity = Identity(data_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await identity.setup(email=email, password=password)
+        await identity.setup(email=email, password=password, chats=chats)
         yield
         await identity.engine.dispose()
 
@@ -319,6 +383,7 @@ def create_app(data_dir: Path, *, email: str, password: str) -> FastAPI:
     app.state.identity = identity
     app.add_api_route("/auth/login", login, methods=["POST"], response_model=TokenOut)
     app.add_api_route("/auth/me", me, methods=["GET"], response_model=UserOut)
+    app.add_api_route("/api/chats", list_chats, methods=["GET"], response_model=ChatPageOut)
     return app
 
 
@@ -371,3 +436,43 @@ async def login(body: LoginIn, request: Request, response: Response, db: Db) -> 
 
 async def me(user: Annotated[UserOut, Depends(get_current_user)]) -> UserOut:
     return user
+
+
+def chat_out(chat: Chat) -> ChatOut:
+    agent = chat.agent
+    # As Relais: an agent shows itself only while its owner or the public may use it.
+    shown = agent is not None and (agent.is_public or agent.owner_id == chat.owner_id)
+    return ChatOut(
+        id=chat.id,
+        title=chat.title,
+        user_id=chat.owner_id,
+        agent_id=chat.agent_id,
+        agent=ChatAgentOut(id=agent.id, name=agent.name, avatar_url=agent.avatar_url) if shown and agent else None,
+        messages=[],
+        message_count=chat.message_count,
+        last_message_at=aware(chat.last_message_at) if chat.last_message_at else None,
+        created_at=aware(chat.created_at),
+        updated_at=aware(chat.updated_at),
+    )
+
+
+async def list_chats(
+    db: Db,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=0, le=MAX_PAGE)] = 0,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ChatPageOut:
+    limit = limit or 20
+    mine = Chat.owner_id == user.id
+    total = await db.scalar(select(func.count()).select_from(Chat).where(mine)) or 0
+    activity = func.coalesce(Chat.last_message_at, Chat.created_at)
+    statement = (
+        select(Chat)
+        .where(mine)
+        .options(joinedload(Chat.agent))
+        .order_by(activity.desc(), Chat.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    chats = (await db.scalars(statement)).all()
+    return ChatPageOut(chats=[chat_out(chat) for chat in chats], total=total, limit=limit, offset=offset)

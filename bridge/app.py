@@ -27,7 +27,7 @@ from bridge.middleware import HeaderLimitMiddleware, ObservabilityMiddleware
 from bridge.openapi import build_openapi
 from bridge.pages import PAGE_OPERATIONS, PAGE_PATHS, install_pages
 from bridge.plugins import PluginRoutes, PluginRouteWatcher, first_segment
-from bridge.routes import Transcoder, proto_routes
+from bridge.routes import RouteTable, Transcoder, proto_routes
 from bridge.sockets import websocket_routes
 from bridge.tracing import client_interceptors, instrument_app
 from bridge.upstream import InProcess, Upstream
@@ -136,7 +136,7 @@ def create_app(
 
     app = FastAPI(title=TITLE, version=version, docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     install_pages(app, openapi_json=lambda: served[0], title=TITLE, version=version, route_count=len(bindings))
-    app.router.routes.extend(proto_routes(bindings, transcoder, websockets=[socket.path for socket in sockets]))
+    app.router.routes.append(RouteTable(proto_routes(bindings, transcoder, websockets=[s.path for s in sockets])))
     # Plugin routes: after the contract's, under prefixes no contract route uses.
     app.router.routes.append(plugin_routes)
     app.router.routes.extend(socket_routes)

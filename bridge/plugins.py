@@ -31,13 +31,12 @@ from starlette.types import Receive, Scope, Send
 from bridge.bindings import Binding, compile_bindings
 from bridge.httprule import TemplateError
 from bridge.openapi import comments_of
-from bridge.routes import ProtoRoute, Transcoder
+from bridge.routes import ProtoRoute, RouteTable, Transcoder
 from bridge.upstream import Upstream
 
 log = logging.getLogger("relais.bridge.plugins")
 
 WATCH = "/relais.v1.PluginService/WatchPluginRoutes"
-_CHOSEN = "relais.plugin_route"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,29 +80,23 @@ def compile_plugin(routes: plugins_pb2.PluginRoutes) -> CompiledPlugin:
 
 
 class PluginRoutes(BaseRoute):
-    """One entry of the router holding every plugin route; matching picks one of them."""
+    """One entry of the router holding every plugin route; matching picks one of them. The
+    table is swapped whole when the plugins' routes change, so a request sees one table."""
 
     def __init__(self, transcoder: Transcoder) -> None:
         self.transcoder = transcoder
-        self.table: tuple[ProtoRoute, ...] = ()
+        self.table = RouteTable()
 
     def swap(self, bindings: Sequence[Binding]) -> None:
         ordered = sorted(bindings, key=lambda binding: binding.template.specificity)
-        self.table = tuple(ProtoRoute(binding, self.transcoder) for binding in ordered)
+        self.table = RouteTable(ProtoRoute(binding, self.transcoder) for binding in ordered)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        partial: tuple[Match, Scope] | None = None
-        for route in self.table:
-            match, child = route.matches(scope)
-            if match is Match.FULL:
-                return match, {**child, _CHOSEN: route}
-            if match is Match.PARTIAL and partial is None:
-                partial = (match, {**child, _CHOSEN: route})
-        return partial or (Match.NONE, {})
+        return self.table.matches(scope)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route: ProtoRoute = scope[_CHOSEN]
-        await route.handle(scope, receive, send)
+        # The route chosen when matching (in the scope), even if the table was swapped since.
+        await self.table.handle(scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
         raise NoMatchFound(name, path_params)

@@ -434,4 +434,56 @@ def proto_routes(
     return [ProtoRoute(binding, transcoder, resources) for binding in bindings]
 
 
-__all__ = ["ProtoRoute", "Transcoder", "proto_routes"]
+_CHOSEN = "relais.proto_route"
+
+
+class RouteTable(BaseRoute):
+    """One entry of Starlette's router standing for many ProtoRoutes, which picks the route its
+    scan over them would pick (the first full match in order, else the first partial one) while
+    trying only those that can match: the routes whose template starts with the URL's first
+    segment, and those starting with a variable. A scan tried every template's regex against
+    every request, about a tenth of the CPU of a `GET /health` with the contract's routes."""
+
+    def __init__(self, routes: Iterable[ProtoRoute] = ()) -> None:
+        self.routes = tuple(routes)
+        anywhere: list[int] = []  # indexes of the routes a URL of any first segment may match
+        by_head: dict[str, list[int]] = {}
+        for index, route in enumerate(self.routes):
+            template = route.binding.template
+            head = template.segments[0] if template.segments else ""
+            # A lone segment with a verb ("/{x}:verb", "/batch:run") is matched whole, verb included.
+            if not isinstance(head, str) or head in ("*", "**") or (template.verb and len(template.segments) == 1):
+                anywhere.append(index)
+            else:
+                by_head.setdefault(head, []).append(index)
+        self._anywhere = tuple(self.routes[index] for index in anywhere)
+        self._by_head = {
+            head: tuple(self.routes[index] for index in sorted([*indexes, *anywhere]))
+            for head, indexes in by_head.items()
+        }
+
+    def candidates(self, path: str) -> tuple[ProtoRoute, ...]:
+        head = path[1:].partition("/")[0]
+        return self._by_head.get(head, self._anywhere)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        partial: tuple[Match, Scope] | None = None
+        for route in self.candidates(scope["path"]):
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                return match, {**child, _CHOSEN: route}
+            if match is Match.PARTIAL and partial is None:
+                partial = (match, {**child, _CHOSEN: route})
+        return partial or (Match.NONE, {})
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route: ProtoRoute = scope[_CHOSEN]
+        await route.handle(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        raise NoMatchFound(name, path_params)
+
+
+__all__ = ["ProtoRoute", "RouteTable", "Transcoder", "proto_routes"]

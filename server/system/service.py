@@ -128,13 +128,15 @@ class SystemService:
         self._probing: dict[str, asyncio.Future[Dependency]] = {}
 
     async def health(self) -> HealthReport:
-        (database_ms, database_ok), redis_ms, gpu, counts, states = await asyncio.gather(
-            self._ping_database(),
-            self._redis.ping() if self._redis else _none(),
-            self._gpu.measure(),
-            self._counts(("plugins", "tools")),
-            self._dependencies(("inference", "vector_store")),
-        )
+        # The probes that wait on something else run together; the in-memory readings (GPU list,
+        # counters) are awaited in turn: a task each would cost more than they do.
+        probes = {name: self._dependency(name) for name in ("inference", "vector_store")}
+        redis = asyncio.ensure_future(self._redis.ping()) if self._redis else None
+        database_ms, database_ok = await self._ping_database()
+        redis_ms = await redis if redis is not None else None
+        states = {name: await probe for name, probe in probes.items()}
+        gpu = await self._gpu.measure()
+        counts = {name: await self._count(name) for name in ("plugins", "tools")}
         disk = disk_usage(self._data_dir)
         disk_ok = disk.free_bytes >= self._min_free
         redis_ok = redis_ms is not None if self._redis else True
@@ -174,20 +176,16 @@ class SystemService:
 
     async def _ping_database(self) -> tuple[float, bool]:
         try:
-            return await asyncio.wait_for(self._database.ping(), PROBE_TIMEOUT), True
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                return await self._database.ping(), True
         except Exception as error:
             if self._database.translate(error) is None:  # an outage is logged once, by the database's tracker
                 log.warning("database probe failed", exc_info=True)
             return 0.0, False
 
-    async def _counts(self, names: tuple[str, ...]) -> Mapping[str, int]:
-        counters = [self.registries.counters.get(name) for name in names]
-        values = await asyncio.gather(*(counter() if counter else _zero() for counter in counters))
-        return dict(zip(names, values, strict=True))
-
-    async def _dependencies(self, names: tuple[str, ...]) -> Mapping[str, Dependency]:
-        values = await asyncio.gather(*(self._dependency(name) for name in names))
-        return dict(zip(names, values, strict=True))
+    async def _count(self, name: str) -> int:
+        counter = self.registries.counters.get(name)
+        return await counter() if counter is not None else 0
 
     def _dependency(self, name: str) -> Awaitable[Dependency]:
         """The state of `name` from a probe started now, or from the one already under way.
@@ -212,15 +210,8 @@ async def _dependency_state(probe: Probe | None) -> Dependency:
     if probe is None:
         return Dependency.NOT_CONFIGURED
     try:
-        ok = await asyncio.wait_for(probe(), PROBE_TIMEOUT)
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            ok = await probe()
     except Exception:
         ok = False
     return Dependency.CONNECTED if ok else Dependency.DISCONNECTED
-
-
-async def _none() -> None:
-    return None
-
-
-async def _zero() -> int:
-    return 0
