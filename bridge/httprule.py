@@ -14,7 +14,7 @@ Verb     = ":" LITERAL ;
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -44,6 +44,12 @@ class PathTemplate:
     verb: str
     regex: re.Pattern[str]
     variables: tuple[Variable, ...]
+    # The template with its variables anonymised: equal shapes match the same URLs. Computed once:
+    # the route table compares shapes for every URL it has not seen yet.
+    shape: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", self.openapi_path(tuple("{}" for _ in self.variables)))
 
     @classmethod
     def parse(cls, source: str) -> PathTemplate:
@@ -90,11 +96,6 @@ class PathTemplate:
     def parameter_names(self) -> tuple[str, ...]:
         """OpenAPI parameter names of the variables (dots become underscores)."""
         return tuple(v.field_path.replace(".", "_") for v in self.variables)
-
-    @property
-    def shape(self) -> str:
-        """The template with its variables anonymised: equal shapes match the same URLs."""
-        return self.openapi_path(tuple("{}" for _ in self.variables))
 
 
 def _split_verb(body: str, source: str) -> tuple[str, str]:

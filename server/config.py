@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     # share a message (none is dropped). 5 ms caps a stream at 200 messages/s, more than a screen
     # shows, and delays no token of a model slower than 200 tokens/s. 0 sends a message per token.
     llm_stream_interval_ms: float = Field(default=5.0, ge=0, le=1000)
+    # Messages a second this process sends on its token streams, all together, before the interval
+    # above widens: each of N streams then sends at most N / this many a second (64 streams: 50/s,
+    # 20 ms apart; 320: 10/s). A message costs the relay the same CPU whatever its length; 0 lets
+    # the interval alone decide, at any load.
+    llm_stream_messages_per_second: float = Field(default=3200.0, ge=0)
     # Bytes of generated text one stream may hold for a reader slower than the model (its tokens are
     # merged meanwhile); a reader further behind gets a terminal slow_consumer error.
     stream_buffer_bytes: int = Field(default=1 << 20, ge=4096)

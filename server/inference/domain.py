@@ -65,6 +65,7 @@ async def start_inference(settings: Settings) -> InferenceDomain:
         default_max_tokens=settings.llm_default_max_tokens,
         max_tokens=settings.llm_max_tokens,
         message_interval=settings.llm_stream_interval_ms / 1000,
+        messages_per_second=settings.llm_stream_messages_per_second,
         buffer_bytes=settings.stream_buffer_bytes,
         max_streams=settings.max_streams,
         stream_queue=settings.stream_queue,

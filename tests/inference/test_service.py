@@ -11,7 +11,7 @@ from server.errors import InvalidArgument, ValidationFailed
 from server.inference.backend import BackendUnavailable, Chunk, Finish, GenerationRequest
 from server.inference.catalogue import Catalogue, ServedModel
 from server.inference.config import ModelConfig
-from server.inference.service import InferenceService, Limits
+from server.inference.service import Generation, InferenceService, Limits
 
 
 class ScriptedBackend:
@@ -89,6 +89,31 @@ async def test_tokens_further_apart_than_the_interval_each_get_a_message() -> No
     generation = await inference.start(request(max_tokens=8), "m")
     chunks = [chunk async for chunk in generation.chunks()]
     assert [chunk.text for chunk in chunks] == [f"t{i} " for i in range(8)]
+
+
+async def test_many_streams_share_the_message_budget() -> None:
+    """Past the process's message budget, each of N streams sends at most budget / N messages a
+    second: tokens 2 ms apart, each a message of its own on a 1 ms interval, come in a few
+    messages when ten streams share 100 messages a second (one every 0.1 s each)."""
+
+    async def messages_per_stream(messages_per_second: float) -> list[list[Chunk]]:
+        backends = [ScriptedBackend(40, delay=0.002) for _ in range(10)]
+        limits = Limits(message_interval=0.001, messages_per_second=messages_per_second)
+        inference = service(*((f"m{i}", backend, 4096) for i, backend in enumerate(backends)), limits=limits)
+        generations = [await inference.start(request(max_tokens=40), f"m{i}") for i in range(10)]
+
+        async def read(generation: Generation) -> list[Chunk]:
+            return [chunk async for chunk in generation.chunks()]
+
+        return await asyncio.gather(*(read(generation) for generation in generations))
+
+    unbudgeted, budgeted = await messages_per_stream(0), await messages_per_stream(100)
+    for chunks in (*unbudgeted, *budgeted):
+        assert "".join(chunk.text for chunk in chunks) == "".join(f"t{i} " for i in range(40))
+        assert chunks[0].text == "t0 " and chunks[-1].finish is Finish.LENGTH
+    # About 40 and 3 each on an idle machine; load merges some of the first (a late reader).
+    assert max(len(chunks) for chunks in budgeted) < 10
+    assert sum(map(len, unbudgeted)) > 3 * sum(map(len, budgeted))
 
 
 async def test_the_end_of_a_stream_is_not_held_back() -> None:
