@@ -11,7 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from opentelemetry.trace import TracerProvider
+from opentelemetry.trace import Span, TracerProvider
+from starlette.routing import Match
+from starlette.types import Scope
+
+from bridge.plugins import PluginRoutes
+from bridge.routes import RouteTable
+
+# Set by the route tables (bridge/routes.py) on the scope of the request they match.
+TEMPLATE = "relais.route"
 
 
 def instrument_app(app: FastAPI, provider: TracerProvider | None) -> None:
@@ -19,8 +27,25 @@ def instrument_app(app: FastAPI, provider: TracerProvider | None) -> None:
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+    def name_by_template(span: Span, scope: Scope) -> None:
+        """The instrumentation names a span by the `path` of the router entry that matches; the
+        contract's and the plugins' routes are one entry each (a RouteTable), with no one path:
+        the span takes the template that entry matches ("POST /llm/infer")."""
+        if not span.is_recording() or scope.get("type") != "http":
+            return
+        for route in app.router.routes:
+            if not isinstance(route, RouteTable | PluginRoutes):
+                continue
+            match, child = route.matches(scope)
+            if match is Match.FULL and TEMPLATE in child:
+                span.update_name(f"{scope['method']} {child[TEMPLATE]}")
+                span.set_attribute("http.route", child[TEMPLATE])
+                return
+
     # /metrics is scraped every few seconds: traces of it would drown the rest.
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="/metrics")
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=provider, excluded_urls="/metrics", server_request_hook=name_by_template
+    )
 
 
 def client_interceptors(provider: TracerProvider | None) -> list[Any]:

@@ -182,6 +182,9 @@ class Settings(BaseSettings):
     # Load the local embedding model in the background at start (else the first search or upload
     # after a start waits 10-20 s for it).
     embedding_preload: bool = True
+    # Embed short requests (a query, a memory) on an ONNX Runtime export of the local model, made
+    # after start: ~4 ms a query instead of torch's ~15, for ~260 MB more memory. False keeps torch.
+    embedding_onnx: bool = True
     # Passages given to an assistant reply.
     reply_passages: int = Field(default=4, ge=0, le=20)
     # How often passages and files left behind (a crash, the store down) are looked for, and

@@ -98,7 +98,7 @@ def build_embedder(settings: Settings) -> Embedder:
             output_name=settings.embedding_output,
             dimension=settings.embedding_dimension,
         )
-    return LocalEmbedder(threads=settings.embedding_threads)
+    return LocalEmbedder(threads=settings.embedding_threads, short_on_onnx=settings.embedding_onnx)
 
 
 def start_retrieval(settings: Settings, database: Database) -> RetrievalDomain:

@@ -72,6 +72,10 @@ class OnnxEncoder:
                 options = onnxruntime.SessionOptions()
                 options.intra_op_num_threads = self._threads
                 options.inter_op_num_threads = 1
+                # The arena kept the peak of the largest request for good (16 texts of 256 tokens:
+                # 270 MB); without it, memory goes back after each run, at no measurable cost to a
+                # query (13.7 against 13.9 ms, alternated in one process).
+                options.enable_cpu_mem_arena = False
                 self._session = onnxruntime.InferenceSession(self._graph, options, providers=["CPUExecutionProvider"])
                 self._graph = b""  # ~90 MB, in the session now
             return self._session

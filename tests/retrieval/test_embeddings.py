@@ -69,6 +69,23 @@ def test_short_requests_on_onnx_runtime_get_torchs_vectors() -> None:
     assert np.abs(together - expected).max() < 1e-5 and np.abs(alone - expected).max() < 1e-5
 
 
+def test_an_embedder_told_to_keep_torch_never_uses_the_export() -> None:
+    """RELAIS_EMBEDDING_ONNX=false: short requests stay on torch (no export, no session)."""
+
+    async def run(embedder: LocalEmbedder) -> np.ndarray:
+        try:
+            return await embedder.embed(["Quel framework pour le projet JSR ?"])
+        finally:
+            await embedder.close()
+
+    model = _load_local(str(packaged_model_dir()), 2)
+    expected = np.asarray(model.encode(["Quel framework pour le projet JSR ?"], normalize_embeddings=True))
+    torch_only = LocalEmbedder(threads=2, short_on_onnx=False)
+    assert torch_only._short_encoder(wait=True) is None
+    assert np.abs(asyncio.run(run(torch_only)) - expected).max() < 1e-6
+    assert LocalEmbedder(threads=2)._short_encoder(wait=True) is not None
+
+
 def test_the_triton_embedder_gives_the_local_models_vectors(triton: TritonEmbeddingStandIn) -> None:
     async def run() -> tuple[np.ndarray, np.ndarray]:
         remote, local = TritonEmbedder(triton.url, "minilm", batch_size=3), LocalEmbedder()
