@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.errors import error_response
 from bridge.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
+from bridge.routes import TEMPLATE_KEY
 
 log = logging.getLogger("relais.http.access")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -20,7 +21,7 @@ _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 def route_label(scope: Scope) -> str:
     """The matched route's template (bounded cardinality), never the raw path."""
-    template = scope.get("relais.route")
+    template = scope.get(TEMPLATE_KEY)
     if template:
         return str(template)
     route = scope.get("route")

@@ -386,6 +386,10 @@ def method_not_allowed(scope: Scope, methods: Iterable[str]) -> Response:
     )
 
 
+# The scope key a matched route's template is set under (access log, metrics, span names).
+TEMPLATE_KEY = "relais.route"
+
+
 class ProtoRoute(BaseRoute):
     """A Starlette route for one binding: matches its method and compiled template, when the
     template is the resource the URL names (see Resources)."""
@@ -406,7 +410,7 @@ class ProtoRoute(BaseRoute):
         resource = self._resources.at(scope["path"])
         if resource is None or resource[0] != self.binding.template.shape:
             return Match.NONE, {}  # a more specific template owns this URL
-        child = {"path_params": params, "relais.route": self.binding.template.source}
+        child = {"path_params": params, TEMPLATE_KEY: self.binding.template.source}
         if scope["method"] == self.binding.http_method:
             return Match.FULL, child
         return Match.PARTIAL, child
@@ -486,4 +490,4 @@ class RouteTable(BaseRoute):
         raise NoMatchFound(name, path_params)
 
 
-__all__ = ["ProtoRoute", "RouteTable", "Transcoder", "proto_routes"]
+__all__ = ["TEMPLATE_KEY", "ProtoRoute", "RouteTable", "Transcoder", "proto_routes"]

@@ -20,7 +20,7 @@ from bridge.errors import RpcFailure, error_response, rpc_failure
 from bridge.framings import websocket_framing
 from bridge.handshake import request_id_of, same_origin, socket_metadata
 from bridge.live import LiveRpcs, while_session_lives
-from bridge.routes import method_not_allowed
+from bridge.routes import TEMPLATE_KEY, method_not_allowed
 from bridge.upstream import Upstream
 
 # The WebSocket close code of a connection whose session ended (xcore's /ws uses it for bad auth too).
@@ -46,9 +46,9 @@ class ProtoWebSocketRoute(BaseRoute):
         if scope["path"] != self.path:
             return Match.NONE, {}
         if scope["type"] == "websocket":
-            return Match.FULL, {"relais.route": self.path}
+            return Match.FULL, {TEMPLATE_KEY: self.path}
         # Plain HTTP at a WebSocket's path: answered (426 or 405), unless an HTTP route shares it.
-        return Match.PARTIAL, {"relais.route": self.path}
+        return Match.PARTIAL, {TEMPLATE_KEY: self.path}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

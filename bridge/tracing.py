@@ -16,10 +16,7 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from bridge.plugins import PluginRoutes
-from bridge.routes import RouteTable
-
-# Set by the route tables (bridge/routes.py) on the scope of the request they match.
-TEMPLATE = "relais.route"
+from bridge.routes import TEMPLATE_KEY, RouteTable
 
 
 def instrument_app(app: FastAPI, provider: TracerProvider | None) -> None:
@@ -37,9 +34,9 @@ def instrument_app(app: FastAPI, provider: TracerProvider | None) -> None:
             if not isinstance(route, RouteTable | PluginRoutes):
                 continue
             match, child = route.matches(scope)
-            if match is Match.FULL and TEMPLATE in child:
-                span.update_name(f"{scope['method']} {child[TEMPLATE]}")
-                span.set_attribute("http.route", child[TEMPLATE])
+            if match is Match.FULL and TEMPLATE_KEY in child:
+                span.update_name(f"{scope['method']} {child[TEMPLATE_KEY]}")
+                span.set_attribute("http.route", child[TEMPLATE_KEY])
                 return
 
     # /metrics is scraped every few seconds: traces of it would drown the rest.
