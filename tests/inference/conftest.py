@@ -34,6 +34,7 @@ def triton() -> Iterator[LiveTriton]:
         [
             StandInModel(name="echo"),
             StandInModel(name="slow", token_delay=0.02),
+            StandInModel(name="held", hold_after=3),
             StandInModel(name="broken", fail_after=3, error_text="CUDA out of memory"),
             StandInModel(name="ensemble", convention="tensorrtllm"),
             # 1 KiB tokens: a few hundred fill gRPC's flow-control window.
@@ -70,6 +71,7 @@ def llm_stack(
         models=[
             triton_model("fast", triton.url, "echo", name="Echo on Triton"),
             triton_model("slow", triton.url, "slow"),
+            triton_model("held", triton.url, "held"),
             triton_model("broken", triton.url, "broken"),
             triton_model("trt", triton.url, "ensemble", convention="tensorrtllm"),
             triton_model("wide", triton.url, "wide"),

@@ -51,7 +51,7 @@ def test_an_unknown_model_is_a_400_listing_the_keys(http: httpx.Client) -> None:
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == "UNKNOWN_MODEL"
-    assert "valid models: auto, fast, slow, broken, trt, wide, missing, late, gemma3-270m" in body["detail"]
+    assert "valid models: auto, fast, slow, held, broken, trt, wide, missing, late, gemma3-270m" in body["detail"]
 
 
 def test_a_down_backend_is_a_503_with_a_clear_message(http: httpx.Client) -> None:

@@ -112,6 +112,9 @@ class StandInModel:
     # Emit this many tokens, then end the whole gRPC stream cleanly (status OK) with no final
     # response, as a proxy or a crashing frontend that drops the tail of a stream does.
     end_stream_after: int | None = None
+    # Emit this many tokens, then send nothing more until the client cancels the stream: a
+    # generation that only a cancel ends, whatever the machine's load.
+    hold_after: int | None = None
     error_text: str = "model failure"
     # Whether the backend sends the FINAL flag on its own after the last token response (see the
     # module docstring); None: the convention's real behaviour (vllm False, tensorrtllm True).
@@ -522,6 +525,8 @@ class TritonStandIn:
             if index == model.end_stream_after:
                 send(_END_STREAM)
                 return
+            if index == model.hold_after:
+                await asyncio.get_running_loop().create_future()  # until the stream is cancelled
             await asyncio.sleep(model.token_delay)
             self.tokens_sent += 1
             if job.stream:
