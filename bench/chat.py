@@ -10,8 +10,8 @@ Part 1, persistence overhead. Two targets streaming a 256-token reply from the s
 
     grpc   relais.v1.InferenceService/GenerateStream over grpc.aio (bench.llm.grpc_stream): no storage
     sse    FoyerGPT's GET /api/messages/stream/{chat_id}?message=... (httpx, Bearer token): stores the
-           user message, creates the assistant message at the first token, rewrites it at most every
-           second and completes it at the end
+           user message and the (empty) assistant message in one transaction, rewrites the latter at
+           most every second and completes it at the end
 
 Each SSE request streams into a fresh chat (POST /api/chats, created before the scenario's clock
 starts), so every request sends the model the same one-message history.

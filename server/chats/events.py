@@ -21,13 +21,14 @@ log = logging.getLogger("relais.chats.events")
 
 
 class MessageEvents(Protocol):
-    async def stored(self, message: MessageView) -> None: ...
+    async def stored(self, message: MessageView, *, owner_id: int | None = None) -> None:
+        """Announce `message` to its chat's watchers (`owner_id`: the chat's owner, when known)."""
 
 
 class NoMessageEvents:
     """For a ChatService used without live updates."""
 
-    async def stored(self, message: MessageView) -> None:
+    async def stored(self, message: MessageView, *, owner_id: int | None = None) -> None:
         """Nobody listens."""
 
 
@@ -38,10 +39,13 @@ class ChatEvents:
         # A chat's owner never changes: remembered, so a streamed reply costs one lookup.
         self._owners: dict[int, int] = {}
 
-    async def stored(self, message: MessageView) -> None:
+    async def stored(self, message: MessageView, *, owner_id: int | None = None) -> None:
         from server.chats.servicer import message_message  # the servicer imports the service, which imports this
 
-        owner_id = await self._owner_of(message.chat_id)
+        if owner_id is not None:
+            self._remember(message.chat_id, owner_id)
+        else:
+            owner_id = await self._owner_of(message.chat_id)
         if owner_id is None:
             return  # deleted meanwhile: nobody may watch it any more
         fields = json_format.MessageToDict(message_message(message), preserving_proto_field_name=True)
@@ -53,7 +57,10 @@ class ChatEvents:
             async with self._database.sessions() as session:
                 owner = await repository.chat_owner(session, chat_id)
             if owner is not None:
-                if len(self._owners) > 10_000:
-                    self._owners.clear()
-                self._owners[chat_id] = owner
+                self._remember(chat_id, owner)
         return owner
+
+    def _remember(self, chat_id: int, owner_id: int) -> None:
+        if len(self._owners) > 10_000:
+            self._owners.clear()
+        self._owners[chat_id] = owner_id

@@ -1,7 +1,8 @@
 """An assistant reply in a conversation: which tools it may use, and how it is stored.
 
 `ReplyRecorder.record` drives the agent loop's events and writes the reply as it grows: the
-row is created with the first text or tool call, rewritten at most every FLUSH_EVERY seconds
+row is created with the question (FoyerGPT's routes: one transaction for both) or else with the
+first text or tool call, rewritten at most every FLUSH_EVERY seconds
 and after each tool result, and finished with its status whatever ends the reply (a client
 that leaves keeps the partial reply as "incomplete"). Tool calls and results are kept in
 `messages.tool_steps`, so the history the model reads next time replays them.
@@ -110,19 +111,21 @@ class ReplyRecorder:
         *,
         sources: list[dict[str, Any]] | None = None,
         on_complete: Callable[[MessageView], Awaitable[None]] | None = None,
+        message: MessageView | None = None,
     ) -> None:
+        """`message`: the reply's row when the caller created it already (empty, "incomplete")."""
         self._database = database
         self._events = events
         self._chat_id = chat_id
         self._model = model
         self._sources = sources or None
         self._on_complete = on_complete
-        self._flushed_at = 0.0
+        self._flushed_at = time.monotonic() if message is not None else 0.0
         self._steps: list[dict[str, Any]] = []
         self._pending: dict[str, ToolCalled] = {}
         self._finishing: asyncio.Future[None] | None = None
         # The reply as last written (a view: each write reads it back before its session closes).
-        self.message: MessageView | None = None
+        self.message = message
 
     @property
     def message_id(self) -> int:
@@ -202,9 +205,14 @@ class ReplyRecorder:
     async def failed_to_start(self) -> None:
         """Record that the model could not even start: an empty reply with status error."""
         async with self._database.sessions() as session, session.begin():
-            row = self._new_message(status="error")
-            await repository.add_message(session, row)
-            self.message = MessageView.of(row)
+            if self.message is None:
+                row = self._new_message(status="error")
+                await repository.add_message(session, row)
+                self.message = MessageView.of(row)
+            elif (rewritten := await repository.rewrite_message(session, self.message.id, {"status": "error"})) is None:
+                return  # its conversation was deleted meanwhile
+            else:
+                self.message = MessageView.of(rewritten)
         await self._events.stored(self.message)
 
     async def _write(self, run: AgentRun, status: str) -> None:

@@ -88,13 +88,19 @@ async def activity(session: AsyncSession, owner_id: int) -> dict[str, int]:
 
 
 async def add_message(session: AsyncSession, message: Message) -> None:
-    """Add a message without reading its conversation: counted into it by the database, so that
-    a reply and a question stored at the same moment cannot lose one of their counts. Flushed
-    at once: its id and timestamps are known when this returns."""
-    session.add(message)
-    await session.flush()
-    counted = update(Chat).where(Chat.id == message.chat_id)
-    await session.execute(counted.values(message_count=Chat.message_count + 1, last_message_at=utcnow()))
+    await add_messages(session, message)
+
+
+async def add_messages(session: AsyncSession, *messages: Message) -> None:
+    """Add messages of one conversation without reading it: counted into it by the database, so
+    that a reply and a question stored at the same moment cannot lose one of their counts.
+    Flushed one by one, at once: their ids follow their order, and ids and timestamps are known
+    when this returns."""
+    for message in messages:
+        session.add(message)
+        await session.flush()
+    counted = update(Chat).where(Chat.id == messages[0].chat_id)
+    await session.execute(counted.values(message_count=Chat.message_count + len(messages), last_message_at=utcnow()))
 
 
 async def rewrite_message(session: AsyncSession, message_id: int, fields: dict[str, Any]) -> Message | None:

@@ -50,9 +50,8 @@ class Exchange:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Question:
-    """A stored user message and what its reply needs from the conversation."""
+    """What a reply needs from the conversation."""
 
-    user_message: MessageView
     history: list[MessageView]
     system_prompt: str
     temperature: float | None
@@ -107,11 +106,19 @@ def with_passages(system_prompt: str, found: list[Found]) -> str:
     return f"{system_prompt}\n\n{lead}\n\n{excerpts}".strip()
 
 
-async def add_question(session: AsyncSession, chat: Chat | None, chat_id: int, content: str) -> MessageView:
+def reply_row(chat_id: int, model: str, sources: list[dict[str, Any]]) -> Message:
+    """An assistant reply's row before its first token: empty and "incomplete" (a history
+    reads only complete messages), with the model that writes it and the passages it was given."""
+    return Message(chat_id=chat_id, role="assistant", status="incomplete", llm_model=model, sources=sources or None)
+
+
+async def add_question(
+    session: AsyncSession, chat: Chat | None, chat_id: int, content: str, *, reply: Message | None = None
+) -> MessageView:
     """A user message added to a conversation (counted by the database, as a reply is), titling it
-    if it has no title yet."""
+    if it has no title yet; `reply`: its reply's row, stored with it."""
     message = Message(chat_id=chat_id, role="user", content=content, status="complete")
-    await repository.add_message(session, message)
+    await repository.add_messages(session, message, *([reply] if reply is not None else []))
     if chat is not None and not chat.title:
         chat.title = title_from(content)
     return MessageView.of(message)
@@ -358,23 +365,32 @@ class ChatService:
     async def _prepare(
         self, principal: Principal, chat_id: int, content: str, *, request_id: str, options: ReplyOptions
     ) -> PreparedReply:
-        """Everything checked before anything is stored; then the user message stored, the
-        history read, and the model resolved once for the whole reply."""
+        """Everything checked before anything is stored; then, in one transaction, the user
+        message and the reply's row (empty, "incomplete"), so that the first token goes out
+        without a write of its own. The model is resolved once for the whole reply."""
         tools, choice = self.check_request(principal, content, options)
-        found = await self._passages(principal, chat_id, content, options.files)
-        question = await self._store_question(principal, chat_id, content, found, model=options.model)
         caller = CallerContext(principal=principal, request_id=request_id)
-        request = self._agent_request(question, content, tools, choice, caller)
-        await self._events.stored(question.user_message)
+        async with self._database.sessions() as session, session.begin():
+            chat = await self._owned(session, principal, chat_id)
+            ensure_agent_readable(chat)
+            # Read before anything is written: if retrieval fails, the request fails whole.
+            found = await self._passages(principal, chat, content, options.files)
+            question = await self._question(session, chat, found, model=options.model)
+            request = self._agent_request(question, content, tools, choice, caller)
+            sources = [passage.as_json() for passage in found]
+            reply = reply_row(chat_id, request.model.key, sources)
+            user_message = await add_question(session, chat, chat_id, content, reply=reply)
+        await self._events.stored(user_message, owner_id=chat.owner_id)
         recorder = ReplyRecorder(
             self._database,
             chat_id,
             request.model.key,
             self._events,
-            sources=[passage.as_json() for passage in found],
+            sources=sources,
             on_complete=learning(self._knowledge, principal, question.learning_agent, content, chat_id),
+            message=MessageView.of(reply),
         )
-        return PreparedReply(user_message=question.user_message, request=request, recorder=recorder)
+        return PreparedReply(user_message=user_message, request=request, recorder=recorder)
 
     def _agent_request(
         self,
@@ -404,37 +420,25 @@ class ChatService:
         )
         return AgentRequest(generation=generation, model=served, tools=tools, caller=caller)
 
-    async def _passages(self, principal: Principal, chat_id: int, content: str, files: tuple[int, ...]) -> list[Found]:
-        """The passages the reply is given. Read before anything is stored: if retrieval fails,
-        the request fails whole."""
+    async def _passages(self, principal: Principal, chat: Chat, content: str, files: tuple[int, ...]) -> list[Found]:
+        """The passages the reply is given."""
         if self._knowledge is None:
             return []
-        async with self._database.sessions() as session:
-            chat = ChatView.of(await self._owned(session, principal, chat_id))
-        ensure_agent_readable(chat)
-        agent = chat.agent
         file_sources = await self._knowledge.check_files(principal, list(files))
         return await self._knowledge.for_reply(
-            principal, chat_id=chat_id, agent_id=agent.id if agent else None, file_sources=file_sources, query=content
+            principal, chat_id=chat.id, agent_id=chat.agent_id, file_sources=file_sources, query=content
         )
 
-    async def _store_question(
-        self, principal: Principal, chat_id: int, content: str, found: list[Found], *, model: str
-    ) -> Question:
-        """Store the user's message (titling a new conversation) and read what the reply needs."""
-        async with self._database.sessions() as session, session.begin():
-            chat = await self._owned(session, principal, chat_id)
-            history = [MessageView.of(row) for row in await repository.messages(session, chat_id, complete_only=True)]
-            user_message = await add_question(session, chat, chat_id, content)
-            agent = chat.agent
-            ensure_agent_readable(chat)
-            # An agent may name a model (or alias) this deployment no longer serves: the router then chooses.
-            wanted = model or (agent.model if agent else ROUTER_KEY)
-            return Question(
-                user_message=user_message,
-                history=history,
-                system_prompt=with_passages(agent.system_prompt if agent else "", found),
-                temperature=agent.temperature if agent else DEFAULT_TEMPERATURE,
-                model_key=self._catalogue.canonical(wanted) or ROUTER_KEY,
-                learning_agent=agent.id if agent is not None and agent.learn_from_interaction else None,
-            )
+    async def _question(self, session: AsyncSession, chat: Chat, found: list[Found], *, model: str) -> Question:
+        """What the reply needs from the conversation: its history, the agent's prompt and model."""
+        history = [MessageView.of(row) for row in await repository.messages(session, chat.id, complete_only=True)]
+        agent = chat.agent
+        # An agent may name a model (or alias) this deployment no longer serves: the router then chooses.
+        wanted = model or (agent.model if agent else ROUTER_KEY)
+        return Question(
+            history=history,
+            system_prompt=with_passages(agent.system_prompt if agent else "", found),
+            temperature=agent.temperature if agent else DEFAULT_TEMPERATURE,
+            model_key=self._catalogue.canonical(wanted) or ROUTER_KEY,
+            learning_agent=agent.id if agent is not None and agent.learn_from_interaction else None,
+        )

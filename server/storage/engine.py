@@ -31,12 +31,15 @@ from sqlalchemy.orm import Session
 
 from server.errors import DomainError
 from server.storage.faults import Outage
+from server.storage.writer_gate import WriterGate
 
 log = logging.getLogger("relais.storage")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Arbitrary constant: the PostgreSQL advisory lock that serialises concurrent migrations.
 MIGRATION_LOCK_ID = 0x52454C41
+# Seconds a SQLite writer waits for another's transaction before "database is locked".
+SQLITE_BUSY_TIMEOUT = 30
 
 
 # Runs inside a commit's transaction, given the session and the rows the transaction created
@@ -132,6 +135,8 @@ class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     outage: Outage = field(default_factory=lambda: Outage("the database"))
+    # SQLite's: this process's writers in arrival order (None on PostgreSQL).
+    writer_gate: WriterGate | None = None
 
     def translate(self, error: BaseException) -> DomainError | None:
         """The domain error a storage exception means (DatabaseUnavailable), or None."""
@@ -162,10 +167,11 @@ def create_database(url: str) -> Database:
     """An engine for `url` (an async SQLAlchemy URL, see Settings.sqlalchemy_url)."""
     parsed = make_url(url)
     options: dict[str, Any] = {}
+    writer_gate = None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        options["connect_args"] = {"timeout": 30}
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT}
         # Each aiosqlite connection is a thread plus PRAGMAs: keep enough of them pooled that
         # concurrent requests reuse connections instead of opening one per query.
         options.update(pool_size=16, max_overflow=16)
@@ -174,11 +180,12 @@ def create_database(url: str) -> Database:
     engine = create_async_engine(url, **options)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        writer_gate = WriterGate(timeout=SQLITE_BUSY_TIMEOUT).install(engine.sync_engine)
     outage = Outage("SQLite" if parsed.get_backend_name() == "sqlite" else "PostgreSQL")
     # A new connection is the end of any outage.
     event.listen(engine.sync_engine, "connect", lambda *_: outage.recovered())
     sessions = async_sessionmaker(engine, class_=TrackedSession, expire_on_commit=False, info={_OUTAGE: outage})
-    return Database(engine=engine, sessions=sessions, outage=outage)  # type: ignore[arg-type]
+    return Database(engine=engine, sessions=sessions, outage=outage, writer_gate=writer_gate)  # type: ignore[arg-type]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -186,7 +193,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
     cursor.close()
 
 

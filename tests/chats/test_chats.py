@@ -280,6 +280,28 @@ def test_a_streaming_client_that_leaves_keeps_an_incomplete_reply(
     assert reply["status"] == "incomplete" and reply["content"].startswith("tok0 é tok2 ")
 
 
+def test_a_question_and_its_reply_row_are_stored_together(
+    http: httpx.Client, chat_stack: LiveStack, chat_triton: LiveTriton
+) -> None:
+    """One transaction stores both: whoever sees the question sees its reply's row, "incomplete",
+    although the queued model sends its first token only a second later."""
+    owner = new_account(http)
+    created = chat(http, owner, agent_id=agent(http, owner, model="queued")["id"])
+    with (
+        httpx.Client(base_url=chat_stack.base_url, timeout=30) as client,
+        connect_sse(
+            client, "GET", f"/api/messages/stream/{created['id']}", params={"message": "x"}, headers=owner.bearer
+        ),
+    ):
+        deadline = time.monotonic() + 10
+        while not (messages := http.get(f"/api/chats/{created['id']}", headers=owner.bearer).json()["messages"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    chat_triton.wait_idle()  # the client left: the model stops
+    assert [(m["role"], m["status"]) for m in messages] == [("user", "complete"), ("assistant", "incomplete")]
+    assert messages[1]["id"] == messages[0]["id"] + 1
+
+
 def test_streaming_checks_like_sending(http: httpx.Client) -> None:
     owner, other = new_account(http), new_account(http)
     created = chat(http, owner)
