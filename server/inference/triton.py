@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import json
 import struct
 from collections.abc import AsyncIterator
@@ -150,15 +151,6 @@ def output_text(response: service_pb2.ModelInferResponse, name: str = "text_outp
     return b""
 
 
-async def _held_open(
-    message: service_pb2.ModelInferRequest, finished: asyncio.Event
-) -> AsyncIterator[service_pb2.ModelInferRequest]:
-    """The call's one request, then our side kept open until the answer is complete: a
-    half-close is not a cancel, but some proxies in front of Triton treat it as one."""
-    yield message
-    await finished.wait()
-
-
 class TritonBackend:
     kind = "triton"
 
@@ -189,11 +181,16 @@ class TritonBackend:
     async def _stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         self._check_supported(request)
         message = build_request(request, model_name=self.model_name, convention=self.convention)
-        finished = asyncio.Event()
-        call = self._client().ModelStreamInfer(_held_open(message, finished), timeout=self._timeout)
+        # Written, not given as a request iterator: our side stays open until the answer is
+        # complete (a half-close is not a cancel, but some proxies in front of Triton treat it as
+        # one), without a task per call to consume the iterator (whose cancel at the end made
+        # grpc.aio format a traceback for a debug line, every call).
+        call = self._client().ModelStreamInfer(timeout=self._timeout)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         sent = 0
         try:
+            with contextlib.suppress(asyncio.InvalidStateError):  # ended already: reading raises why
+                await call.write(message)
             async for response in call:
                 if response.error_message:
                     raise self._failure(response.error_message, sent)
@@ -221,7 +218,6 @@ class TritonBackend:
                 f"Triton at {self.url} is unavailable for model {self.model_name!r}: {error.details()}"
             ) from None
         finally:
-            finished.set()
             call.cancel()
 
     def _check_supported(self, request: GenerationRequest) -> None:
