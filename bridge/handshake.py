@@ -33,6 +33,10 @@ FORWARDED_HEADERS = {
     "x-relais-via": "x-relais-via",
 }
 
+# The scope key a matched route (contract, socket or framing) sets its template under: the
+# access log, metrics and span names read it.
+TEMPLATE_KEY = "relais.route"
+
 
 def request_id_of(scope: Scope) -> str:
     return str(scope.get("state", {}).get("request_id", ""))

@@ -12,8 +12,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.errors import error_response
+from bridge.handshake import TEMPLATE_KEY
 from bridge.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
-from bridge.routes import TEMPLATE_KEY
 
 log = logging.getLogger("relais.http.access")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from bridge.bindings import HTTP_BODY, Binding, is_uploaded_file
 from bridge.errors import error_response, rpc_error_response, validation_response
 from bridge.framings import SseFraming, sse_framing
-from bridge.handshake import FORWARDED_HEADERS, request_id_of
+from bridge.handshake import FORWARDED_HEADERS, TEMPLATE_KEY, request_id_of
 from bridge.marshal import ParseError, json_to_message, message_to_json
 from bridge.query import apply_params, set_path_value
 from bridge.streams import Pump, first_message, sse_response
@@ -386,10 +386,6 @@ def method_not_allowed(scope: Scope, methods: Iterable[str]) -> Response:
     )
 
 
-# The scope key a matched route's template is set under (access log, metrics, span names).
-TEMPLATE_KEY = "relais.route"
-
-
 class ProtoRoute(BaseRoute):
     """A Starlette route for one binding: matches its method and compiled template, when the
     template is the resource the URL names (see Resources)."""
@@ -490,4 +486,4 @@ class RouteTable(BaseRoute):
         raise NoMatchFound(name, path_params)
 
 
-__all__ = ["TEMPLATE_KEY", "ProtoRoute", "RouteTable", "Transcoder", "proto_routes"]
+__all__ = ["ProtoRoute", "RouteTable", "Transcoder", "proto_routes"]

@@ -18,9 +18,9 @@ from starlette.websockets import WebSocket
 from bridge.bindings import WebSocketBinding
 from bridge.errors import RpcFailure, error_response, rpc_failure
 from bridge.framings import websocket_framing
-from bridge.handshake import request_id_of, same_origin, socket_metadata
+from bridge.handshake import TEMPLATE_KEY, request_id_of, same_origin, socket_metadata
 from bridge.live import LiveRpcs, while_session_lives
-from bridge.routes import TEMPLATE_KEY, method_not_allowed
+from bridge.routes import method_not_allowed
 from bridge.upstream import Upstream
 
 # The WebSocket close code of a connection whose session ended (xcore's /ws uses it for bad auth too).

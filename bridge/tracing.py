@@ -15,8 +15,9 @@ from opentelemetry.trace import Span, TracerProvider
 from starlette.routing import Match
 from starlette.types import Scope
 
+from bridge.handshake import TEMPLATE_KEY
 from bridge.plugins import PluginRoutes
-from bridge.routes import TEMPLATE_KEY, RouteTable
+from bridge.routes import RouteTable
 
 
 def instrument_app(app: FastAPI, provider: TracerProvider | None) -> None:

@@ -33,6 +33,7 @@ from bridge.bindings import WebSocketBinding
 from bridge.errors import rpc_failure
 from bridge.forwarding import Forwarding
 from bridge.framings.registry import Schema, WebSocketFraming, companion, event_kind, register
+from bridge.handshake import TEMPLATE_KEY
 from bridge.live import cancel_all, json_of, open_stream, pump
 from bridge.upstream import Upstream
 
@@ -199,7 +200,7 @@ class SocketIORoute(BaseRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] in ("http", "websocket") and scope["path"].rstrip("/") == self.path:
-            return Match.FULL, {"relais.route": self.path}
+            return Match.FULL, {TEMPLATE_KEY: self.path}
         return Match.NONE, {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -32,7 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from bridge.bindings import WebSocketBinding
 from bridge.errors import rpc_failure
 from bridge.framings.registry import Schema, WebSocketFraming, register
-from bridge.handshake import request_id_of, same_origin, socket_metadata
+from bridge.handshake import TEMPLATE_KEY, request_id_of, same_origin, socket_metadata
 from bridge.live import json_of, open_stream, pump
 from bridge.upstream import Upstream
 
@@ -190,7 +190,7 @@ class EventSocketRoute(BaseRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] == "websocket" and scope["path"] == self.path:
-            return Match.FULL, {"relais.route": self.path}
+            return Match.FULL, {TEMPLATE_KEY: self.path}
         return Match.NONE, {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
