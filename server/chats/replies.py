@@ -76,6 +76,11 @@ def offered_tools(
     return tools, choice if tools else "none"
 
 
+def reply_row(chat_id: int, model: str, sources: list[dict[str, Any]] | None, **fields: Any) -> Message:
+    """An assistant reply's row, with the model that writes it and the passages it was given."""
+    return Message(chat_id=chat_id, role="assistant", llm_model=model, sources=sources or None, **fields)
+
+
 def stored_steps(message: MessageView) -> list[dict[str, Any]]:
     return list(message.tool_steps)
 
@@ -198,15 +203,11 @@ class ReplyRecorder:
                 except Exception:
                     log.exception("after-reply task failed for message %s", self.message.id)
 
-    def _new_message(self, **fields: Any) -> Message:
-        """The reply's row, with the model that writes it and the passages it was given."""
-        return Message(chat_id=self._chat_id, role="assistant", llm_model=self._model, sources=self._sources, **fields)
-
     async def failed_to_start(self) -> None:
         """Record that the model could not even start: an empty reply with status error."""
         async with self._database.sessions() as session, session.begin():
             if self.message is None:
-                row = self._new_message(status="error")
+                row = reply_row(self._chat_id, self._model, self._sources, status="error")
                 await repository.add_message(session, row)
                 self.message = MessageView.of(row)
             elif (rewritten := await repository.rewrite_message(session, self.message.id, {"status": "error"})) is None:
@@ -226,7 +227,7 @@ class ReplyRecorder:
         }
         async with self._database.sessions() as session, session.begin():
             if self.message is None:
-                row = self._new_message(**fields)
+                row = reply_row(self._chat_id, self._model, self._sources, **fields)
                 await repository.add_message(session, row)
                 self.message = MessageView.of(row)
                 return

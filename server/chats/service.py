@@ -19,7 +19,7 @@ from server.chats import repository
 from server.chats.events import MessageEvents, NoMessageEvents
 from server.chats.history import fit
 from server.chats.models import Chat, Message
-from server.chats.replies import ReplyOptions, ReplyRecorder, history_turns, offered_tools
+from server.chats.replies import ReplyOptions, ReplyRecorder, history_turns, offered_tools, reply_row
 from server.chats.views import ChatView, MessageView
 from server.errors import FieldViolation, NotFound, PermissionDenied, ValidationFailed
 from server.inference.backend import GenerationRequest, Role, Turn
@@ -104,12 +104,6 @@ def with_passages(system_prompt: str, found: list[Found]) -> str:
     excerpts = "\n\n".join(f"[{index}] {passage.path}:\n{passage.text}" for index, passage in enumerate(found, 1))
     lead = "Excerpts from the documents and memory available to this conversation (cite them as [n]):"
     return f"{system_prompt}\n\n{lead}\n\n{excerpts}".strip()
-
-
-def reply_row(chat_id: int, model: str, sources: list[dict[str, Any]]) -> Message:
-    """An assistant reply's row before its first token: empty and "incomplete" (a history
-    reads only complete messages), with the model that writes it and the passages it was given."""
-    return Message(chat_id=chat_id, role="assistant", status="incomplete", llm_model=model, sources=sources or None)
 
 
 async def add_question(
@@ -378,7 +372,8 @@ class ChatService:
             question = await self._question(session, chat, found, model=options.model)
             request = self._agent_request(question, content, tools, choice, caller)
             sources = [passage.as_json() for passage in found]
-            reply = reply_row(chat_id, request.model.key, sources)
+            # Empty and "incomplete" until its first token (a history reads only complete messages).
+            reply = reply_row(chat_id, request.model.key, sources, status="incomplete")
             user_message = await add_question(session, chat, chat_id, content, reply=reply)
         await self._events.stored(user_message, owner_id=chat.owner_id)
         recorder = ReplyRecorder(
